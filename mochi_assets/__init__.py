@@ -1,0 +1,1 @@
+"""Mochi: a backtest platform as a Dagster code location (see definitions.py)."""

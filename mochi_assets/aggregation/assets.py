@@ -1,0 +1,74 @@
+"""Aggregates per ticker x scenario: trader statistics, years, stop and limit levels, DSR, PBO."""
+
+
+import dagster as dg
+import polars as pl
+
+from mochi_assets.aggregation.tables import aggregate_scenario
+from mochi_assets.metadata import preview, provenance
+from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
+from mochi_assets.store import stored_request
+from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_resources.sql_resource import SqlEngineResource
+
+AGGREGATE_TABLES = [
+    "trader_summary",
+    "trader_by_year",
+    "stops_by_level",
+    "limits_by_level",
+    "mae_profile",
+    "scenario_stats",
+]
+
+
+def session_calendar(enhanced: pl.LazyFrame) -> pl.Series:
+    """Session dates after ATR warm-up: the calendar of every trader's daily series."""
+    return (
+        enhanced.filter(pl.col("atr").is_not_null())
+        .select(pl.col("session_date").unique().sort())
+        .collect()
+        .to_series()
+    )
+
+
+@dg.asset(
+    partitions_def=ticker_scenario_partitions_def,
+    group_name="aggregation",
+    kinds={"duckdb", "parquet"},
+    metadata=lake_metadata("aggregates", tables=AGGREGATE_TABLES),
+    ins={"enhanced_bars": dg.AssetIn(partition_mapping=by_ticker), "scenarios": dg.AssetIn(partition_mapping=by_ticker)},
+)
+def aggregates(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    sql_engine: SqlEngineResource,
+    trades: dict,
+    enhanced_bars: pl.LazyFrame,
+    scenarios: dict,
+) -> dict:
+    """Per-trader, per-trader-per-year and per-level statistics, with DSR and the scenario's PBO."""
+    ticker_key, scenario = split_partition_key(context)
+    request = stored_request(lake.get_lake(), ticker_key)
+    engine = sql_engine.get_engine()
+    tables = aggregate_scenario(
+        engine,
+        trades=trades["trades"].collect(),
+        traders=trades["traders"].collect(),
+        session_dates=session_calendar(enhanced_bars),
+    )
+    stats = tables["scenario_stats"].row(0, named=True)
+    summary = tables["trader_summary"]
+    best = summary.sort("sharpe", descending=True, nulls_last=True).head(1)
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=bool(scenarios["ticker_meta"].collect()["synthetic"].item())),
+            "engine": engine.name,
+            "trader_count": summary.height,
+            "trades": int(stats["trades"]),
+            "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),
+            "best_trader_by_sharpe": int(best["trader_id"].item()) if best.height else -1,
+            "summary_preview": preview(summary.sort("sharpe", descending=True, nulls_last=True)),
+            "stops_by_level": preview(tables["stops_by_level"]),
+        }
+    )
+    return {name: tables[name] for name in AGGREGATE_TABLES}

@@ -1,0 +1,1 @@
+"""automation stage of the Mochi pipeline."""

@@ -1,0 +1,202 @@
+"""The `mochi` command: run backtests, import bars, show results.
+
+Every command works on the store under MOCHI_HOME (default ./.mochi) and the Dagster instance
+under DAGSTER_HOME (default $MOCHI_HOME/dagster), so `dagster dev` started with the same
+MOCHI_HOME shows the same runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import polars as pl
+from tqdm import tqdm
+
+from mochi_resources.errors import MochiError
+
+LEADERBOARD_COLUMNS = [
+    "rank", "scenario", "trader_id", "direction", "entry_time", "offset_ticks", "stop_atr", "limit_atr",
+    "trades", "win_rate", "net_pnl", "sharpe", "dsr", "pbo",
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"mochi: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _table(df: pl.DataFrame, columns: list[str]) -> str:
+    cols = [c for c in columns if c in df.columns]
+    rows = [[_cell(v) for v in row] for row in df.select(cols).iter_rows()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.4g}"
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Mochi: backtest trading strategies over large parameter grids (Dagster code location)."""
+
+
+@main.command()
+@click.argument("ticker", required=False)
+@click.option("--start", help="First session date, YYYY-MM-DD (inclusive).")
+@click.option("--end", help="Last session date, YYYY-MM-DD (inclusive).")
+@click.option("--request", "request_file", type=click.Path(dir_okay=False), help="A request document (YAML or JSON).")
+@click.option("--timezone", help="Zone of session dates and entry times [default: America/New_York].")
+@click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
+def backtest(ticker, start, end, request_file, timezone, no_progress):
+    """Run the whole pipeline for TICKER (or the ticker of --request FILE), every scenario.
+
+    \b
+    Examples:
+      mochi backtest SYN:GOLD --start 2024-01-01 --end 2024-06-30
+      mochi backtest --request gold.yaml
+    """
+    from mochi_assets.request import load_request, parse_request
+    from mochi_assets.runner import run_backtest
+
+    try:
+        if request_file:
+            if ticker or start or end or timezone:
+                _fail("give either --request FILE or TICKER --start --end, not both")
+            request = load_request(request_file)
+        else:
+            if not ticker:
+                _fail("missing TICKER (or --request FILE); see `mochi backtest --help`")
+            doc = {"ticker": ticker, "start": start, "end": end}
+            if timezone:
+                doc["timezone"] = timezone
+            request = parse_request({k: v for k, v in doc.items() if v is not None}, source="command line")
+        bar = None
+        if not no_progress:
+            bar = tqdm(total=None, desc=f"{request.ticker}", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+        def progress(label: str, done: int, total: int | None) -> None:
+            if bar is None:
+                return
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.set_description(f"{request.ticker} [{label}]")
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = run_backtest(request, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    except MochiError as exc:
+        _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
+
+    synthetic = bool(result.leaderboard["synthetic"].any()) if "synthetic" in result.leaderboard.columns else False
+    label = " (synthetic data)" if synthetic else ""
+    click.echo(f"\nBacktest of {request.ticker}{label}, {request.start} to {request.end}: "
+               f"{len(result.scenarios)} scenarios ({', '.join(result.scenarios)})")
+    _print_locations(result.lake_root, request.ticker_key, result.dagster_home)
+    click.echo("\nLeaderboard (top 10):")
+    click.echo(_table(result.leaderboard.head(10), LEADERBOARD_COLUMNS))
+
+
+def _print_locations(lake_root: Path, ticker_key: str, dagster_home: Path) -> None:
+    click.echo(f"Results in {lake_root} (Hive-style folders, ticker={ticker_key}):")
+    for what, rel in [
+        ("leaderboard", "rankings/leaderboard"),
+        ("rankings", "rankings/rankings"),
+        ("graphs", "graphs"),
+        ("trades", "trades/trades"),
+        ("aggregates", "aggregates"),
+    ]:
+        click.echo(f"  {what:<12} {lake_root}/*{rel}/ticker={ticker_key}")
+    click.echo(f"Dagster runs in {dagster_home} (open with `dagster dev` and the same MOCHI_HOME)")
+
+
+@main.command("import-bars")
+@click.argument("ticker")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--tick-size", type=float, required=True, help="Minimum price increment of the instrument.")
+@click.option("--timezone", required=True, help="The instrument's exchange/session timezone (IANA name).")
+@click.option("--file-timezone", default="UTC", show_default=True,
+              help="Zone of timestamps in the file that carry no offset.")
+def import_bars(ticker, file, tick_size, timezone, file_timezone):
+    """Import a user's bars for TICKER from FILE (CSV or Parquet with ts, open, high, low, close, volume).
+
+    Later backtests of TICKER use these bars instead of any provider.
+    """
+    from zoneinfo import available_timezones
+
+    from mochi_assets.market_data.imports import read_bars_file
+    from mochi_assets.partitions import sanitize_ticker
+    from mochi_assets.store import save_import
+    from mochi_resources.lake import Lake
+    from mochi_resources.settings import MochiSettings
+
+    try:
+        key = sanitize_ticker(ticker)
+        if not tick_size > 0:
+            _fail(f"--tick-size: {tick_size} must be positive")
+        for opt, tz in (("--timezone", timezone), ("--file-timezone", file_timezone)):
+            if tz not in available_timezones():
+                _fail(f"{opt}: {tz!r} is not a known IANA timezone")
+        bars = read_bars_file(file, file_timezone=file_timezone)
+        lake = Lake(MochiSettings.from_env())
+        info = save_import(lake, ticker, key, bars, tick_size=tick_size, timezone=timezone, source_file=str(Path(file).resolve()))
+    except MochiError as exc:
+        _fail(str(exc))
+    click.echo(f"Imported {info['rows']} bars of {ticker} ({info['first_ts']} to {info['last_ts']}), "
+               f"tick size {tick_size}, timezone {timezone}, into {lake.uri(lake.folder_key('raw', 'imported_bars', key))}")
+
+
+@main.command()
+@click.argument("ticker", required=False)
+@click.option("--scenario", help="Show this scenario's rankings instead of the leaderboard.")
+@click.option("--top", default=10, show_default=True, help="How many rows to show.")
+def results(ticker, scenario, top):
+    """Show a finished backtest's leaderboard (or a scenario's rankings); without TICKER, list tickers."""
+    from mochi_assets.partitions import sanitize_ticker
+    from mochi_resources.lake import Lake
+    from mochi_resources.settings import MochiSettings
+
+    try:
+        lake = Lake(MochiSettings.from_env())
+        if not ticker:
+            tickers = lake.list_partitions("rankings", "leaderboard")
+            if not tickers:
+                click.echo(f"No finished backtests in {lake.root}.")
+            for t in tickers:
+                click.echo(t)
+            return
+        key = sanitize_ticker(ticker)
+        if scenario:
+            table_key = lake.key("rankings", "rankings", key, scenario)
+        else:
+            table_key = lake.key("rankings", "leaderboard", key)
+        if not lake.exists(table_key):
+            _fail(f"no results for {ticker}{' / ' + scenario if scenario else ''} in {lake.root}: "
+                  "run `mochi backtest` first")
+        df = lake.read_table(table_key)
+    except MochiError as exc:
+        _fail(str(exc))
+    synthetic = "synthetic" in df.columns and bool(df["synthetic"].any())
+    title = f"{ticker} {'scenario ' + scenario if scenario else 'leaderboard'}"
+    click.echo(title + (" (synthetic data)" if synthetic else ""))
+    click.echo(_table(df.head(top), LEADERBOARD_COLUMNS))
+    graphs = sorted(lake.root.glob(f"*graphs/*/ticker={key}/scenario={scenario or '*'}/*.png"))
+    if graphs:
+        click.echo("\nGraphs:")
+        for g in graphs:
+            click.echo(f"  {g}")
+
+
+if __name__ == "__main__":
+    main()

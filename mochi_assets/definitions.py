@@ -1,0 +1,53 @@
+"""The Mochi code location: assets, checks, jobs and resources, assembled (nothing else here)."""
+
+import dagster as dg
+
+from mochi_assets.aggregation import assets as aggregation
+from mochi_assets.market_data import assets as market_data
+from mochi_assets.partitions import ticker_partitions_def, ticker_scenario_partitions_def
+from mochi_assets.reporting import assets as reporting
+from mochi_assets.scenarios import assets as scenarios
+from mochi_assets.simulation import assets as simulation
+from mochi_resources.io_manager import LakeIOManager, LakeResource
+from mochi_resources.sql_resource import SqlEngineResource
+
+ticker_assets = [market_data.raw_bars, market_data.enhanced_bars, scenarios.scenarios]
+scenario_assets = [
+    simulation.trades,
+    aggregation.aggregates,
+    reporting.rankings,
+    reporting.years_graph,
+    reporting.stops_graph,
+    reporting.best_traders_graph,
+    reporting.trade_extracts,
+    reporting.trade_lens,
+]
+leaderboard_assets = [reporting.leaderboard]
+all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets]
+
+# The three phases of a backtest: per ticker, then per ticker x scenario, then across scenarios.
+ticker_job = dg.define_asset_job(
+    "ticker_job", selection=ticker_assets, partitions_def=ticker_partitions_def,
+    description="Raw bars, enhanced bars and scenario grids of one ticker.",
+)
+scenario_job = dg.define_asset_job(
+    "scenario_job", selection=scenario_assets, partitions_def=ticker_scenario_partitions_def,
+    description="Simulation, aggregation, rankings, graphs and trade lens of one ticker x scenario.",
+)
+leaderboard_job = dg.define_asset_job(
+    "leaderboard_job", selection=leaderboard_assets, partitions_def=ticker_partitions_def,
+    description="The ticker's leaderboard across its scenarios.",
+)
+
+
+def build_resources() -> dict:
+    """Resources of the embedded default; settings resolve from the environment when a run starts."""
+    lake = LakeResource()
+    return {"lake": lake, "io_manager": LakeIOManager(lake=lake), "sql_engine": SqlEngineResource()}
+
+
+defs = dg.Definitions(
+    assets=all_assets,
+    jobs=[ticker_job, scenario_job, leaderboard_job],
+    resources=build_resources(),
+)

@@ -1,0 +1,1 @@
+"""market_data stage of the Mochi pipeline."""

@@ -1,0 +1,113 @@
+"""Raw and enhanced bars per ticker, with their quality checks."""
+
+
+import dagster as dg
+import polars as pl
+
+from mochi_assets.market_data.checks import atr_violations, ohlc_violations, timestamp_violations
+from mochi_assets.market_data.indicators import enhance_bars
+from mochi_assets.market_data.sources import check_source, load_raw_bars
+from mochi_assets.metadata import preview, provenance, ts_range
+from mochi_assets.partitions import split_partition_key, ticker_partitions_def
+from mochi_assets.store import stored_request
+from mochi_resources.io_manager import LakeResource, lake_metadata
+
+RAW_TABLES = ["bars_minute", "bars_hour", "bars_day"]
+
+
+def _check(name: str, offending: pl.DataFrame, asset: str, description: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        asset_key=asset,
+        passed=offending.is_empty(),
+        description=description,
+        metadata={"offending_rows": offending.height, "rows": preview(offending, 20)},
+    )
+
+
+def _source_tags(source: str) -> dict:
+    return {"source": source, "synthetic": str(source == "synthetic").lower()}
+
+
+@dg.asset(
+    partitions_def=ticker_partitions_def,
+    group_name="market_data",
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("raw", tables=RAW_TABLES),
+    check_specs=[
+        dg.AssetCheckSpec("ohlc_consistent", asset="raw_bars", description="low <= open, close <= high; prices positive"),
+        dg.AssetCheckSpec("timestamps_increasing", asset="raw_bars", description="no duplicate or non-increasing ts"),
+    ],
+)
+def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
+    """Minute, hour and day OHLCV bars of the requested range, from the ticker's data source."""
+    ticker_key, _ = split_partition_key(context)
+    the_lake = lake.get_lake()
+    request = stored_request(the_lake, ticker_key)
+    bars = load_raw_bars(the_lake, request)
+    context.log.info(
+        f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
+        + (" (synthetic data)" if bars.synthetic else "")
+    )
+    yield dg.Output(
+        {"bars_minute": bars.minute, "bars_hour": bars.hour, "bars_day": bars.day},
+        metadata={
+            **provenance(request, synthetic=bars.synthetic),
+            "source": bars.source,
+            "minute_rows": bars.minute.height,
+            "hour_rows": bars.hour.height,
+            "day_rows": bars.day.height,
+            **ts_range(bars.minute),
+            "preview": preview(bars.minute),
+        },
+        tags=_source_tags(bars.source),
+    )
+    all_bars = pl.concat([bars.minute, bars.hour, bars.day])
+    yield _check("ohlc_consistent", ohlc_violations(all_bars), "raw_bars", "OHLC consistency of minute, hour and day bars")
+    yield _check(
+        "timestamps_increasing",
+        pl.concat([timestamp_violations(b) for b in (bars.minute, bars.hour, bars.day)]),
+        "raw_bars",
+        "strictly increasing bar timestamps in each resolution",
+    )
+
+
+@dg.asset(
+    partitions_def=ticker_partitions_def,
+    group_name="market_data",
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("prepared"),
+    ins={"raw_bars": dg.AssetIn()},
+    check_specs=[
+        dg.AssetCheckSpec("atr_defined_after_warmup", asset="enhanced_bars",
+                          description="after warm-up every session has one positive ATR"),
+        dg.AssetCheckSpec("timestamps_increasing", asset="enhanced_bars", description="no duplicate or non-increasing ts"),
+    ],
+)
+def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bars: dict):
+    """Minute bars joined with the daily ATRs (short, long, blended) known before each session."""
+    ticker_key, _ = split_partition_key(context)
+    the_lake = lake.get_lake()
+    request = stored_request(the_lake, ticker_key)
+    minute = raw_bars["bars_minute"].collect()
+    enhanced = enhance_bars(
+        minute, timezone=request.timezone, short=request.atr.short, long=request.atr.long, alpha=request.atr.alpha
+    )
+    sessions = enhanced.select(pl.col("session_date").n_unique()).item()
+    ready = enhanced.filter(pl.col("atr").is_not_null()).select(pl.col("session_date").n_unique()).item()
+    context.log.info(f"{request.ticker}: {sessions} sessions, {ready} with a defined ATR")
+    yield dg.Output(
+        enhanced,
+        metadata={
+            **provenance(request, synthetic=check_source(the_lake, request) == "synthetic"),
+            "rows": enhanced.height,
+            "sessions": sessions,
+            "sessions_with_atr": ready,
+            "atr": f"short {request.atr.short}, long {request.atr.long}, alpha {request.atr.alpha}",
+            **ts_range(enhanced),
+            "preview": preview(enhanced.filter(pl.col("atr").is_not_null())),
+        },
+    )
+    yield _check("atr_defined_after_warmup", atr_violations(enhanced), "enhanced_bars", "ATR defined after warm-up")
+    yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
+

@@ -1,0 +1,1 @@
+"""reporting stage of the Mochi pipeline."""

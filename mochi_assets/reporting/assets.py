@@ -1,0 +1,193 @@
+"""Rankings, graphs, trade extracts, trade lens per ticker x scenario, and the ticker leaderboard."""
+
+
+import io
+
+import dagster as dg
+import polars as pl
+
+from mochi_assets.metadata import png_markdown, preview, provenance
+from mochi_assets.partitions import (
+    by_ticker,
+    split_partition_key,
+    ticker_partitions_def,
+    ticker_scenario_partitions_def,
+)
+from mochi_assets.reporting import graphs, lens, rankings as ranking
+from mochi_assets.reporting.extracts import extract_trades
+from mochi_assets.reporting.graphs import GraphContext
+from mochi_assets.store import stored_request
+from mochi_resources.io_manager import LakeResource, lake_metadata
+
+GRAPH_TOP_N = 5
+EXTRACT_TOP_N = 10
+LENS_TABLES = ["lens_by_weekday", "lens_by_hour", "lens_by_hold", "lens_mae_mfe", "lens_streaks", "lens_summary"]
+_TICKER_SCENARIO = dict(partitions_def=ticker_scenario_partitions_def, group_name="reporting")
+_SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker)}
+
+
+def _graph_context(context: dg.AssetExecutionContext, lake: LakeResource, scenarios: dict):
+    ticker_key, scenario = split_partition_key(context)
+    request = stored_request(lake.get_lake(), ticker_key)
+    synthetic = bool(scenarios["ticker_meta"].collect()["synthetic"].item())
+    ctx = GraphContext(ticker=request.ticker, scenario=scenario, start=request.start, end=request.end, synthetic=synthetic)
+    return request, ctx
+
+
+def _csv(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_csv(buf)
+    return buf.getvalue()
+
+
+def _graph_output(context, name: str, png: bytes, data: pl.DataFrame, request, ctx: GraphContext) -> dict:
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=ctx.synthetic),
+            "graph": png_markdown(png, f"{name}: {ctx.ticker} / {ctx.scenario}"),
+            "csv_rows": data.height,
+            "png_bytes": len(png),
+        }
+    )
+    return {f"{name}.png": png, f"{name}.csv": _csv(data)}
+
+
+@dg.asset(
+    **_TICKER_SCENARIO,
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("rankings"),
+    ins=_SCENARIOS_IN,
+)
+def rankings(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, trades: dict, scenarios: dict) -> pl.DataFrame:
+    """Traders of the scenario in robust order (eligibility, DSR, consistent years), with PBO."""
+    ticker_key, scenario = split_partition_key(context)
+    request = stored_request(lake.get_lake(), ticker_key)
+    stats = aggregates["scenario_stats"].collect().row(0, named=True)
+    ranked = ranking.rank_traders(
+        trades["traders"].collect(),
+        aggregates["trader_summary"].collect(),
+        aggregates["trader_by_year"].collect(),
+        scenario=scenario,
+        pbo=stats["pbo"],
+    )
+    best = ranked.head(1).row(0, named=True) if ranked.height else {}
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=bool(scenarios["ticker_meta"].collect()["synthetic"].item())),
+            "trader_count": ranked.height,
+            "best_trader": int(best.get("trader_id", -1)),
+            "best_dsr": float(best["dsr"]) if best.get("dsr") is not None else float("nan"),
+            "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),
+            "preview": preview(ranked),
+        }
+    )
+    return ranked
+
+
+def _graph_asset(name: str, description: str, deps: list[str]):
+    return dg.asset(
+        name=f"{name}_graph",
+        description=description,
+        **_TICKER_SCENARIO,
+        kinds={"plotnine", "png"},
+        metadata=lake_metadata("graphs", files=[f"{name}.png", f"{name}.csv"]),
+        ins={**_SCENARIOS_IN, **{d: dg.AssetIn() for d in deps}},
+    )
+
+
+@_graph_asset("years", "Annual net results of the top-ranked traders (PNG and the CSV behind it).", ["aggregates", "rankings"])
+def years_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, rankings: pl.LazyFrame, scenarios: dict) -> dict:
+    request, ctx = _graph_context(context, lake, scenarios)
+    top = ranking.top_trader_ids(rankings.collect(), GRAPH_TOP_N)
+    png, data = graphs.years_graph(aggregates["trader_by_year"].collect(), top, ctx)
+    return _graph_output(context, "years", png, data, request, ctx)
+
+
+@_graph_asset("stops", "Net result over stop x limit (heatmap) and the MAE of winners and losers.", ["aggregates", "trades"])
+def stops_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, trades: dict, scenarios: dict) -> dict:
+    request, ctx = _graph_context(context, lake, scenarios)
+    png, data = graphs.stops_graph(
+        trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"].collect(), ctx
+    )
+    return _graph_output(context, "stops", png, data, request, ctx)
+
+
+@_graph_asset("best_traders", "Equity curves in R of the top-ranked traders, with drawdowns.", ["trades", "rankings"])
+def best_traders_graph(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, rankings: pl.LazyFrame, scenarios: dict) -> dict:
+    request, ctx = _graph_context(context, lake, scenarios)
+    top = ranking.top_trader_ids(rankings.collect(), GRAPH_TOP_N)
+    top_trades = trades["trades"].filter(pl.col("trader_id").is_in(top)).collect()
+    png, data = graphs.best_traders_graph(top_trades, top, ctx)
+    return _graph_output(context, "best_traders", png, data, request, ctx)
+
+
+@dg.asset(
+    **_TICKER_SCENARIO,
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("extracts"),
+    ins=_SCENARIOS_IN,
+    deps=["best_traders_graph"],  # extracts follow the best traders graph, as in the original pipeline
+)
+def trade_extracts(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, rankings: pl.LazyFrame, scenarios: dict) -> pl.DataFrame:
+    """Every trade of the top-ranked traders, with their parameters."""
+    request, ctx = _graph_context(context, lake, scenarios)
+    top = ranking.top_trader_ids(rankings.collect(), EXTRACT_TOP_N)
+    extract = extract_trades(
+        trades["trades"].filter(pl.col("trader_id").is_in(top)).collect(), trades["traders"].collect(), top
+    )
+    context.add_output_metadata(
+        {**provenance(request, synthetic=ctx.synthetic), "traders": len(top), "rows": extract.height, "preview": preview(extract)}
+    )
+    return extract
+
+
+@dg.asset(
+    **_TICKER_SCENARIO,
+    kinds={"polars", "parquet", "plotnine"},
+    metadata=lake_metadata("extracts", tables=LENS_TABLES, files=["trade_lens.png"]),
+    ins=_SCENARIOS_IN,
+)
+def trade_lens(context: dg.AssetExecutionContext, lake: LakeResource, trade_extracts: pl.LazyFrame, scenarios: dict) -> dict:
+    """The top traders' trades by weekday, hour, hold time, MAE/MFE and streaks."""
+    request, ctx = _graph_context(context, lake, scenarios)
+    tables = lens.trade_lens(trade_extracts.collect(), timezone=request.timezone)
+    png = graphs.lens_graph(tables, ctx)
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=ctx.synthetic),
+            "graph": png_markdown(png, f"trade lens: {ctx.ticker} / {ctx.scenario}"),
+            "summary": preview(tables["summary"]),
+        }
+    )
+    return {**{f"lens_{k}": v for k, v in tables.items()}, "trade_lens.png": png}
+
+
+@dg.asset(
+    partitions_def=ticker_partitions_def,
+    group_name="reporting",
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("rankings"),
+    ins={"rankings": dg.AssetIn(partition_mapping=by_ticker)},
+)
+def leaderboard(context: dg.AssetExecutionContext, lake: LakeResource, rankings: dict, scenarios: dict) -> pl.DataFrame:
+    """The ticker's best traders across all its scenarios, in the rankings' robust order."""
+    ticker_key, _ = split_partition_key(context)
+    request = stored_request(lake.get_lake(), ticker_key)
+    names = scenarios["scenario_grids"].collect()["scenario"].to_list()
+    by_scenario = {}
+    for key, frame in rankings.items():
+        scenario = ticker_scenario_partitions_def.get_partition_key_from_str(key).keys_by_dimension["scenario"]
+        if scenario in names:
+            by_scenario[scenario] = frame.collect()
+    missing = sorted(set(names) - set(by_scenario))
+    if missing:
+        raise dg.Failure(
+            f"{request.ticker}: rankings missing for scenario(s) {', '.join(missing)}; materialize them first"
+        )
+    board = ranking.leaderboard(by_scenario)
+    synthetic = bool(scenarios["ticker_meta"].collect()["synthetic"].item())
+    board = board.with_columns(pl.lit(request.ticker).alias("ticker"), pl.lit(synthetic).alias("synthetic"))
+    context.add_output_metadata(
+        {**provenance(request, synthetic=synthetic), "scenarios": ", ".join(names), "rows": board.height, "preview": preview(board)}
+    )
+    return board

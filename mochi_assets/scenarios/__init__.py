@@ -1,0 +1,1 @@
+"""scenarios stage of the Mochi pipeline."""

@@ -1,0 +1,91 @@
+"""Ticker meta and scenario grids per ticker; registers the scenario partitions they define."""
+
+
+import dagster as dg
+import polars as pl
+
+from mochi_assets.market_data.sources import check_source
+from mochi_assets.market_data.synthetic import synthetic_profile
+from mochi_assets.metadata import preview, provenance
+from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, split_partition_key, ticker_partitions_def
+from mochi_assets.scenarios.grids import scenario_grids
+from mochi_assets.store import stored_import, stored_request
+from mochi_resources.io_manager import LakeResource, lake_metadata
+
+META_SCHEMA = {
+    "ticker": pl.Utf8,
+    "ticker_key": pl.Utf8,
+    "tick_size": pl.Float64,
+    "timezone": pl.Utf8,
+    "asset_class": pl.Utf8,
+    "source": pl.Utf8,
+    "synthetic": pl.Boolean,
+    "request_timezone": pl.Utf8,
+    "session_start": pl.Utf8,
+    "session_end": pl.Utf8,
+    "start": pl.Date,
+    "end": pl.Date,
+}
+
+
+def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
+    """Tick size, zone, asset class and the local trading hours seen in the data."""
+    source = check_source(lake, request)
+    if source == "import":
+        info = stored_import(lake, request.ticker_key)
+        tick, tz, asset_class = float(info["tick_size"]), info["timezone"], "imported"
+    else:
+        profile = synthetic_profile(request.ticker)
+        tick, tz, asset_class = profile.tick_size, profile.timezone, profile.asset_class
+    local = enhanced.select(pl.col("ts").dt.convert_time_zone(request.timezone).dt.strftime("%H:%M").alias("hm"))
+    return pl.DataFrame(
+        [
+            {
+                "ticker": request.ticker,
+                "ticker_key": request.ticker_key,
+                "tick_size": request.tick_size or tick,
+                "timezone": tz,
+                "asset_class": asset_class,
+                "source": source,
+                "synthetic": source == "synthetic",
+                "request_timezone": request.timezone,
+                "session_start": local["hm"].min(),
+                "session_end": local["hm"].max(),
+                "start": request.start,
+                "end": request.end,
+            }
+        ],
+        schema=META_SCHEMA,
+    )
+
+
+@dg.asset(
+    partitions_def=ticker_partitions_def,
+    group_name="scenarios",
+    kinds={"polars", "parquet"},
+    metadata=lake_metadata("ticker-meta", tables=["ticker_meta", "scenario_grids"]),
+)
+def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame) -> dict:
+    """Ticker meta (tick size, session) and the scenario grids; registers scenario partitions."""
+    ticker_key, _ = split_partition_key(context)
+    the_lake = lake.get_lake()
+    request = stored_request(the_lake, ticker_key)
+    enhanced = enhanced_bars.select("ts", "session_date", "atr").collect()
+    meta = ticker_meta_row(the_lake, request, enhanced)
+    grids = scenario_grids(request, enhanced, meta["tick_size"].item())
+    names = [check_scenario_name(n) for n in grids["scenario"].to_list()]
+    new = [n for n in names if not context.instance.has_dynamic_partition(SCENARIO_DIMENSION, n)]
+    if new:
+        context.instance.add_dynamic_partitions(SCENARIO_DIMENSION, new)
+    context.log.info(f"{request.ticker}: scenarios {', '.join(names)} ({grids['traders'].sum()} traders)")
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=bool(meta["synthetic"].item())),
+            "scenarios": ", ".join(names),
+            "trader_count": int(grids["traders"].sum()),
+            "tick_size": float(meta["tick_size"].item()),
+            "grids": preview(grids.drop("derived_axes"), 20),
+            "ticker_meta": preview(meta),
+        }
+    )
+    return {"ticker_meta": meta, "scenario_grids": grids}

@@ -1,0 +1,67 @@
+"""The trades asset: every trader of one scenario over every bar of one ticker (the heavy step)."""
+
+
+import dagster as dg
+import polars as pl
+
+from mochi_assets.metadata import preview, provenance
+from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
+from mochi_assets.scenarios.grids import expand_traders
+from mochi_assets.simulation.api import simulate_to_parquet
+from mochi_assets.store import stored_request
+from mochi_resources.io_manager import LakeResource, lake_metadata
+
+SIMULATION_POOL = "mochi_simulation"
+
+
+@dg.asset(
+    partitions_def=ticker_scenario_partitions_def,
+    group_name="simulation",
+    kinds={"numba", "parquet"},
+    metadata=lake_metadata("trades", tables=["traders", "trades"]),
+    ins={
+        "enhanced_bars": dg.AssetIn(partition_mapping=by_ticker),
+        "scenarios": dg.AssetIn(partition_mapping=by_ticker),
+    },
+    pool=SIMULATION_POOL,
+)
+def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame, scenarios: dict) -> dict:
+    """The trader table and every simulated trade of one scenario (numba kernel, chunked)."""
+    ticker_key, scenario = split_partition_key(context)
+    the_lake = lake.get_lake()
+    request = stored_request(the_lake, ticker_key)
+    meta = scenarios["ticker_meta"].collect()
+    traders = expand_traders(scenarios["scenario_grids"].collect(), scenario)
+    bars = enhanced_bars.collect()
+    total = traders.height
+    step = max(1, total // 10)
+    last_logged = [0]
+
+    def progress(done: int, of: int) -> None:
+        if done - last_logged[0] >= step or done == of:
+            last_logged[0] = done
+            context.log.info(f"simulated {done}/{of} traders")
+
+    staged = the_lake.staging_path()
+    try:
+        report = simulate_to_parquet(
+            bars,
+            traders,
+            staged,
+            tick_size=float(meta["tick_size"].item()),
+            timezone=request.timezone,
+            progress=progress,
+        )
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    context.add_output_metadata(
+        {
+            **provenance(request, synthetic=bool(meta["synthetic"].item())),
+            "trader_count": report.traders,
+            **report.as_metadata(),
+            "traders_preview": preview(traders),
+            "trades_preview": preview(pl.scan_parquet(staged)),
+        }
+    )
+    return {"traders": traders, "trades": staged}

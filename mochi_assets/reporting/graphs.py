@@ -1,0 +1,528 @@
+"""Graphs of a ticker x scenario: years, stops, best traders and the trade lens.
+
+Every graph function takes DESIGN tables (polars) and a GraphContext and returns the
+PNG bytes, plus (except the lens graph) the polars table the picture was drawn from,
+so that the numbers behind a graph can be stored next to it as CSV.
+
+Pictures are drawn with plotnine on matplotlib's "Agg" backend (no display), at a
+fixed size and dpi so that the files stay small and a given input always renders
+to the same bytes. Every title names the ticker, scenario and date range, and says
+"synthetic data" when the bars came from the synthetic generator. Degenerate input
+(no trades, no top traders) still renders a readable PNG that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402  (plotnine must be imported after the backend is chosen)
+import polars as pl  # noqa: E402
+from plotnine import (  # noqa: E402
+    aes,
+    element_text,
+    facet_wrap,
+    geom_col,
+    geom_histogram,
+    geom_hline,
+    geom_line,
+    geom_point,
+    geom_ribbon,
+    geom_text,
+    geom_tile,
+    geom_vline,
+    ggplot,
+    labs,
+    position_dodge,
+    scale_color_brewer,
+    scale_color_hue,
+    scale_color_manual,
+    scale_fill_brewer,
+    scale_fill_hue,
+    scale_fill_gradient2,
+    scale_fill_manual,
+    scale_x_datetime,
+    theme,
+    theme_bw,
+    theme_void,
+    xlim,
+    ylim,
+)
+from plotnine.composition import Compose  # noqa: E402
+
+from mochi_assets.reporting.extracts import require_columns, unique_ids  # noqa: E402
+from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
+from mochi_resources.errors import MochiError  # noqa: E402
+
+FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
+DPI: int = 100  # so every PNG is 1000 x 600 pixels
+
+# Below this |r| a trade's implied ATR (pnl / (r * stop_atr)) is dominated by rounding.
+_MIN_ABS_R_FOR_RISK = 0.05
+# Heatmaps with more cells than this get no value labels (they would overlap).
+_MAX_LABELLED_CELLS = 80
+
+_WIN_LOSS_COLOURS = {"win": "#2166ac", "loss": "#b2182b"}
+
+
+@dataclass(frozen=True)
+class GraphContext:
+    """What every graph title states: ticker, scenario, date range, synthetic or not.
+
+    ``timezone`` only labels local-time axes of the lens graph.
+    """
+
+    ticker: str
+    scenario: str
+    start: date
+    end: date
+    synthetic: bool
+    currency: str = "price units"
+    timezone: str | None = None
+
+
+def graph_title(ctx: GraphContext, what: str, *, narrow: bool = False) -> str:
+    """Title naming what the graph shows, the ticker, scenario, date range (and "synthetic data").
+
+    Two lines; three when ``narrow`` (the first panel of a composed graph is half as wide).
+    """
+    where = f"{ctx.ticker} · scenario {ctx.scenario}"
+    when = f"{ctx.start:%Y-%m-%d} to {ctx.end:%Y-%m-%d}"
+    if ctx.synthetic:
+        when += " · synthetic data"
+    return f"{what}\n{where}\n{when}" if narrow else f"{what}\n{where} · {when}"
+
+
+def panel_title(ctx: GraphContext, what: str) -> str:
+    """Title of a secondary panel of a composed graph (the first panel carries graph_title)."""
+    return f"{what} (synthetic data)" if ctx.synthetic else what
+
+
+def _theme(title_size: float = 11) -> theme:
+    return theme_bw() + theme(
+        plot_title=element_text(size=title_size, ha="left"),
+        axis_title=element_text(size=9),
+        axis_text=element_text(size=8),
+        legend_title=element_text(size=9),
+        legend_text=element_text(size=8),
+        strip_text=element_text(size=9),
+    )
+
+
+def _render(plot: ggplot | Compose) -> bytes:
+    """PNG bytes of a plot or composition at the fixed size and dpi."""
+    sizing = theme(figure_size=FIGURE_SIZE, dpi=DPI)
+    plot = (plot & sizing) if isinstance(plot, Compose) else (plot + sizing)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # plotnine warns about dropped non-finite rows and similar; the tables say what was drawn.
+        warnings.simplefilter("ignore")
+        plot.save(buffer, format="png", verbose=False)
+    return buffer.getvalue()
+
+
+def _message_plot(title: str, message: str, title_size: float = 11) -> ggplot:
+    """An empty panel with a centred message (e.g. "no trades") under the usual title."""
+    frame = pd.DataFrame({"x": [0.0], "y": [0.0], "label": [message]})
+    return (
+        ggplot(frame, aes("x", "y", label="label"))
+        + geom_text(size=16, color="#555555")
+        + xlim(-1, 1)
+        + ylim(-1, 1)
+        + labs(title=title)
+        + theme_void()
+        + theme(plot_title=element_text(size=title_size, ha="left"), plot_margin=0.03)
+    )
+
+
+def _trader_labels(ids: list[int]) -> dict[int, str]:
+    return {trader_id: f"#{rank} trader {trader_id}" for rank, trader_id in enumerate(ids, start=1)}
+
+
+def _ranks(ids: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"rank": list(range(1, len(ids) + 1)), "trader_id": ids},
+        schema={"rank": pl.Int64, "trader_id": pl.Int64},
+    )
+
+
+def _labelled(frame: pl.DataFrame, ids: list[int]) -> pd.DataFrame:
+    """Pandas copy for plotnine with an ordered ``trader`` category (legend in rank order)."""
+    labels = _trader_labels(ids)
+    data = frame.to_pandas()
+    data["trader"] = pd.Categorical(
+        [labels[i] for i in data["trader_id"]], categories=[labels[i] for i in ids], ordered=True
+    )
+    return data
+
+
+def _trader_colours(ids: list[int]) -> list:
+    """Distinct, legible colours per trader (Dark2 up to 8 traders, evenly spaced hues beyond)."""
+    if len(ids) <= 8:
+        return [scale_color_brewer(type="qual", palette="Dark2"), scale_fill_brewer(type="qual", palette="Dark2")]
+    return [scale_color_hue(), scale_fill_hue()]
+
+
+def _date_labels(times: pl.Series) -> str:
+    """strftime pattern for a time axis: show the clock when the span is short."""
+    span = times.max() - times.min()
+    return "%Y-%m-%d %H:%M" if span < timedelta(days=3) else "%Y-%m-%d"
+
+
+def _value_label(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+# ---------------------------------------------------------------- years
+
+
+def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+    """Annual net P&L of the top traders, one bar per trader per year (dodged, in rank order).
+
+    ``by_year`` is the trader-by-year table (trader_id, year, trades, net_pnl, win_rate).
+    The table returned is: rank, trader_id, year, trades, net_pnl, win_rate for the top
+    traders, sorted by rank then year (top traders without trades have no rows).
+    """
+    require_columns(by_year, ("trader_id", "year", "trades", "net_pnl", "win_rate"), "trader by year")
+    ids = unique_ids(top_ids)
+    table = (
+        by_year.select(
+            pl.col("trader_id").cast(pl.Int64),
+            pl.col("year").cast(pl.Int64),
+            pl.col("trades").cast(pl.Int64),
+            pl.col("net_pnl").cast(pl.Float64),
+            pl.col("win_rate").cast(pl.Float64),
+        )
+        .join(_ranks(ids), on="trader_id", how="inner")
+        .select("rank", "trader_id", "year", "trades", "net_pnl", "win_rate")
+        .sort("rank", "year")
+    )
+    title = graph_title(ctx, "Annual net P&L of the top traders")
+    if table.is_empty():
+        message = "no trades" if ids else "no top traders"
+        return _render(_message_plot(title, message)), table
+
+    data = _labelled(table, ids)
+    years = [str(y) for y in sorted(set(data["year"]))]
+    data["year"] = pd.Categorical(data["year"].astype(str), categories=years, ordered=True)
+    plot = (
+        ggplot(data, aes("year", "net_pnl", fill="trader"))
+        + geom_col(position=position_dodge(width=0.85, preserve="single"), width=0.8)
+        + geom_hline(yintercept=0, color="#333333", size=0.4)
+        + _trader_colours(ids)[1]
+        + labs(title=title, x="year (session dates)", y=f"net P&L ({ctx.currency})", fill="trader (rank)")
+        + _theme()
+    )
+    return _render(plot), table
+
+
+# ---------------------------------------------------------------- stops
+
+
+def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFrame:
+    """Mean net P&L of the traders at each (stop_atr, limit_atr) cell.
+
+    A trader absent from ``summary`` made no trade and counts with net_pnl 0.
+    Columns: stop_atr, limit_atr, traders, traders_with_trades, mean_net_pnl,
+    median_net_pnl, best_net_pnl, worst_net_pnl; sorted by stop_atr, limit_atr.
+    """
+    require_columns(traders, ("trader_id", "stop_atr", "limit_atr"), "traders")
+    require_columns(summary, ("trader_id", "net_pnl"), "trader summary")
+    trades_col = pl.col("trades").cast(pl.Int64) if "trades" in summary.columns else pl.lit(1, dtype=pl.Int64)
+    results = summary.select(
+        pl.col("trader_id").cast(pl.Int64), pl.col("net_pnl").cast(pl.Float64), trades_col.alias("trades")
+    )
+    return (
+        traders.select(
+            pl.col("trader_id").cast(pl.Int64),
+            pl.col("stop_atr").cast(pl.Float64),
+            pl.col("limit_atr").cast(pl.Float64),
+        )
+        .join(results, on="trader_id", how="left")
+        .with_columns(pl.col("net_pnl").fill_null(0.0), pl.col("trades").fill_null(0))
+        .group_by("stop_atr", "limit_atr")
+        .agg(
+            traders=pl.len().cast(pl.Int64),
+            traders_with_trades=(pl.col("trades") > 0).sum().cast(pl.Int64),
+            mean_net_pnl=pl.col("net_pnl").mean(),
+            median_net_pnl=pl.col("net_pnl").median(),
+            best_net_pnl=pl.col("net_pnl").max(),
+            worst_net_pnl=pl.col("net_pnl").min(),
+        )
+        .sort("stop_atr", "limit_atr")
+    )
+
+
+def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
+    """Each trade's MAE in R (multiples of its initial risk ``stop_atr * ATR``), with its outcome.
+
+    Trades carry no ATR, but every trade of a session date used the same ATR, and
+    ``r = pnl / (stop_atr * ATR)``, so each trade with a clear result implies
+    ``ATR = pnl / (r * stop_atr)``. The ATR of a session date is the median of the
+    values implied by its trades with |r| >= 0.05 (near-zero r makes the ratio
+    rounding noise); a trade's risk is its trader's stop_atr times that ATR. Trades
+    on a date without such a trade, or with a non-positive implied risk, are left out.
+    Columns: trader_id, session_date, mae, risk, mae_r, outcome ("win" when pnl > 0,
+    else "loss").
+    """
+    require_columns(trades, ("trader_id", "session_date", "pnl", "r", "mae"), "trades")
+    require_columns(traders, ("trader_id", "stop_atr"), "traders")
+    with_stop = trades.select(
+        pl.col("trader_id").cast(pl.Int64),
+        "session_date",
+        *(pl.col(c).cast(pl.Float64) for c in ("pnl", "r", "mae")),
+    ).join(
+        traders.select(pl.col("trader_id").cast(pl.Int64), pl.col("stop_atr").cast(pl.Float64)),
+        on="trader_id",
+        how="inner",
+    )
+    atr_by_date = (
+        with_stop.filter(pl.col("r").abs() >= _MIN_ABS_R_FOR_RISK)
+        .with_columns(implied_atr=pl.col("pnl") / (pl.col("r") * pl.col("stop_atr")))
+        .group_by("session_date")
+        .agg(date_atr=pl.col("implied_atr").median())
+    )
+    return (
+        with_stop.join(atr_by_date, on="session_date", how="inner")
+        .with_columns(risk=pl.col("stop_atr") * pl.col("date_atr"))
+        .filter(pl.col("risk").is_finite() & (pl.col("risk") > 0))
+        .with_columns(
+            mae_r=pl.col("mae") / pl.col("risk"),
+            outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win")).otherwise(pl.lit("loss")),
+        )
+        .select("trader_id", "session_date", "mae", "risk", "mae_r", "outcome")
+        .sort("trader_id", "session_date")
+    )
+
+
+def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:
+    order = pl.DataFrame({"outcome": ["win", "loss"]})
+    return (
+        order.join(
+            mae.group_by("outcome").agg(
+                trades=pl.len().cast(pl.Int64),
+                mae_r_mean=pl.col("mae_r").mean(),
+                mae_r_median=pl.col("mae_r").median(),
+                mae_r_p90=pl.col("mae_r").quantile(0.9, interpolation="linear"),
+                mae_r_max=pl.col("mae_r").max(),
+            ),
+            on="outcome",
+            how="inner",
+            maintain_order="left",
+        )
+    )
+
+
+def stops_graph(
+    traders: pl.DataFrame, summary: pl.DataFrame, trades: pl.DataFrame, ctx: GraphContext
+) -> tuple[bytes, pl.DataFrame]:
+    """Net P&L over the stop x limit grid (heatmap) beside the MAE-in-R distribution of wins and losses.
+
+    The heatmap cell is the mean net_pnl of the traders with that stop_atr and
+    limit_atr (see ``stop_limit_cells``); MAE is in R as computed by ``mae_in_r``.
+    The table returned stacks both, told apart by ``kind``: "heatmap" rows (stop_atr,
+    limit_atr, traders, traders_with_trades, mean/median/best/worst_net_pnl) and
+    "mae_r" rows (outcome, trades, mae_r_mean, mae_r_median, mae_r_p90, mae_r_max).
+    """
+    cells = stop_limit_cells(traders, summary)
+    mae = mae_in_r(trades, traders)
+    mae_summary = _mae_summary(mae)
+    table = pl.concat(
+        [
+            cells.with_columns(kind=pl.lit("heatmap")),
+            mae_summary.with_columns(kind=pl.lit("mae_r")),
+        ],
+        how="diagonal",
+    )
+    table = table.select("kind", *[c for c in table.columns if c != "kind"])
+
+    title = graph_title(ctx, "Net P&L by stop and limit (mean per trader)", narrow=True)
+    if cells.is_empty():
+        left = _message_plot(title, "no traders", title_size=10)
+    else:
+        data = cells.to_pandas()
+        stops = sorted(set(data["stop_atr"]))
+        limits = sorted(set(data["limit_atr"]))
+        data["stop"] = pd.Categorical([f"{v:g}" for v in data["stop_atr"]], categories=[f"{v:g}" for v in stops])
+        data["limit"] = pd.Categorical(
+            [f"{v:g}" for v in data["limit_atr"]], categories=[f"{v:g}" for v in limits]
+        )
+        data["label"] = [_value_label(v) for v in data["mean_net_pnl"]]
+        left = (
+            ggplot(data, aes("stop", "limit", fill="mean_net_pnl"))
+            + geom_tile(color="white")
+            + scale_fill_gradient2(low="#b2182b", mid="#f7f7f7", high="#2166ac", midpoint=0)
+            + labs(
+                title=title,
+                x="stop (ATR multiples)",
+                y="limit (ATR multiples)",
+                fill=f"mean net P&L\n({ctx.currency})",
+            )
+            + _theme(title_size=10)
+        )
+        if len(data) <= _MAX_LABELLED_CELLS:
+            left = left + geom_text(aes(label="label"), size=7)
+
+    right_title = panel_title(ctx, "Maximum adverse excursion in R\nof winning and losing trades")
+    if mae.is_empty():
+        right = _message_plot(right_title, "no trades", title_size=10)
+    else:
+        mae_data = mae.to_pandas()
+        mae_data["outcome"] = pd.Categorical(mae_data["outcome"], categories=["win", "loss"])
+        right = (
+            ggplot(mae_data, aes("mae_r", fill="outcome"))
+            + geom_histogram(bins=30, position="identity", alpha=0.55)
+            + geom_vline(xintercept=1.0, linetype="dashed", color="#333333")
+            + scale_fill_manual(values=_WIN_LOSS_COLOURS)
+            + labs(
+                title=right_title,
+                x="MAE (R = multiples of initial risk; dashed: the stop)",
+                y="trades",
+                fill="outcome",
+            )
+            + _theme(title_size=10)
+        )
+    return _render(left | right), table
+
+
+# ---------------------------------------------------------------- best traders
+
+
+def equity_in_r(trades: pl.DataFrame, top_ids: list[int]) -> pl.DataFrame:
+    """Cumulative r of each top trader in exit order, and its drawdown from the running peak.
+
+    The peak starts at 0 (before the first trade), so a trader that starts by losing
+    is in drawdown. Columns: rank, trader_id, entry_ts, exit_ts, r, cum_r, drawdown_r
+    (<= 0); sorted by rank then exit_ts (entry_ts breaks ties).
+    """
+    require_columns(trades, ("trader_id", "entry_ts", "exit_ts", "r"), "trades")
+    ids = unique_ids(top_ids)
+    return (
+        trades.select(
+            pl.col("trader_id").cast(pl.Int64), "entry_ts", "exit_ts", pl.col("r").cast(pl.Float64)
+        )
+        .join(_ranks(ids), on="trader_id", how="inner")
+        .sort("rank", "exit_ts", "entry_ts")
+        .with_columns(cum_r=pl.col("r").cum_sum().over("rank"))
+        .with_columns(drawdown_r=pl.col("cum_r") - pl.max_horizontal(pl.col("cum_r").cum_max().over("rank"), 0.0))
+        .select("rank", "trader_id", "entry_ts", "exit_ts", "r", "cum_r", "drawdown_r")
+    )
+
+
+def best_traders_graph(trades: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+    """Equity curves in R of the top traders (top panel) and their drawdowns (bottom panel).
+
+    The table returned is ``equity_in_r(trades, top_ids)``.
+    """
+    ids = unique_ids(top_ids)
+    table = equity_in_r(trades, ids)
+    title = graph_title(ctx, "Equity of the top traders in R (cumulative r by exit time)")
+    if table.is_empty():
+        return _render(_message_plot(title, "no trades" if ids else "no top traders")), table
+
+    # Panels share the time axis and have their own R scale; exit times shown in UTC.
+    base = table.with_columns(pl.col("exit_ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+    equity = _labelled(base.select("trader_id", "exit_ts", value="cum_r"), ids)
+    drawdown = _labelled(base.select("trader_id", "exit_ts", value="drawdown_r"), ids)
+    panels = ["cumulative R", "drawdown from peak (R)"]
+    equity["panel"] = pd.Categorical([panels[0]] * len(equity), categories=panels)
+    drawdown["panel"] = pd.Categorical([panels[1]] * len(drawdown), categories=panels)
+    drawdown["zero"] = 0.0
+    plot = (
+        ggplot(mapping=aes("exit_ts", "value", color="trader", group="trader"))
+        + geom_ribbon(
+            aes(ymin="value", ymax="zero", fill="trader"), data=drawdown, alpha=0.15, color=None, outline_type="full"
+        )
+        + geom_line(data=equity, size=0.6)
+        + geom_line(data=drawdown, size=0.4)
+        + geom_hline(yintercept=0, color="#333333", size=0.3)
+        + facet_wrap("panel", ncol=1, scales="free_y")
+        + scale_x_datetime(date_labels=_date_labels(base["exit_ts"]))
+        + _trader_colours(ids)[0]
+        + _trader_colours(ids)[1]
+        + labs(title=title, x="exit time (UTC)", y="R (multiples of initial risk)", color="trader (rank)", fill="trader (rank)")
+        + _theme()
+    )
+    if len(table) == 1:
+        # A single trade draws no line; show it as a point.
+        plot = plot + geom_point(data=equity, size=2) + geom_point(data=drawdown, size=2)
+    return _render(plot), table
+
+
+# ---------------------------------------------------------------- lens
+
+
+def _sign_fill(values: pd.Series) -> pd.Categorical:
+    return pd.Categorical(["win" if v > 0 else "loss" for v in values], categories=["win", "loss"])
+
+
+def _lens_bars(table: pl.DataFrame, key: str, categories: list[str], title: str, x: str, ctx: GraphContext) -> ggplot:
+    """Net P&L of all the top traders' trades by ``key`` (bars coloured by sign)."""
+    data = (
+        table.group_by(key)
+        .agg(net_pnl=pl.col("net_pnl").sum(), trades=pl.col("trades").sum())
+        .to_pandas()
+    )
+    data[key] = pd.Categorical([str(v) for v in data[key]], categories=categories, ordered=True)
+    data["sign"] = _sign_fill(data["net_pnl"])
+    return (
+        ggplot(data, aes(key, "net_pnl", fill="sign"))
+        + geom_col(width=0.8, show_legend=False)
+        + geom_hline(yintercept=0, color="#333333", size=0.3)
+        + scale_fill_manual(values=_WIN_LOSS_COLOURS, drop=False)
+        + labs(title=title, x=x, y=f"net P&L ({ctx.currency})")
+        + _theme(title_size=9)
+    )
+
+
+def lens_graph(lens: dict[str, pl.DataFrame], ctx: GraphContext) -> bytes:
+    """Four panels of a trade lens (``trade_lens`` output), all top traders' trades together:
+    net P&L by local entry hour, by weekday, by hold time, and MAE vs MFE of every trade.
+    """
+    for name in ("by_hour", "by_weekday", "by_hold", "mae_mfe"):
+        if name not in lens:
+            raise MochiError(f"trade lens: table {name!r} is missing (have {sorted(lens)})")
+    if lens["mae_mfe"].is_empty():
+        return _render(_message_plot(graph_title(ctx, "Trade lens of the top traders"), "no trades"))
+
+    local = f"local time, {ctx.timezone}" if ctx.timezone else "local time"
+    hours = [str(h) for h in sorted(lens["by_hour"]["hour"].unique().to_list())]
+    present_days = set(lens["by_weekday"]["weekday"].to_list())
+    days = [d for d in WEEKDAYS if d in present_days]
+    buckets = (
+        lens["by_hold"].select("hold_bucket", "hold_min_from").unique().sort("hold_min_from")["hold_bucket"].to_list()
+    )
+    title = graph_title(ctx, "Trade lens of the top traders: net P&L by entry hour", narrow=True)
+    by_hour = _lens_bars(lens["by_hour"], "hour", hours, title, f"hour of entry ({local})", ctx)
+    by_weekday = _lens_bars(
+        lens["by_weekday"], "weekday", days, panel_title(ctx, "Net P&L by weekday"), f"weekday of entry ({local})", ctx
+    )
+    by_hold = _lens_bars(
+        lens["by_hold"], "hold_bucket", buckets, panel_title(ctx, "Net P&L by hold time"), "minutes held", ctx
+    )
+    scatter_data = lens["mae_mfe"].select("mae", "mfe", "pnl").to_pandas()
+    scatter_data["outcome"] = _sign_fill(scatter_data["pnl"])
+    scatter = (
+        ggplot(scatter_data, aes("mae", "mfe", color="outcome"))
+        + geom_point(alpha=0.6, size=1.2)
+        + scale_color_manual(values=_WIN_LOSS_COLOURS, drop=False)
+        + labs(
+            title=panel_title(ctx, "MAE vs MFE per trade"),
+            x=f"MAE ({ctx.currency})",
+            y=f"MFE ({ctx.currency})",
+            color="outcome",
+        )
+        + _theme(title_size=9)
+    )
+    return _render((by_hour | by_weekday) / (by_hold | scatter))

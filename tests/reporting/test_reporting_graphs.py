@@ -1,0 +1,221 @@
+"""Graphs render readable PNGs for normal and degenerate input, and their tables hold the right numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from mochi_assets.reporting.extracts import extract_trades
+from mochi_assets.reporting.graphs import (
+    DPI,
+    FIGURE_SIZE,
+    GraphContext,
+    best_traders_graph,
+    equity_in_r,
+    graph_title,
+    lens_graph,
+    mae_in_r,
+    panel_title,
+    stop_limit_cells,
+    stops_graph,
+    years_graph,
+)
+from mochi_assets.reporting.lens import trade_lens
+
+CTX = GraphContext(
+    ticker="SYN:GOLD",
+    scenario="breakout-long",
+    start=dt.date(2021, 1, 4),
+    end=dt.date(2021, 12, 31),
+    synthetic=True,
+    timezone="America/New_York",
+)
+D = dt.datetime
+EXPECTED_SIZE = (int(FIGURE_SIZE[0] * DPI), int(FIGURE_SIZE[1] * DPI))
+
+
+def assert_png(png: bytes) -> None:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 5_000  # a titled figure, not an empty file
+    with Image.open(io.BytesIO(png)) as image:
+        image.verify()
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == EXPECTED_SIZE
+        # Something besides the background was drawn.
+        assert len(image.convert("L").getcolors(maxcolors=1 << 16)) > 2
+
+
+# ---------------------------------------------------------------- titles
+
+
+def test_title_names_ticker_scenario_range_and_synthetic():
+    for narrow in (False, True):
+        title = graph_title(CTX, "Annual net P&L", narrow=narrow)
+        for part in ("Annual net P&L", "SYN:GOLD", "breakout-long", "2021-01-04", "2021-12-31", "synthetic data"):
+            assert part in title
+    assert "synthetic data" in panel_title(CTX, "MAE")
+
+
+def test_title_of_real_data_does_not_say_synthetic():
+    real = GraphContext("C:XAUUSD", "breakout-long", dt.date(2020, 1, 1), dt.date(2020, 6, 30), synthetic=False)
+    assert "synthetic" not in graph_title(real, "Annual net P&L")
+    assert "synthetic" not in graph_title(real, "Annual net P&L", narrow=True)
+    assert panel_title(real, "MAE") == "MAE"
+
+
+# ---------------------------------------------------------------- normal input
+
+
+def test_graphs_render_on_random_trades(tables, grid_traders, random_grid_trades):
+    top = [9, 4, 1]
+    png, table = years_graph(tables.by_year(random_grid_trades), top, CTX)
+    assert_png(png)
+    assert table["trader_id"].unique().sort().to_list() == [1, 4, 9]
+
+    png, table = stops_graph(grid_traders, tables.summarize(random_grid_trades), random_grid_trades, CTX)
+    assert_png(png)
+    assert table.filter(pl.col("kind") == "heatmap").height == 9
+    assert table.filter(pl.col("kind") == "mae_r")["outcome"].to_list() == ["win", "loss"]
+
+    png, table = best_traders_graph(random_grid_trades, top, CTX)
+    assert_png(png)
+    assert table.height == random_grid_trades.filter(pl.col("trader_id").is_in(top)).height
+
+    lens = trade_lens(extract_trades(random_grid_trades, grid_traders, top), timezone="America/New_York")
+    assert_png(lens_graph(lens, CTX))
+
+
+def test_rendering_is_deterministic(tables, random_grid_trades):
+    by_year = tables.by_year(random_grid_trades)
+    assert years_graph(by_year, [3, 1], CTX)[0] == years_graph(by_year, [3, 1], CTX)[0]
+
+
+# ---------------------------------------------------------------- degenerate input
+
+
+def test_graphs_render_with_no_trades(tables, grid_traders, random_grid_trades):
+    no_trades = random_grid_trades.clear()
+    png, table = years_graph(tables.by_year(no_trades), [1, 2], CTX)
+    assert_png(png)
+    assert table.is_empty() and "net_pnl" in table.columns
+
+    png, table = stops_graph(grid_traders, tables.summarize(no_trades), no_trades, CTX)
+    assert_png(png)
+    heatmap = table.filter(pl.col("kind") == "heatmap")
+    assert heatmap["mean_net_pnl"].to_list() == [0.0] * 9  # traders without trades made nothing
+    assert table.filter(pl.col("kind") == "mae_r").is_empty()
+
+    png, table = best_traders_graph(no_trades, [1, 2], CTX)
+    assert_png(png)
+    assert table.is_empty() and "cum_r" in table.columns
+
+    lens = trade_lens(extract_trades(no_trades, grid_traders, [1, 2]), timezone="America/New_York")
+    assert_png(lens_graph(lens, CTX))
+
+
+def test_graphs_render_with_empty_top_list(tables, random_grid_trades):
+    png, table = years_graph(tables.by_year(random_grid_trades), [], CTX)
+    assert_png(png)
+    assert table.is_empty()
+    png, table = best_traders_graph(random_grid_trades, [], CTX)
+    assert_png(png)
+    assert table.is_empty()
+
+
+def test_graphs_render_one_trader_one_year(tables):
+    traders = tables.make_traders([1.0], [2.0])
+    t = tables.trade
+    trades = tables.trades_frame([t(1, D(2021, 3, 1, 14, 30), 45, 4.0, 0.4, mae=2.0, mfe=5.0)])
+    png, table = years_graph(tables.by_year(trades), [1], CTX)
+    assert_png(png)
+    assert table.rows() == [(1, 1, 2021, 1, 4.0, 1.0)]
+    png, _ = stops_graph(traders, tables.summarize(trades), trades, CTX)
+    assert_png(png)
+    png, table = best_traders_graph(trades, [1], CTX)
+    assert_png(png)
+    assert table["cum_r"].to_list() == [0.4]
+    lens = trade_lens(extract_trades(trades, traders, [1]), timezone="America/New_York")
+    assert_png(lens_graph(lens, CTX))
+
+
+# ---------------------------------------------------------------- tables behind the graphs
+
+
+def test_years_table_keeps_top_traders_in_rank_order(tables):
+    by_year = pl.DataFrame(
+        {
+            "trader_id": [1, 1, 2, 3, 3],
+            "year": [2020, 2021, 2020, 2020, 2021],
+            "trades": [10, 12, 5, 7, 8],
+            "net_pnl": [1.5, -2.0, 4.0, 3.0, 3.5],
+            "win_rate": [0.6, 0.4, 0.8, 0.5, 0.5],
+        }
+    )
+    _, table = years_graph(by_year, [3, 1], CTX)
+    assert table.rows() == [
+        (1, 3, 2020, 7, 3.0, 0.5),
+        (1, 3, 2021, 8, 3.5, 0.5),
+        (2, 1, 2020, 10, 1.5, 0.6),
+        (2, 1, 2021, 12, -2.0, 0.4),
+    ]
+
+
+def test_heatmap_cell_is_mean_net_pnl_of_its_traders(tables):
+    traders = tables.make_traders([1.0, 2.0], [2.0])  # trader 1: stop 1, trader 2: stop 2
+    traders = pl.concat([traders, traders.filter(pl.col("trader_id") == 1).with_columns(trader_id=pl.lit(3, pl.Int64))])
+    summary = pl.DataFrame({"trader_id": [1, 3], "trades": [4, 6], "net_pnl": [10.0, -4.0]})
+    cells = stop_limit_cells(traders, summary)
+    assert cells.select("stop_atr", "limit_atr", "traders", "traders_with_trades", "mean_net_pnl").rows() == [
+        (1.0, 2.0, 2, 2, 3.0),
+        (2.0, 2.0, 1, 0, 0.0),  # trader 2 is not in the summary: no trades, net 0
+    ]
+    assert cells["best_net_pnl"].to_list() == [10.0, 0.0]
+    assert cells["worst_net_pnl"].to_list() == [-4.0, 0.0]
+
+
+def test_mae_in_r_uses_the_session_atr_implied_by_the_trades(tables):
+    traders = tables.make_traders([1.0, 2.0], [3.0])  # trader 1: stop 1 ATR, trader 2: stop 2 ATR
+    t = tables.trade
+    # 2021-03-01: ATR 10, so trader 1 risks 10 and trader 2 risks 20.
+    # 2021-03-02: only a break-even trade (r = 0): its risk cannot be told, it is left out.
+    trades = tables.trades_frame(
+        [
+            t(1, D(2021, 3, 1, 14, 30), 30, 5.0, 0.5, mae=4.0),
+            t(2, D(2021, 3, 1, 14, 30), 30, -20.0, -1.0, mae=15.0),
+            t(2, D(2021, 3, 1, 16, 30), 30, 0.0, 0.0, mae=6.0),
+            t(1, D(2021, 3, 2, 14, 30), 30, 0.0, 0.0, mae=3.0),
+        ]
+    )
+    mae = mae_in_r(trades, traders)
+    assert mae.select("trader_id", "mae_r", "outcome").rows() == [
+        (1, pytest.approx(0.4), "win"),
+        (2, pytest.approx(0.75), "loss"),
+        (2, pytest.approx(0.3), "loss"),
+    ]
+    _, table = stops_graph(traders, tables.summarize(trades), trades, CTX)
+    rows = table.filter(pl.col("kind") == "mae_r").select("outcome", "trades", "mae_r_mean", "mae_r_max").rows()
+    assert rows == [("win", 1, pytest.approx(0.4), pytest.approx(0.4)), ("loss", 2, pytest.approx(0.525), pytest.approx(0.75))]
+
+
+def test_equity_and_drawdown_in_r(tables):
+    t = tables.trade
+    trades = tables.trades_frame(
+        [
+            t(1, D(2021, 3, 1, 14, 30), 30, 1.0, 1.0),
+            t(1, D(2021, 3, 2, 14, 30), 30, -0.5, -0.5),
+            t(1, D(2021, 3, 3, 14, 30), 30, -1.0, -1.0),
+            t(1, D(2021, 3, 4, 14, 30), 30, 2.0, 2.0),
+            t(2, D(2021, 3, 1, 14, 30), 30, -1.0, -1.0),
+            t(2, D(2021, 3, 2, 14, 30), 30, 0.5, 0.5),
+            t(3, D(2021, 3, 1, 14, 30), 30, 9.0, 9.0),
+        ]
+    )
+    table = equity_in_r(trades.reverse(), [2, 1])
+    assert table.select("rank", "trader_id").rows() == [(1, 2), (1, 2), (2, 1), (2, 1), (2, 1), (2, 1)]
+    assert table["cum_r"].to_list() == pytest.approx([-1.0, -0.5, 1.0, 0.5, -0.5, 1.5])
+    # The peak starts at zero: a trader that starts by losing is in drawdown.
+    assert table["drawdown_r"].to_list() == pytest.approx([-1.0, -0.5, 0.0, -0.5, -1.5, 0.0])

@@ -1,0 +1,172 @@
+"""Rankings of the traders of a scenario, and a per-ticker leaderboard across scenarios.
+
+A grid of thousands of traders always has a lucky best one, so the order prefers results that are
+likely real over the highest raw Sharpe. Traders are ordered by, in turn:
+
+1. ``eligible`` first: at least ``min_trades`` trades (default ``MIN_TRADES_DEFAULT`` = 30, the
+   usual minimum sample for a mean/std estimate to mean anything);
+2. ``dsr`` descending (Deflated Sharpe Ratio: probability that the Sharpe is real after
+   accounting for the number of traders tried and for skew/fat tails);
+3. ``positive_year_share`` descending (share of the scenario's years in which the trader made
+   money: consistency across regimes);
+4. ``sharpe`` descending;
+5. ``trader_id`` ascending, so equal statistics always give the same order.
+
+Nulls (undefined statistics) sort after every value at each step. ``rank`` 1 is the best.
+
+``positive_year_share`` = years with positive net_pnl / years in the scenario, where the years of
+the scenario are the distinct years of its ``trader_by_year`` table (years in which any trader
+traded). A trader that trades in one good year out of ten scores 0.1, not 1.0.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from mochi_resources.errors import MochiError
+
+MIN_TRADES_DEFAULT = 30
+
+PARAMETER_COLUMNS = (
+    "direction",
+    "entry_time",
+    "offset_ticks",
+    "stop_atr",
+    "limit_atr",
+    "duration_min",
+    "timeout_min",
+    "cost_ticks",
+)
+
+# (column, descending) of the ranking order described in the module docstring.
+ORDER = (
+    ("eligible", True),
+    ("dsr", True),
+    ("positive_year_share", True),
+    ("sharpe", True),
+)
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MochiError(f"{what}: missing column(s) {', '.join(missing)}")
+
+
+def _sorted(frame: pl.DataFrame, tie_breakers: list[str]) -> pl.DataFrame:
+    by = [c for c, _ in ORDER] + tie_breakers
+    descending = [d for _, d in ORDER] + [False] * len(tie_breakers)
+    return frame.sort(by, descending=descending, nulls_last=True)
+
+
+def rank_traders(
+    traders: pl.DataFrame,
+    summary: pl.DataFrame,
+    by_year: pl.DataFrame,
+    *,
+    scenario: str,
+    pbo: float | None,
+    min_trades: int = MIN_TRADES_DEFAULT,
+) -> pl.DataFrame:
+    """Every trader of ``scenario`` ranked by the module's order (one row per trader).
+
+    Inputs: the trader table (rows of other scenarios are ignored when it has a ``scenario``
+    column), ``trader_summary`` and ``trader_by_year`` from ``aggregate_scenario``. Columns: rank,
+    trader_id, scenario, the trader parameters, the summary statistics (dsr among them),
+    positive_year_share, eligible (trades >= min_trades) and pbo (the scenario's, on every row).
+    """
+    if min_trades < 0:
+        raise MochiError(f"min_trades: must be >= 0, got {min_trades}")
+    _require(traders, ("trader_id",), "traders")
+    _require(summary, ("trader_id", "trades", "sharpe", "dsr"), "trader summary")
+    _require(by_year, ("trader_id", "year", "net_pnl"), "trader by year")
+
+    if "scenario" in traders.columns:
+        mine = traders.filter(pl.col("scenario") == scenario)
+        if mine.is_empty() and not traders.is_empty():
+            found = ", ".join(sorted(traders["scenario"].unique().cast(pl.Utf8).to_list()))
+            raise MochiError(f"traders: no trader of scenario {scenario!r} (found: {found})")
+        traders = mine
+    if traders["trader_id"].n_unique() != traders.height:
+        raise MochiError(f"traders: trader_id is not unique within scenario {scenario!r}")
+
+    params = [c for c in traders.columns if c not in ("trader_id", "scenario")]
+    ordered_params = [c for c in PARAMETER_COLUMNS if c in params] + [
+        c for c in params if c not in PARAMETER_COLUMNS
+    ]
+    stat_columns = [c for c in summary.columns if c != "trader_id" and c not in params and c != "dsr"]
+
+    years = by_year.filter(pl.col("trader_id").is_in(traders["trader_id"].implode()))
+    n_years = years["year"].n_unique()
+    positive = years.group_by("trader_id").agg(
+        (pl.col("net_pnl") > 0).sum().cast(pl.Float64).alias("positive_years")
+    )
+
+    table = (
+        traders.select(["trader_id", *ordered_params])
+        .join(summary.select(["trader_id", *stat_columns, "dsr"]), on="trader_id", how="left")
+        .join(positive, on="trader_id", how="left")
+        .with_columns(
+            pl.lit(scenario, dtype=pl.Utf8).alias("scenario"),
+            (
+                pl.col("positive_years").fill_null(0.0) / n_years
+                if n_years
+                else pl.lit(None, dtype=pl.Float64)
+            ).alias("positive_year_share"),
+            (pl.col("trades").fill_null(0) >= min_trades).alias("eligible"),
+            pl.lit(pbo, dtype=pl.Float64).fill_nan(None).alias("pbo"),
+        )
+        .drop("positive_years")
+    )
+    table = _sorted(table, ["trader_id"]).with_row_index("rank", offset=1)
+    return table.select(
+        pl.col("rank").cast(pl.Int64),
+        "trader_id",
+        "scenario",
+        *ordered_params,
+        *stat_columns,
+        "dsr",
+        "positive_year_share",
+        "eligible",
+        "pbo",
+    )
+
+
+def top_trader_ids(rankings: pl.DataFrame, n: int = 5) -> list[int]:
+    """trader_id of the ``n`` best-ranked traders (by ``rank``), best first."""
+    _require(rankings, ("rank", "trader_id"), "rankings")
+    if n < 0:
+        raise MochiError(f"n: must be >= 0, got {n}")
+    return rankings.sort("rank").head(n)["trader_id"].to_list()
+
+
+def leaderboard(
+    rankings: dict[str, pl.DataFrame] | list[pl.DataFrame], top_per_scenario: int = 3
+) -> pl.DataFrame:
+    """The ``top_per_scenario`` best traders of each scenario of a ticker, in one ranked table.
+
+    ``rankings``: ``rank_traders`` outputs (a dict's keys name the scenario when a frame lacks the
+    column). Rows are ordered by the module's rule (ties: scenario, then trader_id, ascending).
+    Columns: rank (overall), scenario, scenario_rank, trader_id, then the rankings' other columns
+    (parameters, statistics, dsr, pbo ...; columns missing from a scenario are null).
+    """
+    if top_per_scenario < 1:
+        raise MochiError(f"top_per_scenario: must be >= 1, got {top_per_scenario}")
+    items = list(rankings.items()) if isinstance(rankings, dict) else [(None, r) for r in rankings]
+    parts = []
+    for key, frame in items:
+        what = f"rankings of scenario {key!r}" if key is not None else "rankings"
+        _require(frame, ("rank", "trader_id", *(c for c, _ in ORDER)), what)
+        if "scenario" not in frame.columns:
+            if key is None:
+                raise MochiError(f"{what}: missing column scenario")
+            frame = frame.with_columns(pl.lit(key, dtype=pl.Utf8).alias("scenario"))
+        parts.append(frame.sort("rank").head(top_per_scenario).rename({"rank": "scenario_rank"}))
+    if not parts:
+        return pl.DataFrame(
+            schema={"rank": pl.Int64, "scenario": pl.Utf8, "scenario_rank": pl.Int64, "trader_id": pl.Int64}
+        )
+    board = _sorted(pl.concat(parts, how="diagonal_relaxed"), ["scenario", "trader_id"])
+    board = board.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
+    first = ["rank", "scenario", "scenario_rank", "trader_id"]
+    return board.select(first + [c for c in board.columns if c not in first])

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mochi_assets.aggregation import assets as aggregation
+from mochi_assets.execution import executor
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.partitions import ticker_partitions_def, ticker_scenario_partitions_def
 from mochi_assets.reporting import assets as reporting
@@ -50,4 +51,5 @@ defs = dg.Definitions(
     assets=all_assets,
     jobs=[ticker_job, scenario_job, leaderboard_job],
     resources=build_resources(),
+    executor=executor(),
 )

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from mochi_assets.aggregation.tables import aggregate_scenario
+from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.store import stored_request
@@ -34,6 +35,7 @@ def session_calendar(enhanced: pl.LazyFrame) -> pl.Series:
 @dg.asset(
     partitions_def=ticker_scenario_partitions_def,
     group_name="aggregation",
+    op_tags=step_tags("aggregation"),
     kinds={"duckdb", "parquet"},
     metadata=lake_metadata("aggregates", tables=AGGREGATE_TABLES),
     ins={"enhanced_bars": dg.AssetIn(partition_mapping=by_ticker), "scenarios": dg.AssetIn(partition_mapping=by_ticker)},

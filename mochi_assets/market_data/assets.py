@@ -7,6 +7,7 @@ import polars as pl
 from mochi_assets.market_data.checks import atr_violations, ohlc_violations, timestamp_violations
 from mochi_assets.market_data.indicators import enhance_bars
 from mochi_assets.market_data.sources import check_source, load_raw_bars
+from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance, ts_range
 from mochi_assets.partitions import split_partition_key, ticker_partitions_def
 from mochi_assets.store import stored_request
@@ -32,6 +33,7 @@ def _source_tags(source: str) -> dict:
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="market_data",
+    op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("raw", tables=RAW_TABLES),
     check_specs=[
@@ -75,6 +77,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="market_data",
+    op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("prepared"),
     ins={"raw_bars": dg.AssetIn()},

@@ -6,6 +6,7 @@ import io
 import dagster as dg
 import polars as pl
 
+from mochi_assets.execution import step_tags
 from mochi_assets.metadata import png_markdown, preview, provenance
 from mochi_assets.partitions import (
     by_ticker,
@@ -22,7 +23,7 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
 GRAPH_TOP_N = 5
 EXTRACT_TOP_N = 10
 LENS_TABLES = ["lens_by_weekday", "lens_by_hour", "lens_by_hold", "lens_mae_mfe", "lens_streaks", "lens_summary"]
-_TICKER_SCENARIO = dict(partitions_def=ticker_scenario_partitions_def, group_name="reporting")
+_TICKER_SCENARIO = dict(partitions_def=ticker_scenario_partitions_def, group_name="reporting", op_tags=step_tags("reporting"))
 _SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker)}
 
 
@@ -165,6 +166,7 @@ def trade_lens(context: dg.AssetExecutionContext, lake: LakeResource, trade_extr
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="reporting",
+    op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("rankings"),
     ins={"rankings": dg.AssetIn(partition_mapping=by_ticker)},

@@ -6,6 +6,7 @@ import polars as pl
 
 from mochi_assets.market_data.sources import check_source
 from mochi_assets.market_data.synthetic import synthetic_profile
+from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, split_partition_key, ticker_partitions_def
 from mochi_assets.scenarios.grids import scenario_grids
@@ -62,6 +63,7 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="scenarios",
+    op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("ticker-meta", tables=["ticker_meta", "scenario_grids"]),
 )

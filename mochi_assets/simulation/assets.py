@@ -4,6 +4,7 @@
 import dagster as dg
 import polars as pl
 
+from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.scenarios.grids import expand_traders
@@ -17,6 +18,7 @@ SIMULATION_POOL = "mochi_simulation"
 @dg.asset(
     partitions_def=ticker_scenario_partitions_def,
     group_name="simulation",
+    op_tags=step_tags("simulation"),
     kinds={"numba", "parquet"},
     metadata=lake_metadata("trades", tables=["traders", "trades"]),
     ins={

@@ -1,0 +1,111 @@
+"""Daily indicators for the strategy: daily bars in the request time zone and blended Wilder ATRs.
+
+The ATR used on session date D is computed from the daily bars up to D-1 only
+(the daily series is shifted by one daily bar), so no bar of D leaks into the
+stop and limit distances of trades taken on D.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.signal import lfilter
+
+from mochi_assets.market_data.bars import check_timezone, local_date_expr
+from mochi_resources.errors import RequestError
+
+DAILY_COLUMNS = ["session_date", "open", "high", "low", "close", "volume"]
+ENHANCED_EXTRA_COLUMNS = ["session_date", "atr_short", "atr_long", "atr"]
+
+
+def daily_bars(minute: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """Daily bars per local calendar date of ts in `timezone`.
+
+    Columns session_date (Date), open (first), high (max), low (min), close
+    (last), volume (sum); one row per date that has bars, sorted by date.
+    """
+    check_timezone(timezone)
+    return (
+        minute.sort("ts")
+        .group_by(local_date_expr(timezone).alias("session_date"), maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+        )
+        .sort("session_date")
+        .select(DAILY_COLUMNS)
+    )
+
+
+def _check_period(period: int, field: str) -> int:
+    if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
+        raise RequestError(f"{field}: ATR period must be a positive integer, got {period!r}")
+    return int(period)
+
+
+def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's average true range, one value per input bar (float64, NaN before index period-1).
+
+    TR[0] = high-low; TR[t] = max(high-low, |high-close[t-1]|, |low-close[t-1]|);
+    ATR[period-1] = mean(TR[0:period]); ATR[t] = (ATR[t-1]*(period-1) + TR[t]) / period.
+    """
+    period = _check_period(period, "period")
+    high = np.asarray(high, dtype=np.float64)
+    low = np.asarray(low, dtype=np.float64)
+    close = np.asarray(close, dtype=np.float64)
+    n = high.shape[0]
+    if low.shape[0] != n or close.shape[0] != n:
+        raise ValueError("wilder_atr: high, low and close must have the same length")
+    atr = np.full(n, np.nan)
+    if n < period:
+        return atr
+    tr = high - low
+    if n > 1:
+        prev_close = close[:-1]
+        tr[1:] = np.maximum.reduce([tr[1:], np.abs(high[1:] - prev_close), np.abs(low[1:] - prev_close)])
+    seed = tr[:period].mean()
+    atr[period - 1] = seed
+    if n > period:
+        # The recursion is a first-order IIR filter: y[t] = (1 - 1/p) y[t-1] + x[t]/p.
+        decay = (period - 1) / period
+        atr[period:], _ = lfilter([1.0 / period], [1.0, -decay], tr[period:], zi=[decay * seed])
+    return atr
+
+
+def enhance_bars(minute: pl.DataFrame, *, timezone: str, short: int, long: int, alpha: float) -> pl.DataFrame:
+    """Minute bars joined with the daily ATRs of their session date (enhanced bars table).
+
+    Columns: the bar columns, session_date (local date of ts in `timezone`),
+    atr_short, atr_long (Wilder ATRs of the daily bars with periods `short`
+    and `long`), atr = alpha*atr_short + (1-alpha)*atr_long. The values on
+    session date D come from daily bars up to the previous daily bar; they are
+    null (not NaN) while undefined (warm-up). Sorted by ts.
+    """
+    check_timezone(timezone)
+    short = _check_period(short, "atr.short")
+    long = _check_period(long, "atr.long")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise RequestError(f"atr.alpha: must be a number between 0 and 1, got {alpha!r}")
+    alpha = float(alpha)
+
+    daily = daily_bars(minute, timezone)
+    high, low, close = (daily.get_column(c).to_numpy() for c in ("high", "low", "close"))
+    atr_short = wilder_atr(high, low, close, short)
+    atr_long = wilder_atr(high, low, close, long)
+    indicators = (
+        daily.select("session_date")
+        .with_columns(
+            pl.Series("atr_short", atr_short).shift(1),
+            pl.Series("atr_long", atr_long).shift(1),
+        )
+        .with_columns(pl.col("atr_short").fill_nan(None), pl.col("atr_long").fill_nan(None))
+        .with_columns((alpha * pl.col("atr_short") + (1.0 - alpha) * pl.col("atr_long")).alias("atr"))
+    )
+    return (
+        minute.with_columns(local_date_expr(timezone).alias("session_date"))
+        .join(indicators, on="session_date", how="left")
+        .sort("ts")
+    )

@@ -1,0 +1,321 @@
+"""Deterministic synthetic minute bars for tickers "SYN:<NAME>", so Mochi runs offline with no keys.
+
+The generator is built so that a bar depends only on the ticker and its own
+timestamp, never on the range requested (a longer request later does not change
+earlier bars):
+
+- a daily anchor path (log price at each local midnight, calendar days counted
+  from EPOCH) is a mean-reverting random walk whose random numbers come in
+  fixed-size blocks seeded by (ticker, stream, block), so any prefix is stable;
+- volatility regimes are a weekly AR(1) in log-volatility (calm and volatile
+  spells lasting weeks), from the same kind of block stream;
+- each session date's minutes come from a generator seeded by (ticker, date):
+  a Brownian bridge from that day's anchor to the next one, with minute
+  variance following an intraday pattern (busier at the London and New York
+  opens), rare intraday jumps, short intra-minute excursions for high/low and
+  a small share of missing minutes.
+
+Sessions follow FX hours: Sunday 17:00 to Friday 17:00 America/New_York. The
+minutes of a session date are those whose local date in that zone is the date
+(so Sunday holds 17:00-24:00, Friday 00:00-17:00, Saturday nothing). The move
+from Friday's close to Sunday's open is the weekend gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+from scipy.signal import lfilter
+
+from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
+from mochi_resources.errors import ProviderError, RequestError
+
+SYNTHETIC_PREFIX = "SYN:"
+EPOCH = date(1970, 1, 5)  # a Monday: day index 0 of the anchor path, day-of-week = index % 7
+SESSION_TIMEZONE = "America/New_York"
+WEEK_OPEN_MIN = 17 * 60  # Sunday 17:00 local
+WEEK_CLOSE_MIN = 17 * 60  # Friday 17:00 local
+
+_BLOCK = 1024
+_STREAM_DAILY = 1
+_STREAM_REGIME = 2
+_STREAM_MINUTES = 3
+_STREAM_PARAMS = 4
+
+# Regime log-volatility: weekly AR(1); phi 0.92 keeps a regime for ~3 months on average.
+_REGIME_PHI = 0.92
+_REGIME_SD = 0.45
+
+# Share of a full day's variance carried by the trading on each weekday (Mon=0 .. Sun=6):
+# Friday trades until 17:00, Saturday stands for the weekend gap, Sunday trades from 17:00.
+_DAY_VARIANCE_SHARE = np.array([1.0, 1.0, 1.0, 1.0, 17 / 24, 0.25, 7 / 24])
+
+_KNOWN = {
+    "GOLD": {"base_price": 1900.0, "tick_size": 0.01, "daily_vol": 0.009, "volume_base": 120.0},
+    "XAUUSD": {"base_price": 1900.0, "tick_size": 0.01, "daily_vol": 0.009, "volume_base": 120.0},
+    "EURUSD": {"base_price": 1.10, "tick_size": 0.00001, "daily_vol": 0.005, "volume_base": 300.0},
+}
+
+
+@dataclass(frozen=True)
+class SyntheticProfile:
+    """Parameters of one synthetic ticker (all derived from the ticker name)."""
+
+    ticker: str
+    name: str
+    tick_size: float
+    timezone: str
+    asset_class: str
+    base_price: float
+    daily_vol: float  # typical standard deviation of a day's log return
+    mean_reversion: float  # daily pull of the log price towards log(base_price)
+    volume_base: float  # typical volume of one minute
+    missing_rate: float  # share of trading minutes without a bar
+    jump_rate: float  # probability that a session date has one intraday jump
+    seed: int
+
+
+def is_synthetic(ticker: str) -> bool:
+    """True for tickers of the synthetic provider ("SYN:<NAME>", prefix case-insensitive)."""
+    return (
+        isinstance(ticker, str)
+        and ticker[: len(SYNTHETIC_PREFIX)].upper() == SYNTHETIC_PREFIX
+        and ticker[len(SYNTHETIC_PREFIX) :].strip() != ""
+    )
+
+
+def _stable_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
+def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream, index])))
+
+
+def synthetic_profile(ticker: str) -> SyntheticProfile:
+    """The profile of a synthetic ticker: known names get realistic figures, others seeded ones."""
+    if not is_synthetic(ticker):
+        raise ProviderError(f"ticker: {ticker!r} is not a synthetic ticker (expected {SYNTHETIC_PREFIX}<NAME>)")
+    name = ticker[len(SYNTHETIC_PREFIX) :].strip().upper()
+    canonical = SYNTHETIC_PREFIX + name
+    seed = _stable_seed(canonical)
+    rng = _rng(seed, _STREAM_PARAMS, 0)
+    seeded = rng.random(6)
+    known = _KNOWN.get(name)
+    if known is None:
+        base = float(f"{10 ** (0.5 + 3.0 * seeded[0]):.3g}")
+        # About five significant digits of price, like FX pipettes and metals cents.
+        tick = 10.0 ** (np.floor(np.log10(base)) - 5)
+        known = {
+            "base_price": base,
+            "tick_size": float(f"{tick:.0e}"),
+            "daily_vol": round(0.004 + 0.014 * seeded[1], 4),
+            "volume_base": round(50 + 450 * seeded[2]),
+        }
+    return SyntheticProfile(
+        ticker=canonical,
+        name=name,
+        tick_size=float(known["tick_size"]),
+        timezone=SESSION_TIMEZONE,
+        asset_class="synthetic",
+        base_price=float(known["base_price"]),
+        daily_vol=float(known["daily_vol"]),
+        mean_reversion=0.008,
+        volume_base=float(known["volume_base"]),
+        missing_rate=round(0.005 + 0.01 * float(seeded[3]), 4),
+        jump_rate=0.04,
+        seed=seed,
+    )
+
+
+def _stream_normals(seed: int, stream: int, n: int) -> np.ndarray:
+    """The first n standard normals of a block-seeded stream (a prefix never depends on n)."""
+    blocks = [_rng(seed, stream, b).standard_normal(_BLOCK) for b in range(n // _BLOCK + 1)]
+    return np.concatenate(blocks)[:n]
+
+
+def _regimes(profile: SyntheticProfile, n_weeks: int) -> np.ndarray:
+    """Volatility multiplier per week since EPOCH (mean about 1)."""
+    eta = _stream_normals(profile.seed, _STREAM_REGIME, n_weeks)
+    innov = _REGIME_SD * np.sqrt(1 - _REGIME_PHI**2)
+    log_vol = lfilter([innov], [1.0, -_REGIME_PHI], eta)
+    return np.exp(log_vol - _REGIME_SD**2 / 2)
+
+
+def _anchor_path(profile: SyntheticProfile, n_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log price at each local midnight, and the day's volatility, for calendar days 0..n_days-1."""
+    day = np.arange(n_days)
+    regime = _regimes(profile, n_days // 7 + 1)
+    day_vol = profile.daily_vol * regime[day // 7]
+    z = _stream_normals(profile.seed, _STREAM_DAILY, n_days)
+    # The step into day d is the trading of day d-1 (the weekend gap for Saturday).
+    prev = np.maximum(day - 1, 0)
+    step = day_vol[prev] * np.sqrt(_DAY_VARIANCE_SHARE[prev % 7]) * z
+    step[0] = 0.0
+    deviation = lfilter([1.0], [1.0, -(1.0 - profile.mean_reversion)], step)
+    return np.log(profile.base_price) + deviation, day_vol
+
+
+def _circular_hours(hours: np.ndarray, center: float) -> np.ndarray:
+    return (hours - center + 12.0) % 24.0 - 12.0
+
+
+def intraday_weight(local_minute: np.ndarray) -> np.ndarray:
+    """Relative volatility of a minute by its local (New York) minute of day.
+
+    Quiet after the 17:00 roll, an Asian bump in the evening, the London open
+    around 03:00 and the busiest hours at the New York open 08:00-11:00.
+    """
+    hours = np.asarray(local_minute, dtype=np.float64) / 60.0
+
+    def bump(center: float, width: float) -> np.ndarray:
+        return np.exp(-0.5 * (_circular_hours(hours, center) / width) ** 2)
+
+    return 0.35 + 0.25 * bump(21.0, 2.0) + 0.8 * bump(3.5, 1.2) + 1.3 * bump(9.5, 1.5) + 0.3 * bump(14.0, 1.0)
+
+
+_FULL_DAY_WEIGHTS = intraday_weight(np.arange(1440))
+_W2_REF = float(np.sum(_FULL_DAY_WEIGHTS**2))
+_W_MEAN = float(np.mean(_FULL_DAY_WEIGHTS))
+
+
+def _tick_decimals(tick: float) -> int:
+    exponent = Decimal(repr(tick)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+def _segment(day: date, tz: ZoneInfo) -> tuple[int, int] | None:
+    """UTC minute range [start, end) of a session date's trading, or None on Saturday."""
+    weekday = day.weekday()
+    if weekday == 5:
+        return None
+    start_local = datetime.combine(day, time(17, 0) if weekday == 6 else time(0, 0), tzinfo=tz)
+    end_local = (
+        datetime.combine(day, time(17, 0), tzinfo=tz)
+        if weekday == 4
+        else datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz)
+    )
+    return int(start_local.timestamp()) // 60, int(end_local.timestamp()) // 60
+
+
+def _as_date(value: date, field: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise RequestError(f"{field}: expected a date, got {value!r}")
+
+
+def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
+    """Minute bars (bars table, ts UTC bar open) of a synthetic ticker for session dates start..end inclusive.
+
+    Session dates are local dates in the profile's time zone. Deterministic:
+    the bar at a given ts is the same whatever range is requested. Prices lie
+    on the tick grid, low <= open, close <= high, volume > 0.
+    """
+    profile = synthetic_profile(ticker)
+    start, end = _as_date(start, "start"), _as_date(end, "end")
+    if end < start:
+        raise RequestError(f"end: {end} is before start {start}")
+    if start < EPOCH:
+        raise ProviderError(f"start: synthetic data begins on {EPOCH}, {start} is earlier")
+
+    tz = ZoneInfo(profile.timezone)
+    days, seg_start, seg_len = [], [], []
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        segment = _segment(day, tz)
+        if segment is not None:
+            days.append((day - EPOCH).days)
+            seg_start.append(segment[0])
+            seg_len.append(segment[1] - segment[0])
+    if not days:
+        return empty_bars()
+    day_idx = np.array(days)
+    seg_len_arr = np.array(seg_len)
+
+    log_anchor, day_vol = _anchor_path(profile, int(day_idx[-1]) + 2)
+
+    total = int(seg_len_arr.sum())
+    first = np.concatenate(([0], np.cumsum(seg_len_arr)[:-1]))
+    last = first + seg_len_arr - 1
+
+    # Per-(ticker, date) random numbers, drawn straight into place: the only per-day Python work.
+    z, high_z, low_z, volume_z, miss = (np.empty(total) for _ in range(5))
+    jumps = np.empty((len(days), 4))
+    for j, (d, a, n) in enumerate(zip(days, first, seg_len)):
+        rng = _rng(profile.seed, _STREAM_MINUTES, d)
+        for target in (z, high_z, low_z, volume_z):
+            rng.standard_normal(out=target[a : a + n])
+        rng.random(out=miss[a : a + n])
+        rng.random(out=jumps[j])
+
+    day_of = np.repeat(np.arange(len(days)), seg_len_arr)
+    k = np.arange(total) - first[day_of]
+    utc_minute = np.repeat(np.array(seg_start, dtype=np.int64), seg_len_arr) + k
+
+    ts = pl.Series("ts", utc_minute * 60_000_000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    local = ts.dt.convert_time_zone(profile.timezone)
+    local_minute = (local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)).to_numpy()
+    weight = _FULL_DAY_WEIGHTS[local_minute]
+
+    vol_today = day_vol[day_idx]
+    sigma = vol_today[day_of] * weight / np.sqrt(_W2_REF)
+    step = sigma * z
+    jump = np.zeros(total)
+    has_jump = jumps[:, 0] < profile.jump_rate
+    jump_at = first + np.minimum((jumps[:, 1] * seg_len_arr).astype(np.int64), seg_len_arr - 1)
+    jump_size = np.where(jumps[:, 3] < 0.5, -1.0, 1.0) * (0.3 + 0.9 * jumps[:, 2]) * vol_today
+    jump[jump_at[has_jump]] = jump_size[has_jump]
+    step += jump
+
+    # Brownian bridge per day from anchor[d] to anchor[d+1], pinned in variance time.
+    walk = np.cumsum(step)
+    walk -= np.repeat(walk[first] - step[first], seg_len_arr)
+    var_time = np.cumsum(sigma**2)
+    var_time -= np.repeat(var_time[first] - sigma[first] ** 2, seg_len_arr)
+    frac = var_time / var_time[last][day_of]
+    x_start = log_anchor[day_idx]
+    x_end = log_anchor[day_idx + 1]
+    log_close = x_start[day_of] + walk + frac * (x_end - x_start - walk[last])[day_of]
+    log_prev = np.empty(total)
+    log_prev[1:] = log_close[:-1]
+    log_prev[first] = x_start
+    log_open = log_prev + jump
+    log_high = np.maximum(log_open, log_close) + 0.5 * sigma * np.abs(high_z)
+    log_low = np.minimum(log_open, log_close) - 0.5 * sigma * np.abs(low_z)
+
+    tick = profile.tick_size
+    # tick = tick_units / scale exactly (scale a power of ten): dividing the integer
+    # ticks*tick_units by scale gives the double nearest the decimal price, e.g. 1.10005.
+    scale = 10.0 ** _tick_decimals(tick)
+    tick_units = float(round(tick * scale))
+
+    def on_grid(log_price: np.ndarray) -> np.ndarray:
+        ticks = np.maximum(np.rint(np.exp(log_price) / tick), 1.0)
+        return ticks * tick_units / scale
+
+    relative = weight / _W_MEAN
+    volume = np.maximum(
+        np.ceil(profile.volume_base * (vol_today / profile.daily_vol)[day_of] * relative * np.exp(0.4 * volume_z - 0.08)), 1.0
+    )
+    # Quiet minutes are more often missing, as on real feeds that only print when something trades.
+    keep = miss >= profile.missing_rate * np.clip(1.0 / relative, 0.5, 2.0)
+
+    out = pl.DataFrame(
+        {
+            "ts": ts,
+            "open": on_grid(log_open),
+            "high": on_grid(log_high),
+            "low": on_grid(log_low),
+            "close": on_grid(log_close),
+            "volume": volume,
+        }
+    ).filter(pl.Series(keep))
+    return out.select(BAR_COLUMNS)

@@ -5,7 +5,6 @@ import dagster as dg
 from mochi_assets.aggregation import assets as aggregation
 from mochi_assets.execution import executor
 from mochi_assets.market_data import assets as market_data
-from mochi_assets.partitions import ticker_partitions_def, ticker_scenario_partitions_def
 from mochi_assets.reporting import assets as reporting
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
@@ -28,15 +27,15 @@ all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets]
 
 # The three phases of a backtest: per ticker, then per ticker x scenario, then across scenarios.
 ticker_job = dg.define_asset_job(
-    "ticker_job", selection=ticker_assets, partitions_def=ticker_partitions_def,
+    "ticker_job", selection=ticker_assets,
     description="Raw bars, enhanced bars and scenario grids of one ticker.",
 )
 scenario_job = dg.define_asset_job(
-    "scenario_job", selection=scenario_assets, partitions_def=ticker_scenario_partitions_def,
+    "scenario_job", selection=scenario_assets,
     description="Simulation, aggregation, rankings, graphs and trade lens of one ticker x scenario.",
 )
 leaderboard_job = dg.define_asset_job(
-    "leaderboard_job", selection=leaderboard_assets, partitions_def=ticker_partitions_def,
+    "leaderboard_job", selection=leaderboard_assets,
     description="The ticker's leaderboard across its scenarios.",
 )
 

@@ -111,6 +111,6 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
             "preview": preview(enhanced.filter(pl.col("atr").is_not_null())),
         },
     )
-    yield _check("atr_defined_after_warmup", atr_violations(enhanced), "enhanced_bars", "ATR defined after warm-up")
+    yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=request.atr.long), "enhanced_bars", "ATR defined after warm-up")
     yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
 

@@ -15,10 +15,10 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
 
 META_SCHEMA = {
     "ticker": pl.Utf8,
-    "ticker_key": pl.Utf8,
     "tick_size": pl.Float64,
     "timezone": pl.Utf8,
     "asset_class": pl.Utf8,
+    "ticker_key": pl.Utf8,
     "source": pl.Utf8,
     "synthetic": pl.Boolean,
     "request_timezone": pl.Utf8,

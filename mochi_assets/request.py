@@ -74,6 +74,12 @@ class AtrSettings(BaseModel):
     long: PositiveInt = 50
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
+    @model_validator(mode="after")
+    def _periods(self) -> "AtrSettings":
+        if self.long < self.short:
+            raise ValueError(f"long: period {self.long} must not be shorter than short {self.short}")
+        return self
+
 
 class ScenarioSpec(BaseModel):
     """One scenario family: a direction and the grid axes that differ from the request's."""
@@ -164,18 +170,15 @@ class BacktestRequest(BaseModel):
                 raise ValueError(str(exc).removeprefix("scenarios: ")) from None
         return v
 
-    @model_validator(mode="after")
-    def _range_and_periods(self) -> BacktestRequest:
-        if self.end <= self.start:
-            what = "empty" if self.end == self.start else "inverted"
-            raise ValueError(
-                f"end: the date range is {what}: end {self.end} must be after start {self.start}"
-            )
-        if self.atr.long < self.atr.short:
-            raise ValueError(
-                f"atr.long: period {self.atr.long} must not be shorter than atr.short {self.atr.short}"
-            )
-        return self
+    @field_validator("end")
+    @classmethod
+    def _range(cls, end: dt.date, info) -> dt.date:
+        # a field validator (not a model one) so that range errors are reported with all others
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            what = "empty" if end == start else "inverted"
+            raise ValueError(f"the date range is {what}: end {end} must be after start {start}")
+        return end
 
     # --- derived values -------------------------------------------------------------------
 

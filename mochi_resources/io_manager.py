@@ -135,7 +135,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         lake = self.lake.get_lake()
         partitions_def = context.asset_partitions_def
         keys = context.asset_partition_keys if context.has_asset_partitions else []
-        if len(keys) == 1:
+        run_key = context.partition_key if context.has_partition_key else None
+        # a ticker step reading a ticker x scenario asset gathers every scenario (ticker keys never hold "|")
+        fan_in = isinstance(partitions_def, dg.MultiPartitionsDefinition) and run_key is not None and "|" not in run_key
+        if not fan_in and len(keys) == 1:
             ticker, scenario = _partition_dims(partitions_def, keys[0])
             return self._load_one(lake, meta, name, ticker, scenario)
         loaded: dict[str, Any] = {}

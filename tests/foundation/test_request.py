@@ -84,6 +84,7 @@ def test_hash_is_stable_and_sensitive():
         ({"scenarios": {"Bad Name": {"direction": "long"}}}, "scenarios", "not a valid scenario name"),
         ({"scenarios": {"x": {"direction": "long", "limit_atr": [0]}}}, "scenarios.x.limit_atr", "greater than 0"),
         ({"colour": "red"}, "colour", "not a known key"),
+        ({"atr": {"short": 20, "long": 10}}, "atr", "must not be shorter"),
     ],
 )
 def test_each_bad_field_is_named(change, field, words):

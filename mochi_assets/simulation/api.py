@@ -1,0 +1,457 @@
+"""Simulation API: enhanced bars and traders (polars) in, trades (polars or one Parquet file) out.
+
+The rules live in the numba kernels of nb.py; this module validates the tables, turns them into
+NumPy arrays (timestamps as int64 microseconds), finds each session's reference bar per entry time
+once, and runs the traders in chunks so that memory depends on the chunk size, never on the grid.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mochi_assets.simulation import nb
+from mochi_assets.simulation.enums import (
+    EXIT_REASONS,
+    LONG,
+    MICROS_PER_DAY,
+    MICROS_PER_MINUTE,
+    SHORT,
+    trade_dt,
+)
+from mochi_resources.errors import BarsError, MochiError
+
+TRADE_COLUMNS: list[str] = [
+    "trader_id",
+    "session_date",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "exit_reason",
+    "pnl",
+    "pnl_ticks",
+    "r",
+    "mae",
+    "mfe",
+    "bars_held",
+]
+
+BAR_COLUMNS = ["ts", "open", "high", "low", "close", "session_date", "atr"]
+TRADER_COLUMNS = [
+    "trader_id",
+    "direction",
+    "entry_time",
+    "offset_ticks",
+    "stop_atr",
+    "limit_atr",
+    "duration_min",
+    "timeout_min",
+    "cost_ticks",
+]
+
+_TS_TYPE = pa.timestamp("us", tz="UTC")
+# Columns whose values repeat enough for dictionary encoding to pay; on the timestamps and r it
+# falls back after costing several times the plain encoding (measured on the benchmark grid).
+_DICTIONARY_COLUMNS = [c for c in TRADE_COLUMNS if c not in ("entry_ts", "exit_ts", "r")]
+
+
+def trades_schema() -> pa.Schema:
+    """Arrow schema of the trades table (column order of TRADE_COLUMNS)."""
+    return pa.schema(
+        [
+            ("trader_id", pa.int64()),
+            ("session_date", pa.date32()),
+            ("entry_ts", _TS_TYPE),
+            ("entry_price", pa.float64()),
+            ("exit_ts", _TS_TYPE),
+            ("exit_price", pa.float64()),
+            ("exit_reason", pa.string()),
+            ("pnl", pa.float64()),
+            ("pnl_ticks", pa.float64()),
+            ("r", pa.float64()),
+            ("mae", pa.float64()),
+            ("mfe", pa.float64()),
+            ("bars_held", pa.int64()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """What one simulation run did, for Dagster asset metadata."""
+
+    traders: int
+    trades: int
+    sessions: int
+    fills_per_session: float
+    exit_reasons: dict[str, int] = field(default_factory=dict)
+    ambiguous_bars: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def as_metadata(self) -> dict[str, float | int | str]:
+        """Flat dict: the counts, exit reasons as exits_<reason>, seconds and peak RSS."""
+        meta: dict[str, float | int | str] = {
+            "traders": self.traders,
+            "trades": self.trades,
+            "sessions": self.sessions,
+            "fills_per_session": self.fills_per_session,
+            "ambiguous_bars": self.ambiguous_bars,
+            "seconds": round(self.seconds, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+        }
+        for reason in EXIT_REASONS:
+            meta[f"exits_{reason}"] = self.exit_reasons.get(reason, 0)
+        return meta
+
+
+@dataclass
+class _Market:
+    """Bars as arrays plus everything the kernel needs that does not depend on the trader."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    tab_max: np.ndarray
+    tab_min: np.ndarray
+    min_step: int  # smallest spacing of consecutive bars, microseconds
+    session_day: np.ndarray  # int32 days since epoch of each valid session
+    session_atr: np.ndarray
+    references: np.ndarray  # int64[n_entry_times, n_sessions]
+    entry_slot: dict[str, int]
+
+
+@dataclass
+class _Traders:
+    trader_id: np.ndarray
+    entry_slot: np.ndarray
+    direction: np.ndarray
+    offset_ticks: np.ndarray
+    stop_atr: np.ndarray
+    limit_atr: np.ndarray
+    duration_us: np.ndarray
+    timeout_us: np.ndarray
+    cost_ticks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.trader_id.shape[0])
+
+    def rows(self, start: int, stop: int) -> _Traders:
+        return _Traders(**{name: getattr(self, name)[start:stop] for name in self.__dataclass_fields__})
+
+
+@dataclass
+class _Tally:
+    trades: int = 0
+    ambiguous: int = 0
+    reasons: np.ndarray = field(default_factory=lambda: np.zeros(len(EXIT_REASONS), dtype=np.int64))
+
+
+def _require_columns(frame: pl.DataFrame, columns: list[str], table: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise MochiError(f"{table}: missing column {column!r}")
+
+
+def _require_no_nulls(frame: pl.DataFrame, columns: list[str], table: str) -> None:
+    counts = frame.select(pl.col(columns).null_count()).row(0)
+    for column, nulls in zip(columns, counts):
+        if nulls:
+            raise MochiError(f"{table}: column {column!r} has {nulls} null values")
+
+
+def _parse_entry_time(text: str) -> int:
+    """'HH:MM' -> microseconds after local midnight."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise MochiError(f"traders: entry_time {text!r} is not HH:MM")
+    hours, minutes = int(parts[0]), int(parts[1])
+    if hours > 23 or minutes > 59:
+        raise MochiError(f"traders: entry_time {text!r} is not a time of day")
+    return (hours * 60 + minutes) * MICROS_PER_MINUTE
+
+
+def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -> _Market:
+    _require_columns(bars, BAR_COLUMNS, "bars")
+    _require_no_nulls(bars, ["ts", "open", "high", "low", "close", "session_date"], "bars")
+    ts_col = bars["ts"]
+    if not isinstance(ts_col.dtype, pl.Datetime):
+        raise BarsError(f"bars: column 'ts' must be a timestamp, not {ts_col.dtype}")
+    if ts_col.dtype.time_zone is None:
+        ts_col = ts_col.dt.replace_time_zone("UTC")
+    ts = ts_col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us").to_numpy()
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    steps = np.diff(ts)
+    if ts.shape[0] > 1:
+        if (steps <= 0).any():
+            row = int(np.argmax(steps <= 0)) + 1
+            raise BarsError(f"bars: row {row}: ts is not strictly after the previous bar")
+
+    def floats(name: str) -> np.ndarray:
+        return np.ascontiguousarray(bars[name].cast(pl.Float64).to_numpy(), dtype=np.float64)
+
+    open_, high, low, close = floats("open"), floats("high"), floats("low"), floats("close")
+    for name, values in (("open", open_), ("high", high), ("low", low), ("close", close)):
+        if not np.isfinite(values).all():
+            raise BarsError(f"bars: column {name!r} has non-finite values")
+    atr = bars["atr"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    session_day = bars["session_date"].cast(pl.Date).cast(pl.Int32).to_numpy()
+    if session_day.shape[0] > 1 and (np.diff(session_day) < 0).any():
+        raise BarsError("bars: session_date goes backwards while ts goes forward")
+
+    starts, ends = nb.session_bounds_nb(session_day)
+    first_atr = atr[starts] if starts.shape[0] else np.empty(0)
+    per_bar = np.repeat(first_atr, ends - starts)
+    same = (atr == per_bar) | (np.isnan(atr) & np.isnan(per_bar))
+    if not same.all():
+        row = int(np.argmin(same))
+        raise BarsError(f"bars: row {row}: atr differs from the atr of its session_date's first bar")
+    # A session trades only with a usable risk unit: null (warm-up) or zero ATR means no trades.
+    valid = np.isfinite(first_atr) & (first_atr > 0)
+    starts, ends = starts[valid], ends[valid]
+
+    try:
+        local_ts = ts_col.dt.convert_time_zone(timezone)
+    except Exception as exc:  # polars raises its own error types for unknown zones
+        raise MochiError(f"timezone {timezone!r} is not a known IANA time zone") from exc
+    local = local_ts.dt.replace_time_zone(None).dt.epoch("us").to_numpy()
+    time_of_day = np.ascontiguousarray(np.mod(local, MICROS_PER_DAY), dtype=np.int64)
+    entry_slot = {text: i for i, text in enumerate(entry_times)}
+    references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
+    for text, i in entry_slot.items():
+        references[i] = nb.reference_bars_nb(starts, ends, time_of_day, _parse_entry_time(text))
+
+    tab_max, tab_min = nb.block_tables_nb(high, low)
+    return _Market(
+        ts=ts,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        tab_max=tab_max,
+        tab_min=tab_min,
+        min_step=int(steps.min()) if ts.shape[0] > 1 else 1,
+        session_day=np.ascontiguousarray(session_day[starts], dtype=np.int32),
+        session_atr=np.ascontiguousarray(first_atr[valid], dtype=np.float64),
+        references=references,
+        entry_slot=entry_slot,
+    )
+
+
+def _prepare_traders(traders: pl.DataFrame) -> tuple[_Traders, list[str]]:
+    _require_columns(traders, TRADER_COLUMNS, "traders")
+    _require_no_nulls(traders, TRADER_COLUMNS, "traders")
+    traders = traders.sort("trader_id", maintain_order=True)
+    ids = traders["trader_id"].cast(pl.Int64).to_numpy()
+    if ids.shape[0] > 1 and (np.diff(ids) == 0).any():
+        raise MochiError("traders: trader_id values are not unique")
+    directions = traders["direction"].cast(pl.String)
+    bad = directions.filter(~directions.is_in(["long", "short"]))
+    if bad.len():
+        raise MochiError(f"traders: direction {bad[0]!r} is not 'long' or 'short'")
+    for name in ("stop_atr", "limit_atr", "duration_min", "timeout_min"):
+        if (traders[name] <= 0).any():
+            raise MochiError(f"traders: {name} must be positive")
+    if (traders["cost_ticks"] < 0).any():
+        raise MochiError("traders: cost_ticks must not be negative")
+    entry_texts = traders["entry_time"].cast(pl.String)
+    entry_times = sorted(entry_texts.unique().to_list())
+    for text in entry_times:
+        _parse_entry_time(text)
+    slot = {text: i for i, text in enumerate(entry_times)}
+    arrays = _Traders(
+        trader_id=np.ascontiguousarray(ids, dtype=np.int64),
+        entry_slot=np.array([slot[t] for t in entry_texts.to_list()], dtype=np.int64),
+        direction=np.where(directions.to_numpy() == "long", LONG, SHORT).astype(np.int64),
+        offset_ticks=np.ascontiguousarray(traders["offset_ticks"].cast(pl.Int64).to_numpy()),
+        stop_atr=np.ascontiguousarray(traders["stop_atr"].cast(pl.Float64).to_numpy()),
+        limit_atr=np.ascontiguousarray(traders["limit_atr"].cast(pl.Float64).to_numpy()),
+        duration_us=traders["duration_min"].cast(pl.Int64).to_numpy() * MICROS_PER_MINUTE,
+        timeout_us=traders["timeout_min"].cast(pl.Int64).to_numpy() * MICROS_PER_MINUTE,
+        cost_ticks=np.ascontiguousarray(traders["cost_ticks"].cast(pl.Float64).to_numpy()),
+    )
+    return arrays, entry_times
+
+
+def _chunk_columns(
+    market: _Market, chunk: _Traders, tick_size: float, threads: int, slots: np.ndarray
+) -> tuple:
+    """Run the kernels on one chunk of traders: the trades as NumPy columns (trade_columns_nb)."""
+    # The thread count is thread-local in numba: carry the caller's setting into this thread.
+    numba.set_num_threads(threads)
+    counts = nb.simulate_traders_nb(
+        market.ts,
+        market.open,
+        market.high,
+        market.low,
+        market.close,
+        market.tab_max,
+        market.tab_min,
+        market.min_step,
+        market.session_atr,
+        market.references,
+        chunk.entry_slot,
+        chunk.direction,
+        chunk.offset_ticks,
+        chunk.stop_atr,
+        chunk.limit_atr,
+        chunk.duration_us,
+        chunk.timeout_us,
+        chunk.cost_ticks,
+        float(tick_size),
+        slots,
+    )
+    return nb.trade_columns_nb(
+        slots, counts, market.session_atr.shape[0], chunk.trader_id, market.ts, market.session_day
+    )
+
+
+def _to_table(columns: tuple, tally: _Tally) -> pa.Table:
+    """Arrow table of the trades from trade_columns_nb's columns; counts go to the tally."""
+    (trader, day, entry_ts, entry_price, exit_ts, exit_price, reason, pnl, pnl_ticks, r, mae, mfe,
+     bars_held, ambiguous) = columns
+    tally.trades += int(trader.shape[0])
+    tally.ambiguous += int(np.count_nonzero(ambiguous))
+    tally.reasons += np.bincount(reason, minlength=len(EXIT_REASONS))[: len(EXIT_REASONS)]
+    arrays = [
+        pa.array(trader),
+        pa.array(day, type=pa.date32()),
+        pa.array(entry_ts, type=_TS_TYPE),
+        pa.array(entry_price),
+        pa.array(exit_ts, type=_TS_TYPE),
+        pa.array(exit_price),
+        pa.DictionaryArray.from_arrays(pa.array(reason), pa.array(EXIT_REASONS)).cast(pa.string()),
+        pa.array(pnl),
+        pa.array(pnl_ticks),
+        pa.array(r),
+        pa.array(mae),
+        pa.array(mfe),
+        pa.array(bars_held),
+    ]
+    return pa.Table.from_arrays(arrays, schema=trades_schema())
+
+
+def _run(
+    bars: pl.DataFrame,
+    traders: pl.DataFrame,
+    tick_size: float,
+    timezone: str,
+    chunk_size: int,
+) -> tuple[Iterator[tuple[pa.Table, int]], int, int, _Tally]:
+    """Validate and prepare; return (chunk tables with traders done so far, traders, sessions, tally).
+
+    While the caller converts and writes chunk i, the kernels (which release the GIL) already
+    run chunk i + 1 in a worker thread, so writing does not leave a core idle. At most two
+    chunks are in memory.
+    """
+    if not tick_size > 0:
+        raise MochiError(f"tick_size must be positive, got {tick_size}")
+    if chunk_size < 1:
+        raise MochiError(f"chunk_size must be at least 1, got {chunk_size}")
+    arrays, entry_times = _prepare_traders(traders)
+    market = _prepare_market(bars, entry_times, timezone)
+    tally = _Tally()
+    threads = numba.get_num_threads()
+    bounds = [(start, min(start + chunk_size, len(arrays))) for start in range(0, len(arrays), chunk_size)]
+    # One slot per trader and session, reused by every chunk (only the worker thread writes it).
+    slots = np.empty(min(chunk_size, len(arrays)) * market.session_atr.shape[0], dtype=trade_dt)
+
+    def chunks() -> Iterator[tuple[pa.Table, int]]:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mochi-sim") as pool:
+            pending = None
+            for i, (start, stop) in enumerate(bounds):
+                if pending is None:
+                    pending = pool.submit(_chunk_columns, market, arrays.rows(start, stop), tick_size, threads, slots)
+                columns = pending.result()
+                pending = None
+                if i + 1 < len(bounds):
+                    nxt = bounds[i + 1]
+                    pending = pool.submit(_chunk_columns, market, arrays.rows(*nxt), tick_size, threads, slots)
+                table = _to_table(columns, tally)
+                del columns
+                yield table, stop
+
+    return chunks(), len(arrays), int(market.session_atr.shape[0]), tally
+
+
+def simulate(
+    bars: pl.DataFrame,
+    traders: pl.DataFrame,
+    *,
+    tick_size: float,
+    timezone: str,
+    chunk_size: int = 512,
+) -> pl.DataFrame:
+    """Every trade of every trader, in memory: the trades table sorted by trader_id, entry_ts.
+
+    bars: enhanced bars (ts, open, high, low, close, session_date, atr; ts strictly increasing,
+    atr constant within a session_date, null in warm-up). traders: the traders table; entry_time
+    is a local time of day in `timezone`. Empty frame with the trades schema when nothing trades.
+    """
+    chunks, _, _, _ = _run(bars, traders, tick_size, timezone, chunk_size)
+    tables = [table for table, _ in chunks]
+    table = pa.concat_tables(tables) if tables else trades_schema().empty_table()
+    return pl.from_arrow(table)
+
+
+def simulate_to_parquet(
+    bars: pl.DataFrame,
+    traders: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    tick_size: float,
+    timezone: str,
+    chunk_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationReport:
+    """Stream the trades table (same rows and order as simulate()) to one zstd Parquet file.
+
+    Each chunk of traders becomes row groups as soon as it is simulated; the file appears at
+    `path` only when complete (written beside it, then renamed). progress(done, total) is called
+    after each chunk. Returns the run's SimulationReport.
+    """
+    started = time.perf_counter()
+    chunks, n_traders, n_sessions, tally = _run(bars, traders, tick_size, timezone, chunk_size)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with pq.ParquetWriter(
+            partial, trades_schema(), compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
+        ) as writer:
+            if progress is not None:
+                progress(0, n_traders)
+            for table, done in chunks:
+                if table.num_rows:
+                    writer.write_table(table)
+                del table
+                if progress is not None:
+                    progress(done, n_traders)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    denominator = n_traders * n_sessions
+    return SimulationReport(
+        traders=n_traders,
+        trades=tally.trades,
+        sessions=n_sessions,
+        fills_per_session=tally.trades / denominator if denominator else 0.0,
+        exit_reasons={reason: int(tally.reasons[i]) for i, reason in enumerate(EXIT_REASONS)},
+        ambiguous_bars=tally.ambiguous,
+        seconds=time.perf_counter() - started,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    )

@@ -1,0 +1,547 @@
+"""Numba kernels of the trade simulation: NumPy arrays in, NumPy arrays out, nothing else.
+
+The rules are those of DESIGN.md "Strategy semantics". Bars are addressed by index; timestamps are
+int64 microseconds (UTC, bar open times). Windows ("within N minutes of t" = ts < t + N) become
+half-open index ranges [a, b) found by galloping search on ts. Finding the first bar of a window
+whose high/low reaches a level, and the extremes of a window (MAE/MFE), use block range tables
+(block extremes plus a sparse table over them) so a window costs O(BLOCK_SIZE + log n), not O(n).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from mochi_assets.simulation.enums import (
+    EXIT_END,
+    EXIT_LIMIT,
+    EXIT_STOP,
+    EXIT_TIME,
+    LONG,
+)
+
+# Bars per block of the range tables: windows are scanned bar by bar inside a block and jump
+# block by block (sparse table over block extremes) across blocks. 16 keeps the tables at 1/8 of
+# the bar arrays' size while the in-block scans stay short (8 measured no faster).
+BLOCK_SHIFT = 4
+BLOCK_SIZE = 1 << BLOCK_SHIFT
+
+# Traders simulated side by side, session by session, in one parallel task (simulate_traders_nb):
+# enough to reuse the bars while in cache, few enough that a chunk splits into many tasks.
+TRADER_GROUP = 32
+
+
+@njit(cache=True)
+def block_tables_nb(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse tables over per-block extremes: (tab_max, tab_min), each float64[levels, n_blocks].
+
+    tab_max[k, i] is the highest high of blocks i .. i + 2**k - 1 (defined where i + 2**k <= n_blocks;
+    other cells repeat the level below and are never read by the queries).
+    """
+    n = high.shape[0]
+    n_blocks = (n + BLOCK_SIZE - 1) >> BLOCK_SHIFT
+    levels = 1
+    while (1 << levels) <= n_blocks:
+        levels += 1
+    tab_max = np.empty((levels, max(n_blocks, 1)), dtype=np.float64)
+    tab_min = np.empty((levels, max(n_blocks, 1)), dtype=np.float64)
+    for b in range(n_blocks):
+        start = b << BLOCK_SHIFT
+        stop = min(start + BLOCK_SIZE, n)
+        hi = high[start]
+        lo = low[start]
+        for j in range(start + 1, stop):
+            if high[j] > hi:
+                hi = high[j]
+            if low[j] < lo:
+                lo = low[j]
+        tab_max[0, b] = hi
+        tab_min[0, b] = lo
+    for k in range(1, levels):
+        half = 1 << (k - 1)
+        for b in range(n_blocks):
+            if b + half < n_blocks:
+                tab_max[k, b] = max(tab_max[k - 1, b], tab_max[k - 1, b + half])
+                tab_min[k, b] = min(tab_min[k - 1, b], tab_min[k - 1, b + half])
+            else:
+                tab_max[k, b] = tab_max[k - 1, b]
+                tab_min[k, b] = tab_min[k - 1, b]
+    return tab_max, tab_min
+
+
+@njit(cache=True, inline="always")
+def _floor_log2_nb(x: int) -> int:
+    k = 0
+    while (2 << k) <= x:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def first_ge_nb(values: np.ndarray, tab_max: np.ndarray, a: int, b: int, level: float) -> int:
+    """First index j in [a, b) with values[j] >= level, else b (tab_max built from values)."""
+    head_end = min(((a + BLOCK_SIZE - 1) >> BLOCK_SHIFT) << BLOCK_SHIFT, b)
+    for j in range(a, head_end):
+        if values[j] >= level:
+            return j
+    if head_end >= b:
+        return b
+    first_block = head_end >> BLOCK_SHIFT
+    end_block = b >> BLOCK_SHIFT
+    if first_block < end_block:
+        # Binary lifting: skip runs of whole blocks whose maximum stays below the level.
+        pos = first_block
+        k = _floor_log2_nb(end_block - first_block)
+        while k >= 0:
+            if pos + (1 << k) <= end_block and tab_max[k, pos] < level:
+                pos += 1 << k
+            k -= 1
+        if pos < end_block:
+            j = pos << BLOCK_SHIFT
+            while values[j] < level:
+                j += 1
+            return j
+    for j in range(end_block << BLOCK_SHIFT, b):
+        if values[j] >= level:
+            return j
+    return b
+
+
+@njit(cache=True)
+def first_le_nb(values: np.ndarray, tab_min: np.ndarray, a: int, b: int, level: float) -> int:
+    """First index j in [a, b) with values[j] <= level, else b (tab_min built from values)."""
+    head_end = min(((a + BLOCK_SIZE - 1) >> BLOCK_SHIFT) << BLOCK_SHIFT, b)
+    for j in range(a, head_end):
+        if values[j] <= level:
+            return j
+    if head_end >= b:
+        return b
+    first_block = head_end >> BLOCK_SHIFT
+    end_block = b >> BLOCK_SHIFT
+    if first_block < end_block:
+        pos = first_block
+        k = _floor_log2_nb(end_block - first_block)
+        while k >= 0:
+            if pos + (1 << k) <= end_block and tab_min[k, pos] > level:
+                pos += 1 << k
+            k -= 1
+        if pos < end_block:
+            j = pos << BLOCK_SHIFT
+            while values[j] > level:
+                j += 1
+            return j
+    for j in range(end_block << BLOCK_SHIFT, b):
+        if values[j] <= level:
+            return j
+    return b
+
+
+@njit(cache=True)
+def range_extremes_nb(
+    high: np.ndarray, low: np.ndarray, tab_max: np.ndarray, tab_min: np.ndarray, a: int, b: int
+) -> tuple[float, float]:
+    """(max of high[a:b], min of low[a:b]) for a < b, in one pass over the partial blocks."""
+    first_block = (a + BLOCK_SIZE - 1) >> BLOCK_SHIFT
+    end_block = b >> BLOCK_SHIFT
+    hi = -np.inf
+    lo = np.inf
+    if first_block >= end_block:
+        for j in range(a, b):
+            hi = max(hi, high[j])
+            lo = min(lo, low[j])
+        return hi, lo
+    for j in range(a, first_block << BLOCK_SHIFT):
+        hi = max(hi, high[j])
+        lo = min(lo, low[j])
+    for j in range(end_block << BLOCK_SHIFT, b):
+        hi = max(hi, high[j])
+        lo = min(lo, low[j])
+    k = _floor_log2_nb(end_block - first_block)
+    other = end_block - (1 << k)
+    hi = max(hi, max(tab_max[k, first_block], tab_max[k, other]))
+    lo = min(lo, min(tab_min[k, first_block], tab_min[k, other]))
+    return hi, lo
+
+
+@njit(cache=True)
+def search_ts_nb(ts: np.ndarray, start: int, target: int, min_step: int) -> int:
+    """First index i >= start with ts[i] >= target, else len(ts).
+
+    ts is strictly increasing with consecutive differences >= min_step > 0, so the answer is at
+    most start + ceil((target - ts[start]) / min_step): on regularly spaced bars that bound is the
+    answer itself (one comparison); across holes a binary search below it finishes the job.
+    """
+    n = ts.shape[0]
+    if start >= n:
+        return n
+    delta = target - ts[start]
+    if delta <= 0:
+        return start
+    hi = start + (delta + min_step - 1) // min_step
+    if hi > n:
+        hi = n
+    if ts[hi - 1] < target:
+        return hi
+    lo = start + 1
+    hi -= 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ts[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def session_bounds_nb(session_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) bar index ranges of runs of equal session_day (bars in time order)."""
+    n = session_day.shape[0]
+    count = 0
+    for i in range(n):
+        if i == 0 or session_day[i] != session_day[i - 1]:
+            count += 1
+    starts = np.empty(count, dtype=np.int64)
+    ends = np.empty(count, dtype=np.int64)
+    s = -1
+    for i in range(n):
+        if i == 0 or session_day[i] != session_day[i - 1]:
+            if s >= 0:
+                ends[s] = i
+            s += 1
+            starts[s] = i
+    if s >= 0:
+        ends[s] = n
+    return starts, ends
+
+
+@njit(cache=True)
+def reference_bars_nb(
+    starts: np.ndarray, ends: np.ndarray, time_of_day_us: np.ndarray, entry_us: int
+) -> np.ndarray:
+    """Per session: index of its first bar whose local time of day >= entry_us, else -1.
+
+    A linear scan rather than a search: local time of day is not monotonic within a session on a
+    daylight-saving fall-back night.
+    """
+    out = np.full(starts.shape[0], -1, dtype=np.int64)
+    for s in range(starts.shape[0]):
+        for i in range(starts[s], ends[s]):
+            if time_of_day_us[i] >= entry_us:
+                out[s] = i
+                break
+    return out
+
+
+@njit(cache=True)
+def trade_session_nb(
+    ts: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    tab_max: np.ndarray,
+    tab_min: np.ndarray,
+    min_step: int,
+    ref: int,
+    atr: float,
+    direction: int,
+    offset_ticks: int,
+    stop_atr: float,
+    limit_atr: float,
+    duration_us: int,
+    timeout_us: int,
+    cost_ticks: float,
+    tick_size: float,
+    out: np.ndarray,
+    slot: int,
+) -> int:
+    """One trader's order on one session with reference bar `ref` and ATR `atr` (> 0).
+
+    On a fill, writes the trade to out[slot] (all fields but "session") and returns the exit bar
+    index; returns -1 when the order does not fill within its timeout.
+    """
+    n = ts.shape[0]
+    is_long = direction == LONG
+    # The entry level lies above P (fills when the high reaches it) for a long stop entry and
+    # for a short limit entry; below P (fills when the low reaches it) otherwise.
+    level_above = (offset_ticks >= 0) == is_long
+    p = open_[ref]
+    if is_long:
+        level = p + offset_ticks * tick_size
+    else:
+        level = p - offset_ticks * tick_size
+
+    # Entry: first bar from the reference bar on, inside the timeout window, reaching the level.
+    entry_end = search_ts_nb(ts, ref, ts[ref] + timeout_us, min_step)
+    if level_above:
+        fill = first_ge_nb(high, tab_max, ref, entry_end, level)
+    else:
+        fill = first_le_nb(low, tab_min, ref, entry_end, level)
+    if fill >= entry_end:
+        return -1
+    o = open_[fill]
+    if level_above:
+        price = o if o >= level else level
+    else:
+        price = o if o <= level else level
+
+    risk = stop_atr * atr
+    if is_long:
+        stop_level = price - risk
+        limit_level = price + limit_atr * atr
+    else:
+        stop_level = price + risk
+        limit_level = price - limit_atr * atr
+
+    # Exit: bars after the fill inside the duration window; first bar reaching either level.
+    a = fill + 1
+    exit_end = search_ts_nb(ts, fill, ts[fill] + duration_us, min_step)
+    if is_long:
+        k_stop = first_le_nb(low, tab_min, a, exit_end, stop_level)
+        k_limit = first_ge_nb(high, tab_max, a, min(k_stop + 1, exit_end), limit_level)
+    else:
+        k_stop = first_ge_nb(high, tab_max, a, exit_end, stop_level)
+        k_limit = first_le_nb(low, tab_min, a, min(k_stop + 1, exit_end), limit_level)
+
+    ambiguous = False
+    if k_limit < k_stop:
+        k = k_limit
+        o = open_[k]
+        gapped = o >= limit_level if is_long else o <= limit_level
+        exit_price = o if gapped else limit_level
+        reason = EXIT_LIMIT
+    elif k_stop < exit_end:
+        k = k_stop
+        o = open_[k]
+        if is_long:
+            gap_stop = o <= stop_level
+            gap_limit = o >= limit_level
+            reaches_limit = high[k] >= limit_level
+        else:
+            gap_stop = o >= stop_level
+            gap_limit = o <= limit_level
+            reaches_limit = low[k] <= limit_level
+        if gap_stop:
+            exit_price = o
+            reason = EXIT_STOP
+        elif gap_limit:
+            exit_price = o
+            reason = EXIT_LIMIT
+        else:
+            exit_price = stop_level
+            reason = EXIT_STOP
+            ambiguous = reaches_limit
+    else:
+        # Neither level inside the window: a time exit needs a bar past the window, so that
+        # appending data can never change it; otherwise the data ended first.
+        if exit_end < n:
+            k = exit_end - 1
+            reason = EXIT_TIME
+        else:
+            k = n - 1
+            reason = EXIT_END
+        exit_price = close[k]
+
+    # Excursions from the bar after the fill through the exit bar; on a stop/limit exit bar
+    # only its open and the exit price were lived through.
+    mae = 0.0
+    mfe = 0.0
+    if k > fill:
+        if reason == EXIT_STOP or reason == EXIT_LIMIT:
+            o = open_[k]
+            lo = min(o, exit_price)
+            hi = max(o, exit_price)
+            if k > a:
+                before_hi, before_lo = range_extremes_nb(high, low, tab_max, tab_min, a, k)
+                hi = max(hi, before_hi)
+                lo = min(lo, before_lo)
+        else:
+            hi, lo = range_extremes_nb(high, low, tab_max, tab_min, a, k + 1)
+        if is_long:
+            mae = max(0.0, price - lo)
+            mfe = max(0.0, hi - price)
+        else:
+            mae = max(0.0, hi - price)
+            mfe = max(0.0, price - lo)
+
+    if is_long:
+        pnl = (exit_price - price) - cost_ticks * tick_size
+    else:
+        pnl = (price - exit_price) - cost_ticks * tick_size
+    rec = out[slot]
+    rec["entry_idx"] = fill
+    rec["exit_idx"] = k
+    rec["entry_price"] = price
+    rec["exit_price"] = exit_price
+    rec["exit_reason"] = reason
+    rec["pnl"] = pnl
+    rec["pnl_ticks"] = pnl / tick_size
+    rec["r"] = pnl / risk
+    rec["mae"] = mae
+    rec["mfe"] = mfe
+    rec["ambiguous"] = ambiguous
+    return k
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def simulate_traders_nb(
+    ts: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    tab_max: np.ndarray,
+    tab_min: np.ndarray,
+    min_step: int,
+    session_atr: np.ndarray,
+    references: np.ndarray,
+    entry_slot: np.ndarray,
+    direction: np.ndarray,
+    offset_ticks: np.ndarray,
+    stop_atr: np.ndarray,
+    limit_atr: np.ndarray,
+    duration_us: np.ndarray,
+    timeout_us: np.ndarray,
+    cost_ticks: np.ndarray,
+    tick_size: float,
+    slots: np.ndarray,
+) -> np.ndarray:
+    """Simulate a chunk of traders over every valid session into `slots`; return counts.
+
+    ts: int64 microseconds, strictly increasing, consecutive differences >= min_step.
+    session_atr[s] > 0 is the ATR of valid session s; references is int64[n_entry_times,
+    n_sessions] (reference bar or -1) and trader t uses row entry_slot[t]. slots is a trade_dt
+    array of at least n_traders * n_sessions records, reused across chunks by the caller (fresh
+    memory costs a page fault per page, a large share of the run).
+
+    Traders run in groups of TRADER_GROUP, one group per parallel task, and a group walks the
+    sessions in time order with all its traders at each session: they read the same bars while
+    those are in cache (trader by trader, every trader would stream the whole series through
+    memory). Group g appends its trades, session by session and trader by trader within a
+    session, to slots[g * TRADER_GROUP * n_sessions:] (one sequential write stream);
+    trade_columns_nb puts them in trader order. Each group writes only its own region, so the
+    result does not depend on the thread count.
+    """
+    n_traders = direction.shape[0]
+    n_sessions = session_atr.shape[0]
+    counts = np.zeros(n_traders, dtype=np.int64)
+    n_groups = (n_traders + TRADER_GROUP - 1) // TRADER_GROUP
+    for g in prange(n_groups):
+        first = g * TRADER_GROUP
+        last = min(first + TRADER_GROUP, n_traders)
+        # One position at a time: a session is skipped unless its reference bar is after the exit.
+        last_exit = np.full(last - first, -1, dtype=np.int64)
+        written = 0
+        for s in range(n_sessions):
+            atr = session_atr[s]
+            for t in range(first, last):
+                ref = references[entry_slot[t], s]
+                if ref < 0 or ref <= last_exit[t - first]:
+                    continue
+                slot = first * n_sessions + written
+                k = trade_session_nb(
+                    ts,
+                    open_,
+                    high,
+                    low,
+                    close,
+                    tab_max,
+                    tab_min,
+                    min_step,
+                    ref,
+                    atr,
+                    direction[t],
+                    offset_ticks[t],
+                    stop_atr[t],
+                    limit_atr[t],
+                    duration_us[t],
+                    timeout_us[t],
+                    cost_ticks[t],
+                    tick_size,
+                    slots,
+                    slot,
+                )
+                if k >= 0:
+                    slots[slot]["session"] = s
+                    slots[slot]["trader"] = t
+                    counts[t] += 1
+                    written += 1
+                    last_exit[t - first] = k
+    return counts
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def trade_columns_nb(
+    slots: np.ndarray,
+    counts: np.ndarray,
+    n_sessions: int,
+    trader_id: np.ndarray,
+    ts: np.ndarray,
+    session_day: np.ndarray,
+) -> tuple:
+    """Gather the trades simulate_traders_nb left in `slots` into contiguous columns, in trader
+    order and, per trader, in session order.
+
+    Returns (trader_id int64, session_day int32, entry_ts int64, entry_price, exit_ts int64,
+    exit_price, exit_reason int8 code, pnl, pnl_ticks, r, mae, mfe, bars_held int64, ambiguous
+    bool), one row per trade: the trades table in column order, plus the ambiguity flag.
+    """
+    n_traders = counts.shape[0]
+    offsets = np.zeros(n_traders + 1, dtype=np.int64)
+    for t in range(n_traders):
+        offsets[t + 1] = offsets[t] + counts[t]
+    total = offsets[n_traders]
+    col_trader = np.empty(total, dtype=np.int64)
+    col_day = np.empty(total, dtype=np.int32)
+    col_entry_ts = np.empty(total, dtype=np.int64)
+    col_entry_price = np.empty(total, dtype=np.float64)
+    col_exit_ts = np.empty(total, dtype=np.int64)
+    col_exit_price = np.empty(total, dtype=np.float64)
+    col_reason = np.empty(total, dtype=np.int8)
+    col_pnl = np.empty(total, dtype=np.float64)
+    col_pnl_ticks = np.empty(total, dtype=np.float64)
+    col_r = np.empty(total, dtype=np.float64)
+    col_mae = np.empty(total, dtype=np.float64)
+    col_mfe = np.empty(total, dtype=np.float64)
+    col_bars = np.empty(total, dtype=np.int64)
+    col_ambiguous = np.empty(total, dtype=np.bool_)
+    n_groups = (n_traders + TRADER_GROUP - 1) // TRADER_GROUP
+    for g in prange(n_groups):
+        first = g * TRADER_GROUP
+        last = min(first + TRADER_GROUP, n_traders)
+        base = first * n_sessions
+        next_row = offsets[first:last].copy()
+        for c in range(offsets[last] - offsets[first]):
+            rec = slots[base + c]
+            t = rec["trader"]
+            i = next_row[t - first]
+            next_row[t - first] += 1
+            col_trader[i] = trader_id[t]
+            col_day[i] = session_day[rec["session"]]
+            col_entry_ts[i] = ts[rec["entry_idx"]]
+            col_entry_price[i] = rec["entry_price"]
+            col_exit_ts[i] = ts[rec["exit_idx"]]
+            col_exit_price[i] = rec["exit_price"]
+            col_reason[i] = rec["exit_reason"]
+            col_pnl[i] = rec["pnl"]
+            col_pnl_ticks[i] = rec["pnl_ticks"]
+            col_r[i] = rec["r"]
+            col_mae[i] = rec["mae"]
+            col_mfe[i] = rec["mfe"]
+            col_bars[i] = rec["exit_idx"] - rec["entry_idx"]
+            col_ambiguous[i] = rec["ambiguous"]
+    return (
+        col_trader,
+        col_day,
+        col_entry_ts,
+        col_entry_price,
+        col_exit_ts,
+        col_exit_price,
+        col_reason,
+        col_pnl,
+        col_pnl_ticks,
+        col_r,
+        col_mae,
+        col_mfe,
+        col_bars,
+        col_ambiguous,
+    )

@@ -1,0 +1,214 @@
+"""A slow, obvious pure-Python simulation of DESIGN.md "Strategy semantics", plus table builders.
+
+The kernel is checked against this on many random small cases. It walks the bars one by one with
+datetime arithmetic and zoneinfo, sharing nothing with the kernel but the formulas for prices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+UTC = dt.timezone.utc
+
+
+def make_bars(
+    ts: list[dt.datetime],
+    open_: list[float],
+    high: list[float],
+    low: list[float],
+    close: list[float],
+    timezone: str = "UTC",
+    atr_by_date: dict[dt.date, float | None] | None = None,
+    default_atr: float | None = 1.0,
+) -> pl.DataFrame:
+    """Enhanced bars from lists; session_date is the local date of ts in `timezone`."""
+    tz = ZoneInfo(timezone)
+    dates = [t.astimezone(tz).date() for t in ts]
+    atr_by_date = atr_by_date or {}
+    atr = [atr_by_date.get(d, default_atr) for d in dates]
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": [1.0] * len(ts),
+            "session_date": dates,
+            "atr_short": atr,
+            "atr_long": atr,
+            "atr": atr,
+        },
+        schema={
+            "ts": pl.Datetime("us", "UTC"),
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+            "session_date": pl.Date,
+            "atr_short": pl.Float64,
+            "atr_long": pl.Float64,
+            "atr": pl.Float64,
+        },
+    )
+
+
+def make_traders(rows: list[dict]) -> pl.DataFrame:
+    """Traders table from dicts; missing keys take simple defaults."""
+    defaults = {
+        "scenario": "test",
+        "direction": "long",
+        "entry_time": "00:00",
+        "offset_ticks": 0,
+        "stop_atr": 1.0,
+        "limit_atr": 1.0,
+        "duration_min": 60,
+        "timeout_min": 30,
+        "cost_ticks": 0.0,
+    }
+    full = [{"trader_id": i + 1, **defaults, **row} for i, row in enumerate(rows)]
+    return pl.DataFrame(
+        full,
+        schema={
+            "trader_id": pl.Int64,
+            "scenario": pl.String,
+            "direction": pl.String,
+            "entry_time": pl.String,
+            "offset_ticks": pl.Int64,
+            "stop_atr": pl.Float64,
+            "limit_atr": pl.Float64,
+            "duration_min": pl.Int64,
+            "timeout_min": pl.Int64,
+            "cost_ticks": pl.Float64,
+        },
+    )
+
+
+def reference_trades(
+    bars: pl.DataFrame, traders: pl.DataFrame, tick_size: float, timezone: str
+) -> tuple[list[dict], int]:
+    """(trades as dicts in trades-table order, number of ambiguous exit bars)."""
+    tz = ZoneInfo(timezone)
+    rows = bars.to_dicts()
+    n = len(rows)
+    sessions: dict[dt.date, list[int]] = {}
+    for i, row in enumerate(rows):
+        sessions.setdefault(row["session_date"], []).append(i)
+    trades: list[dict] = []
+    ambiguous_count = 0
+    for trader in traders.sort("trader_id").to_dicts():
+        is_long = trader["direction"] == "long"
+        off = trader["offset_ticks"]
+        hours, minutes = (int(x) for x in trader["entry_time"].split(":"))
+        entry_time = dt.time(hours, minutes)
+        timeout = dt.timedelta(minutes=trader["timeout_min"])
+        duration = dt.timedelta(minutes=trader["duration_min"])
+        last_exit = -1
+        for day, indices in sessions.items():
+            atr = rows[indices[0]]["atr"]
+            if atr is None or not atr > 0:
+                continue
+            ref = None
+            for i in indices:
+                if rows[i]["ts"].astimezone(tz).time() >= entry_time:
+                    ref = i
+                    break
+            if ref is None or ref <= last_exit:
+                continue
+            p = rows[ref]["open"]
+            level = p + off * tick_size if is_long else p - off * tick_size
+            above = (off >= 0) == is_long
+            fill = None
+            for j in range(ref, n):
+                if rows[j]["ts"] >= rows[ref]["ts"] + timeout:
+                    break
+                if (above and rows[j]["high"] >= level) or (not above and rows[j]["low"] <= level):
+                    fill = j
+                    break
+            if fill is None:
+                continue
+            o = rows[fill]["open"]
+            if (above and o >= level) or (not above and o <= level):
+                price = o
+            else:
+                price = level
+            risk = trader["stop_atr"] * atr
+            stop = price - risk if is_long else price + risk
+            limit = price + trader["limit_atr"] * atr if is_long else price - trader["limit_atr"] * atr
+
+            exit_bar = exit_price = reason = None
+            ambiguous = False
+            last_inside = fill
+            beyond = False
+            for k in range(fill + 1, n):
+                bar = rows[k]
+                if bar["ts"] >= rows[fill]["ts"] + duration:
+                    beyond = True
+                    break
+                last_inside = k
+                if is_long:
+                    reach_stop, reach_limit = bar["low"] <= stop, bar["high"] >= limit
+                    open_past_stop, open_past_limit = bar["open"] <= stop, bar["open"] >= limit
+                else:
+                    reach_stop, reach_limit = bar["high"] >= stop, bar["low"] <= limit
+                    open_past_stop, open_past_limit = bar["open"] >= stop, bar["open"] <= limit
+                if not (reach_stop or reach_limit):
+                    continue
+                exit_bar = k
+                if open_past_stop:
+                    exit_price, reason = bar["open"], "stop"
+                elif open_past_limit:
+                    exit_price, reason = bar["open"], "limit"
+                elif reach_stop:
+                    exit_price, reason = stop, "stop"
+                    ambiguous = reach_limit
+                else:
+                    exit_price, reason = limit, "limit"
+                break
+            if exit_bar is None:
+                if beyond:
+                    exit_bar, reason = last_inside, "time"
+                else:
+                    exit_bar, reason = n - 1, "end"
+                exit_price = rows[exit_bar]["close"]
+
+            seen: list[float] = []
+            for m in range(fill + 1, exit_bar):
+                seen += [rows[m]["high"], rows[m]["low"]]
+            if exit_bar > fill:
+                if reason in ("stop", "limit"):
+                    seen += [rows[exit_bar]["open"], exit_price]
+                else:
+                    seen += [rows[exit_bar]["high"], rows[exit_bar]["low"]]
+            if seen:
+                worst = price - min(seen) if is_long else max(seen) - price
+                best = max(seen) - price if is_long else price - min(seen)
+                mae, mfe = max(0.0, worst), max(0.0, best)
+            else:
+                mae = mfe = 0.0
+            gross = exit_price - price if is_long else price - exit_price
+            pnl = gross - trader["cost_ticks"] * tick_size
+            trades.append(
+                {
+                    "trader_id": trader["trader_id"],
+                    "session_date": day,
+                    "entry_ts": rows[fill]["ts"],
+                    "entry_price": price,
+                    "exit_ts": rows[exit_bar]["ts"],
+                    "exit_price": exit_price,
+                    "exit_reason": reason,
+                    "pnl": pnl,
+                    "pnl_ticks": pnl / tick_size,
+                    "r": pnl / risk,
+                    "mae": mae,
+                    "mfe": mfe,
+                    "bars_held": exit_bar - fill,
+                }
+            )
+            ambiguous_count += int(ambiguous)
+            last_exit = exit_bar
+    return trades, ambiguous_count

@@ -198,5 +198,24 @@ def results(ticker, scenario, top):
             click.echo(f"  {g}")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def ui(dagster_args):
+    """Start the Dagster web UI (`dagster dev`) on this MOCHI_HOME's instance; extra args go to dagster dev."""
+    import os
+    import shutil
+
+    from mochi_assets.runner import ensure_dagster_home
+    from mochi_resources.settings import MochiSettings
+
+    try:
+        home = ensure_dagster_home(MochiSettings.from_env())
+    except MochiError as exc:
+        _fail(str(exc))
+    exe = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    click.echo(f"Dagster home {home}; starting `dagster dev` (Ctrl-C stops it)", err=True)
+    os.execv(exe, [exe, "dev", "-m", "mochi_assets.definitions", *dagster_args])
+
+
 if __name__ == "__main__":
     main()

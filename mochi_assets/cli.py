@@ -103,22 +103,16 @@ def backtest(ticker, start, end, request_file, timezone, no_progress):
     label = " (synthetic data)" if synthetic else ""
     click.echo(f"\nBacktest of {request.ticker}{label}, {request.start} to {request.end}: "
                f"{len(result.scenarios)} scenarios ({', '.join(result.scenarios)})")
-    _print_locations(result.lake_root, request.ticker_key, result.dagster_home)
+    _print_locations(result)
     click.echo("\nLeaderboard (top 10):")
     click.echo(_table(result.leaderboard.head(10), LEADERBOARD_COLUMNS))
 
 
-def _print_locations(lake_root: Path, ticker_key: str, dagster_home: Path) -> None:
-    click.echo(f"Results in {lake_root} (Hive-style folders, ticker={ticker_key}):")
-    for what, rel in [
-        ("leaderboard", "rankings/leaderboard"),
-        ("rankings", "rankings/rankings"),
-        ("graphs", "graphs"),
-        ("trades", "trades/trades"),
-        ("aggregates", "aggregates"),
-    ]:
-        click.echo(f"  {what:<12} {lake_root}/*{rel}/ticker={ticker_key}")
-    click.echo(f"Dagster runs in {dagster_home} (open with `dagster dev` and the same MOCHI_HOME)")
+def _print_locations(result) -> None:
+    click.echo(f"Results in {result.lake_location} (Hive-style folders, ticker={result.request.ticker_key}):")
+    for what, where in result.locations.items():
+        click.echo(f"  {what:<12} {where}")
+    click.echo(f"Dagster runs in {result.dagster_home} (see them with `mochi ui`)")
 
 
 @main.command("import-bars")
@@ -172,7 +166,7 @@ def results(ticker, scenario, top):
         if not ticker:
             tickers = lake.list_partitions("rankings", "leaderboard")
             if not tickers:
-                click.echo(f"No finished backtests in {lake.root}.")
+                click.echo(f"No finished backtests in {lake.location}.")
             for t in tickers:
                 click.echo(t)
             return
@@ -182,7 +176,7 @@ def results(ticker, scenario, top):
         else:
             table_key = lake.key("rankings", "leaderboard", key)
         if not lake.exists(table_key):
-            _fail(f"no results for {ticker}{' / ' + scenario if scenario else ''} in {lake.root}: "
+            _fail(f"no results for {ticker}{' / ' + scenario if scenario else ''} in {lake.location}: "
                   "run `mochi backtest` first")
         df = lake.read_table(table_key)
     except MochiError as exc:
@@ -191,7 +185,7 @@ def results(ticker, scenario, top):
     title = f"{ticker} {'scenario ' + scenario if scenario else 'leaderboard'}"
     click.echo(title + (" (synthetic data)" if synthetic else ""))
     click.echo(_table(df.head(top), LEADERBOARD_COLUMNS))
-    graphs = sorted(lake.root.glob(f"*graphs/*/ticker={key}/scenario={scenario or '*'}/*.png"))
+    graphs = [lake.uri(k) for k in lake.list_files("graphs", None, key, scenario, suffix=".png")]
     if graphs:
         click.echo("\nGraphs:")
         for g in graphs:

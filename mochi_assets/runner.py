@@ -53,7 +53,8 @@ class BacktestResult:
     request: BacktestRequest
     scenarios: list[str]
     leaderboard: pl.DataFrame
-    lake_root: Path
+    lake_location: str
+    locations: dict[str, str]  # what -> where, for people (folders or s3:// URIs)
     dagster_home: Path
     run_ids: list[str]
 
@@ -115,6 +116,20 @@ def _run(instance: dg.DagsterInstance, job: dg.JobDefinition, partition_key: str
     return run_id
 
 
+def result_locations(lake: Lake, ticker_key: str) -> dict[str, str]:
+    """Where a ticker's results are, in the store in use."""
+    def tables(bucket: str) -> str:
+        return lake.uri(lake.settings.bucket(bucket)) + f"/*/ticker={ticker_key}"
+
+    return {
+        "leaderboard": lake.uri(lake.folder_key("rankings", "leaderboard", ticker_key)),
+        "rankings": lake.uri(lake.folder_key("rankings", "rankings", ticker_key)),
+        "graphs": tables("graphs"),
+        "trades": lake.uri(lake.folder_key("trades", "trades", ticker_key)),
+        "aggregates": tables("aggregates"),
+    }
+
+
 def run_backtest(request: BacktestRequest, *, progress: Progress | None = None) -> BacktestResult:
     """Materialize the whole graph for the request's ticker, every scenario; raise MochiError on failure."""
     from mochi_assets.definitions import defs, leaderboard_job, scenario_assets, ticker_assets
@@ -159,7 +174,8 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None) 
         request=request,
         scenarios=names,
         leaderboard=board,
-        lake_root=lake.root,
+        lake_location=lake.location,
+        locations=result_locations(lake, ticker_key),
         dagster_home=settings.dagster_home,
         run_ids=run_ids,
     )

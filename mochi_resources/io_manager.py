@@ -25,6 +25,7 @@ import polars as pl
 
 from mochi_resources.errors import LakeError
 from mochi_resources.lake import PARQUET_FILE, Lake
+from mochi_resources.stores import KeyMissing
 from mochi_resources.settings import MochiSettings
 
 BUCKET_KEY = "mochi/bucket"
@@ -107,8 +108,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     raise LakeError(f"asset {name}: file {file} must be bytes")
                 folders[lake.folder_key(bucket, name, ticker, scenario)][file] = value
 
-        for folder, contents in folders.items():
-            lake.replace_folder(folder, contents)
+        lake.replace_folders(dict(folders))  # one commit: an asset's tables switch together
         uris = [lake.uri(folder) for folder in folders]
         context.add_output_metadata(
             {"lake_location": dg.MetadataValue.path(uris[0]) if len(uris) == 1 else dg.MetadataValue.md(
@@ -146,6 +146,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             ticker, scenario = _partition_dims(partitions_def, key)
             try:
                 loaded[str(key)] = self._load_one(lake, meta, name, ticker, scenario)
-            except LakeError:
+            except KeyMissing:  # a scenario of another ticker, never materialized for this one
                 continue
         return loaded

@@ -1,22 +1,55 @@
-"""The lake: Mochi's tables and files in one Hive-style layout, on a local folder.
+"""The lake: Mochi's tables and files in one Hive-style layout, on a local folder or an S3 API.
 
-Keys are `{prefix}{bucket}/{table}/ticker={T}[/scenario={S}]/{file}`, so a SQL engine can read a
-table folder as an external table partitioned by ticker and scenario. Tables are Parquet (zstd).
+Keys are `{prefix}{bucket}/{table}/ticker={T}[/scenario={S}]/{file}`, the same on both backends:
+on a folder the bucket is a sub-folder of `$MOCHI_HOME/lake`, on S3 (`MOCHI_S3_ENDPOINT`) it is a
+bucket (one per stage, created when missing). A SQL engine reads a table folder as an external
+table partitioned by ticker and scenario (tables are one `data.parquet` per partition, zstd).
 
-Writes are all-or-nothing per file: data is written to a staging file on the same filesystem
-and renamed into place (`os.replace` is atomic), so a reader sees the previous or the new file,
-never half of one. A partition's output is replaced whole: files of an older version that the new
-one does not have are removed after the new files are in place.
+Every key is checked: the bucket must be a stage bucket and every segment must come from a small
+alphabet, so no ticker, scenario or file name can escape its folder, bucket or quoted SQL string.
 
-The backend is chosen by configuration (`MochiSettings`); the S3 backend plugs in behind the same
-`Lake` methods.
+Writes are all-or-nothing. One object is replaced atomically by the store (rename on a folder,
+one PUT or completed multipart upload on S3). A partition's output (every file of every folder an
+asset writes, `replace_folders`) is switched by a commit record, in four steps:
+
+1. stage: each new file is written under `{bucket}/_mochi/staged/{commit}/...` (outside every
+   table folder, so Hive and Trino never see it);
+2. commit: one small object `{bucket}/_mochi/commits/{commit}.json` listing staged -> final keys
+   and the old files to drop is written with one PUT. This is the commit point: a writer killed
+   before it leaves the previous version untouched; one killed after it is rolled forward;
+3. apply: every staged file is promoted to its final key (rename, or server-side copy on S3),
+   old files of the folders that the new version lacks are deleted;
+4. clean up: staged copies and the commit record are deleted.
+
+Lake readers look for commit records of the bucket first (one listing): a key of a pending commit
+is read from its staged copy, so they see the whole new version from the commit point on, the
+whole old version before it, never a mix, even if the writer died half-way through step 3.
+A later write to the same folders (or any write once the record is older than
+`MOCHI_LAKE_ORPHAN_AGE_S`, or `Lake.recover()`) finishes such a commit; staged files and
+unfinished uploads of writers killed before their commit point are deleted after that age too.
+
+Trade-off with Hive/Trino, which read the final keys directly and cannot follow commit records:
+every final object is replaced whole and each table partition is a single object, so a SQL query
+sees one complete version of each partition. Across tables (`traders` and `trades` of one run) it
+may see the old version of one and the new of the other during step 3, or after a writer died in
+step 3 until the commit is rolled forward. Versioned folders with a pointer object would avoid
+that for Mochi but are unreadable by Hive; copying to the final keys keeps the layout plain.
+
+Reads return whole objects (tables are read into memory and scanned from there), so a lazy scan
+can never mix byte ranges of two versions of a file.
+
+Large outputs are produced in a staging file first (`staging_path`): next to the lake on a
+folder; in the system temporary folder for S3 (removed once uploaded or when the commit fails).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
-import os
-import shutil
+import re
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,48 +60,131 @@ import polars as pl
 
 from mochi_resources.errors import LakeError
 from mochi_resources.settings import MochiSettings
+from mochi_resources.stores import KeyMissing, LocalStore, ObjectStore
 
 PARQUET_FILE = "data.parquet"
+CONTROL = "_mochi"  # leading underscore: hidden from Hive, Trino and Spark
+COMMITS = f"{CONTROL}/commits"
+STAGED = f"{CONTROL}/staged"
+
+FileValue = Path | bytes | pl.DataFrame
+
+# The alphabets of partition keys (same as mochi_assets.partitions, which sanitizes user input).
+_TICKER_KEY = re.compile(r"^[A-Z0-9][A-Z0-9_.\-]{0,39}$")
+_SCENARIO_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{0,47}$")
+_TABLE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=\-]{0,127}$")
+_COMMIT_TIME = "%Y%m%dT%H%M%S%f"
 
 
 def partition_path(ticker: str, scenario: str | None = None) -> str:
-    """Hive-style partition folder for a ticker (and scenario)."""
-    return f"ticker={ticker}" if scenario is None else f"ticker={ticker}/scenario={scenario}"
+    """Hive-style partition folder for a ticker (and scenario); refuses unsafe keys."""
+    if not _TICKER_KEY.match(ticker or "") or ".." in ticker:
+        raise LakeError(f"ticker partition {ticker!r} is not a sanitized ticker key (e.g. C_XAUUSD)")
+    if scenario is None:
+        return f"ticker={ticker}"
+    if not _SCENARIO_KEY.match(scenario):
+        raise LakeError(f"scenario partition {scenario!r} is not a valid scenario name")
+    return f"ticker={ticker}/scenario={scenario}"
+
+
+def _new_commit_id() -> str:
+    return f"{dt.datetime.now(dt.UTC).strftime(_COMMIT_TIME)}-{uuid.uuid4().hex[:12]}"
+
+
+def _commit_time(commit_id: str) -> float:
+    """When a commit started (epoch seconds); 0 for names Mochi did not make (always old)."""
+    try:
+        return dt.datetime.strptime(commit_id.split("-", 1)[0], _COMMIT_TIME).replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _folder_of(key: str) -> str:
+    return key.rsplit("/", 1)[0]
+
+
+def _parquet_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_parquet(buf, compression="zstd", statistics=True)
+    return buf.getvalue()
 
 
 class Lake:
     """Tables and files of every pipeline stage, in one layout (see the module docstring)."""
 
-    def __init__(self, settings: MochiSettings):
-        if settings.s3_endpoint:
-            raise LakeError(
-                f"MOCHI_S3_ENDPOINT is set to {settings.s3_endpoint!r}, but this build of Mochi only has "
-                "the local lake; unset MOCHI_S3_ENDPOINT to use the folder under MOCHI_HOME"
-            )
+    def __init__(self, settings: MochiSettings, store: ObjectStore | None = None):
         self.settings = settings
-        self.root = settings.lake_root
+        self._buckets = set(settings.buckets)
+        if store is not None:
+            self.store = store
+            self.backend = "s3" if settings.s3_endpoint else "local"
+        elif settings.s3_endpoint:
+            from mochi_resources.s3 import S3Store
+
+            s3 = S3Store(
+                settings.s3_endpoint,
+                settings.buckets,
+                region=settings.s3_region,
+                max_attempts=settings.s3_max_attempts,
+            )
+            s3.check()  # fail fast on credentials and permissions, before anything is written
+            self.store = s3
+            self.backend = "s3"
+        else:
+            self.store = LocalStore(settings.lake_root)
+            self.backend = "local"
+
+    @property
+    def root(self) -> Path | str:
+        """The lake folder (a Path) on the local backend; on S3, `location` (a description).
+
+        Code that globs files must use `list_files`; messages should use `location` and `uri`.
+        """
+        return self.settings.lake_root if self.backend == "local" else self.location
+
+    @property
+    def location(self) -> str:
+        """Where the lake is, for people: its folder, or the S3 endpoint and bucket prefix."""
+        return self.store.describe()
 
     # --- keys -------------------------------------------------------------------------------
 
     def key(self, bucket: str, table: str, ticker: str, scenario: str | None = None, file: str = PARQUET_FILE) -> str:
-        return f"{self.settings.bucket(bucket)}/{table}/{partition_path(ticker, scenario)}/{file}"
+        """`{prefix}{bucket}/{table}/ticker=T[/scenario=S]/{file}`; unsafe names raise LakeError."""
+        if not _FILE.match(file or "") or ".." in file:
+            raise LakeError(f"lake file name {file!r} is not allowed (letters, digits, '_', '-', '.')")
+        return f"{self.folder_key(bucket, table, ticker, scenario)}/{file}"
 
     def folder_key(self, bucket: str, table: str, ticker: str | None = None, scenario: str | None = None) -> str:
+        """A table's folder, or one partition folder of it."""
+        if not _TABLE.match(table or ""):
+            raise LakeError(f"lake table name {table!r} is not allowed (lower-case letters, digits, '_')")
+        if ticker is None and scenario is not None:
+            raise LakeError("a scenario partition needs its ticker")
         base = f"{self.settings.bucket(bucket)}/{table}"
         return base if ticker is None else f"{base}/{partition_path(ticker, scenario)}"
 
-    def uri(self, key: str) -> str:
-        """Where a key lives, for people (a path they can open)."""
-        return str(self.root / key)
+    def _check_key(self, key: str) -> str:
+        """Refuse keys outside the stage buckets or with segments that could escape a folder."""
+        parts = key.split("/") if isinstance(key, str) else []
+        if len(parts) < 2 or parts[0] not in self._buckets:
+            raise LakeError(f"lake key {key!r} is not inside a Mochi bucket ({self.settings.bucket_prefix}<stage>)")
+        for part in parts[1:]:
+            if not _SEGMENT.match(part) or ".." in part:
+                raise LakeError(f"lake key {key!r}: segment {part!r} is not allowed")
+        return key
 
-    def _path(self, key: str) -> Path:
-        return self.root / key
+    def uri(self, key: str) -> str:
+        """Where a key lives, for people (a path they can open, or an s3:// URI)."""
+        return self.store.uri(key)
 
     # --- staging ----------------------------------------------------------------------------
 
     @contextmanager
     def staging_file(self, suffix: str = ".parquet") -> Iterator[Path]:
-        """A scratch file on the lake's filesystem (so committing it is a rename); removed if unused."""
+        """A scratch file for an output committed with `put_file`; removed if still there at the end."""
         path = self.staging_path(suffix)
         try:
             yield path
@@ -76,86 +192,270 @@ class Lake:
             path.unlink(missing_ok=True)
 
     def staging_path(self, suffix: str = ".parquet") -> Path:
-        """A scratch file name for an output committed later with `put_file` (the caller cleans up on failure)."""
-        staging = self.root / ".staging"
+        """A scratch file name for an output committed later (`put_file`, `replace_folder`).
+
+        On a folder it lies on the lake's filesystem (committing it is a rename); on S3 in the
+        system temporary folder. A commit consumes the file; the caller removes it on failure.
+        """
+        if not re.match(r"^\.[a-z0-9]{1,10}$", suffix):
+            raise LakeError(f"staging suffix {suffix!r} is not allowed")
+        if self.backend == "local":
+            staging = self.settings.lake_root / ".staging"
+        else:
+            staging = Path(tempfile.gettempdir()) / "mochi-staging"
         staging.mkdir(parents=True, exist_ok=True)
         return staging / f"{uuid.uuid4().hex}{suffix}"
 
-    # --- writes -----------------------------------------------------------------------------
+    # --- single-object writes ---------------------------------------------------------------
 
     def put_file(self, key: str, local: Path) -> None:
-        """Move a finished local file into place atomically."""
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            try:
-                os.replace(local, tmp)
-            except OSError:
-                shutil.copyfile(local, tmp)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise LakeError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from None
+        """Move a finished local file into place atomically (the local file is consumed)."""
+        self.store.put_file(self._check_key(key), Path(local))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self.staging_file(suffix=".bin") as tmp:
-            tmp.write_bytes(data)
-            self.put_file(key, tmp)
+        """Store bytes under key, atomically."""
+        self.store.put_bytes(self._check_key(key), data)
 
     def put_table(self, key: str, df: pl.DataFrame) -> None:
-        with self.staging_file() as tmp:
-            df.write_parquet(tmp, compression="zstd", statistics=True)
-            self.put_file(key, tmp)
+        """Store a table as one Parquet object (zstd), atomically."""
+        self.put_bytes(key, _parquet_bytes(df))
 
     def put_json(self, key: str, obj: Any) -> None:
+        """Store a JSON document (sorted keys, so equal documents give equal objects)."""
         self.put_bytes(key, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
-    def replace_folder(self, folder_key: str, files: Mapping[str, Path | bytes | pl.DataFrame]) -> None:
-        """Write every file of a partition folder, then drop files the new version does not have."""
-        for name, value in files.items():
-            key = f"{folder_key}/{name}"
-            if isinstance(value, pl.DataFrame):
-                self.put_table(key, value)
-            elif isinstance(value, bytes):
-                self.put_bytes(key, value)
-            else:
-                self.put_file(key, Path(value))
-        folder = self._path(folder_key)
-        for old in folder.iterdir():
-            if old.is_file() and old.name not in files and not old.name.startswith("."):
-                old.unlink(missing_ok=True)
+    def _put_value(self, key: str, value: FileValue) -> None:
+        if isinstance(value, pl.DataFrame):
+            self.store.put_bytes(key, _parquet_bytes(value))
+        elif isinstance(value, bytes):
+            self.store.put_bytes(key, value)
+        elif isinstance(value, Path):
+            self.store.put_file(key, value)
+        else:
+            raise LakeError(f"{self.uri(key)}: cannot store a {type(value).__name__} (DataFrame, bytes or Path)")
+
+    # --- partition commits ------------------------------------------------------------------
+
+    def replace_folder(self, folder_key: str, files: Mapping[str, FileValue]) -> None:
+        """Replace a partition folder's files by `files`, all or nothing (see `replace_folders`)."""
+        self.replace_folders({folder_key: files})
+
+    def replace_folders(self, folders: Mapping[str, Mapping[str, FileValue]]) -> None:
+        """Replace the files of several partition folders of one bucket as one all-or-nothing commit.
+
+        Each folder ends up holding exactly the given files (others it had are deleted); a reader
+        sees every folder's previous files or every folder's new files. Values: a polars
+        DataFrame (stored as Parquet), bytes, or the Path of a finished local file (consumed).
+        """
+        if not folders:
+            return
+        buckets = {self._check_key(folder).split("/", 1)[0] for folder in folders}
+        if len(buckets) != 1:
+            raise LakeError(f"one commit covers one bucket; got folders in {sorted(buckets)}")
+        bucket = buckets.pop()
+        finals: dict[str, FileValue] = {}
+        for folder, files in folders.items():
+            for name, value in files.items():
+                if not _FILE.match(name) or ".." in name:
+                    raise LakeError(f"{self.uri(folder)}: file name {name!r} is not allowed")
+                finals[f"{folder}/{name}"] = value
+        local_files = [v for v in finals.values() if isinstance(v, Path)]
+        try:
+            self._recover(bucket, touching=set(folders))
+            commit_id = _new_commit_id()
+            staged: dict[str, str] = {}
+            try:
+                for final, value in finals.items():
+                    staged_key = f"{bucket}/{STAGED}/{commit_id}/{final.split('/', 1)[1]}"
+                    self._put_value(staged_key, value)
+                    staged[final] = staged_key
+                delete = sorted(k for folder in folders for k in self._folder_files(folder) if k not in finals)
+                record = {"commit": commit_id, "files": staged, "delete": delete}
+                record_key = f"{bucket}/{COMMITS}/{commit_id}.json"
+                self.store.put_bytes(record_key, json.dumps(record, sort_keys=True).encode())
+            except BaseException:
+                self._discard(list(staged.values()))
+                raise
+        finally:
+            for path in local_files:  # consumed on success; on failure nothing is left behind
+                path.unlink(missing_ok=True)
+        self._apply(record_key, record)
+        self._clean_orphans(bucket, keep=commit_id)
+
+    def _discard(self, keys: list[str]) -> None:
+        """Best-effort removal of a failed commit's staged files (the orphan sweep catches the rest)."""
+        try:
+            self.store.delete(keys)
+        except LakeError:
+            pass
+
+    def _folder_files(self, folder: str) -> list[str]:
+        """The visible files directly inside a folder (not its sub-folders, not `_`/`.` names)."""
+        prefix = f"{folder}/"
+        out = []
+        for obj in self.store.list(prefix):
+            name = obj.key[len(prefix):]
+            if "/" not in name and not name.startswith(("_", ".")):
+                out.append(obj.key)
+        return out
+
+    def _pending(self, bucket: str) -> list[dict]:
+        """Commit records of a bucket not yet fully applied, oldest first."""
+        records = []
+        for obj in self.store.list(f"{bucket}/{COMMITS}/"):
+            if not obj.key.endswith(".json"):
+                continue
+            try:
+                record = json.loads(self.store.get_bytes(obj.key))
+            except KeyMissing:  # finished while we listed
+                continue
+            except json.JSONDecodeError:
+                raise LakeError(f"{self.uri(obj.key)}: commit record is not valid JSON") from None
+            record["_key"] = obj.key
+            records.append(record)
+        return records
+
+    def _apply(self, record_key: str, record: dict) -> None:
+        """Steps 3 and 4 of a commit: promote staged files, drop old ones, clean up. Idempotent."""
+        for final, staged_key in record["files"].items():
+            try:
+                self.store.promote(staged_key, final)
+            except KeyMissing:
+                if not self.store.exists(record_key):
+                    return  # another process finished this commit
+                # already promoted by an earlier, interrupted apply (a rename consumed it)
+        self.store.delete(list(record["delete"]))
+        self.store.delete(list(record["files"].values()))
+        self.store.delete([record_key])
+
+    def _recover(self, bucket: str, touching: set[str] | None = None) -> int:
+        """Finish committed-but-unapplied commits: those touching `touching` folders, and old ones."""
+        cutoff = time.time() - self.settings.orphan_age_s
+        done = 0
+        for record in self._pending(bucket):
+            folders = {_folder_of(k) for k in [*record["files"], *record["delete"]]}
+            if touching is None or folders & touching or _commit_time(record["commit"]) < cutoff:
+                self._apply(record["_key"], record)
+                done += 1
+        return done
+
+    def _clean_orphans(self, bucket: str, keep: str) -> None:
+        """Delete staged files of commits that never reached their commit point (killed writers)."""
+        cutoff = time.time() - self.settings.orphan_age_s
+        live = {r["commit"] for r in self._pending(bucket)} | {keep}
+        prefix = f"{bucket}/{STAGED}/"
+        stale = [
+            obj.key for obj in self.store.list(prefix)
+            if (cid := obj.key[len(prefix):].split("/", 1)[0]) not in live and _commit_time(cid) < cutoff
+        ]
+        self.store.delete(stale)
+        self.store.clean_uploads(f"{bucket}/", cutoff)
+
+    def recover(self) -> int:
+        """Finish every pending commit in every stage bucket and sweep orphans; returns how many."""
+        done = 0
+        for bucket in self.settings.buckets:
+            done += self._recover(bucket)
+            self._clean_orphans(bucket, keep="")
+        return done
+
+    def delete_folder(self, folder_key: str) -> None:
+        """Remove a folder and everything under it."""
+        self._check_key(folder_key)
+        self.store.delete([obj.key for obj in self.store.list(f"{folder_key}/")])
 
     # --- reads ------------------------------------------------------------------------------
 
+    def _committed(self, key: str) -> tuple[str | None, bool]:
+        """(staged key holding the committed version or None, deleted by a pending commit)."""
+        bucket = key.split("/", 1)[0]
+        for record in reversed(self._pending(bucket)):
+            if key in record["files"]:
+                return record["files"][key], False
+            if key in record["delete"]:
+                return None, True
+        return None, False
+
+    def _missing(self, key: str) -> LakeError:
+        return KeyMissing(f"{self.uri(key)} does not exist (has the asset been materialized?)")
+
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        """Whether the committed version of the lake has this key."""
+        self._check_key(key)
+        staged, deleted = self._committed(key)
+        if deleted:
+            return False
+        return staged is not None or self.store.exists(key)
 
     def get_bytes(self, key: str) -> bytes:
+        """The whole committed object (never part of one, never one of an unfinished commit)."""
+        self._check_key(key)
+        staged, deleted = self._committed(key)
+        if deleted:
+            raise self._missing(key)
+        if staged is not None:
+            try:
+                return self.store.get_bytes(staged)
+            except KeyMissing:
+                pass  # promoted meanwhile: the final key holds it (or a newer version)
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise LakeError(f"{self.uri(key)} does not exist (has the asset been materialized?)") from None
+            return self.store.get_bytes(key)
+        except KeyMissing:
+            raise self._missing(key) from None
 
     def get_json(self, key: str) -> Any:
-        return json.loads(self.get_bytes(key))
+        data = self.get_bytes(key)
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise LakeError(f"{self.uri(key)}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
     def scan_table(self, key: str) -> pl.LazyFrame:
-        path = self._path(key)
-        if not path.is_file():
-            raise LakeError(f"{self.uri(key)} does not exist (has the asset been materialized?)")
-        return pl.scan_parquet(path)
+        """A lazy scan of one whole version of a Parquet table (read into memory first)."""
+        data = self.get_bytes(key)
+        try:
+            return pl.scan_parquet(io.BytesIO(data))
+        except Exception as exc:  # polars raises several classes for a damaged file
+            raise LakeError(f"{self.uri(key)}: not a readable Parquet file ({exc})") from None
 
     def read_table(self, key: str) -> pl.DataFrame:
-        return self.scan_table(key).collect()
+        try:
+            return self.scan_table(key).collect()
+        except LakeError:
+            raise
+        except Exception as exc:
+            raise LakeError(f"{self.uri(key)}: not a readable Parquet file ({exc})") from None
 
     def list_partitions(self, bucket: str, table: str) -> list[str]:
         """Ticker keys that have a folder in a table (for showing results)."""
-        folder = self._path(self.folder_key(bucket, table))
-        if not folder.is_dir():
-            return []
-        return sorted(p.name.removeprefix("ticker=") for p in folder.iterdir() if p.name.startswith("ticker="))
+        dirs = self.store.list_dirs(f"{self.folder_key(bucket, table)}/")
+        return sorted(d.removeprefix("ticker=") for d in dirs if d.startswith("ticker="))
 
-    def delete_folder(self, folder_key: str) -> None:
-        shutil.rmtree(self._path(folder_key), ignore_errors=True)
+    def list_files(
+        self, bucket: str, table: str | None, ticker: str, scenario: str | None = None, suffix: str = ""
+    ) -> list[str]:
+        """Keys of the committed files of a ticker's partitions (every scenario when scenario is None).
 
+        `table=None` covers every table of the bucket; `suffix` filters names (e.g. ".png").
+        Open a key with `get_bytes`, show it with `uri`.
+        """
+        bucket_name = self.settings.bucket(bucket)
+        if table is None:
+            tables = [t for t in self.store.list_dirs(f"{bucket_name}/") if _TABLE.match(t)]
+        else:
+            tables = [table]
+        keys: set[str] = set()
+        folders = [self.folder_key(bucket, t, ticker, scenario) for t in tables]
+        for folder in folders:
+            for obj in self.store.list(f"{folder}/"):
+                rest = obj.key[len(folder) + 1:].split("/")
+                if any(p.startswith(("_", ".")) for p in rest):
+                    continue
+                if len(rest) == 1 or (scenario is None and len(rest) == 2 and rest[0].startswith("scenario=")):
+                    keys.add(obj.key)
+        for record in self._pending(bucket_name):
+            for key in record["files"]:
+                if any(key.startswith(f"{f}/") for f in folders):
+                    keys.add(key)
+            keys.difference_update(record["delete"])
+        return sorted(k for k in keys if k.endswith(suffix))

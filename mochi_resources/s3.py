@@ -1,0 +1,297 @@
+"""The lake's S3 store (MinIO in a cluster, any S3 API): one bucket per pipeline stage.
+
+- Requests are retried by botocore's "standard" retry mode (exponential backoff with jitter on
+  throttling, 5xx answers and dropped connections), `MOCHI_S3_MAX_ATTEMPTS` attempts in all.
+- Credentials come from boto3's usual chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+  They are checked once per process, before anything is written, by looking at every stage
+  bucket (creating the missing ones): wrong credentials or a missing permission fail at once with
+  a message naming the endpoint and the problem. A secret never appears in a message.
+- Large files go up as multipart uploads (the object appears only when the upload completes, so
+  a killed writer leaves the previous object); an interrupted upload is aborted, and unfinished
+  uploads of killed writers are dropped by `clean_uploads` (plus a bucket lifecycle rule where the
+  server supports one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from pathlib import Path
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from mochi_resources.errors import LakeError
+from mochi_resources.stores import KeyMissing, StoredObject
+
+MB = 1024 * 1024
+# Files above this size are uploaded in parts (in parallel); below it, one PUT.
+MULTIPART_THRESHOLD = 16 * MB
+_TRANSFER = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=8 * MB, max_concurrency=4)
+
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId": "the access key is not known to the endpoint (check AWS_ACCESS_KEY_ID)",
+    "SignatureDoesNotMatch": "the secret key does not match the access key (check AWS_SECRET_ACCESS_KEY)",
+    "InvalidToken": "the session token is invalid (check AWS_SESSION_TOKEN)",
+    "ExpiredToken": "the session token has expired (AWS_SESSION_TOKEN)",
+    "AuthorizationHeaderMalformed": "the request signature is malformed (check AWS_REGION)",
+}
+
+_clients: dict[tuple, object] = {}
+_checked: set[tuple] = set()
+_lock = threading.Lock()
+
+
+def _split(key: str) -> tuple[str, str]:
+    bucket, _, rest = key.partition("/")
+    return bucket, rest
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+class S3Store:
+    """An S3 API as the lake's object store (see the module docstring)."""
+
+    def __init__(self, endpoint: str, buckets: list[str], *, region: str = "us-east-1", max_attempts: int = 8):
+        self.endpoint = endpoint
+        self.buckets = list(buckets)
+        session = boto3.session.Session()
+        creds = session.get_credentials()
+        if creds is None:
+            raise LakeError(
+                f"S3 endpoint {endpoint}: no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        frozen = creds.get_frozen_credentials()
+        # the cache key carries a digest of the secret, never the secret itself
+        secret_digest = hashlib.sha256((frozen.secret_key or "").encode()).hexdigest()
+        cache_key = (endpoint, region, max_attempts, frozen.access_key, secret_digest, frozen.token)
+        with _lock:
+            client = _clients.get(cache_key)
+            if client is None:
+                client = session.client(
+                    "s3",
+                    endpoint_url=endpoint,
+                    region_name=region,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": max_attempts},
+                        connect_timeout=5,
+                        read_timeout=120,
+                        signature_version="s3v4",
+                        s3={"addressing_style": "path"},
+                    ),
+                )
+                _clients[cache_key] = client
+        self.client = client
+        self._cache_key = (*cache_key, tuple(self.buckets))
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def _fail(self, exc: Exception, what: str, key: str | None = None) -> LakeError:
+        """A LakeError naming the endpoint, the operation and the problem (never a secret)."""
+        where = f"S3 endpoint {self.endpoint}"
+        target = f" s3://{key}" if key else ""
+        if isinstance(exc, NoCredentialsError):
+            return LakeError(f"{where}: no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, EndpointConnectionError):
+            return LakeError(f"{where}: cannot connect (is the server up and MOCHI_S3_ENDPOINT right?) while trying to {what}{target}")
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in _MISSING_CODES:
+                return KeyMissing(f"s3://{key} does not exist")
+            if code in _CREDENTIAL_CODES:
+                return LakeError(f"{where}: credentials rejected: {_CREDENTIAL_CODES[code]}")
+            if code in ("AccessDenied", "403", "Forbidden"):
+                return LakeError(
+                    f"{where}: access denied to {what}{target}: the credentials lack this permission "
+                    "(or are wrong)"
+                )
+            message = exc.response.get("Error", {}).get("Message", "")
+            return LakeError(f"{where}: cannot {what}{target}: {code or _status(exc)} {message}".rstrip())
+        if isinstance(exc, BotoCoreError):
+            return LakeError(f"{where}: cannot {what}{target}: {exc}")
+        return LakeError(f"{where}: cannot {what}{target}: {exc}")
+
+    def _diagnose_forbidden(self, bucket: str) -> LakeError:
+        """A HEAD answer has no body: ask again with a GET to learn why the endpoint said 403."""
+        try:
+            self.client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            return self._fail(exc, "list bucket", bucket)
+        return LakeError(f"S3 endpoint {self.endpoint}: access denied to bucket {bucket} (HEAD refused, listing allowed)")
+
+    # --- buckets ----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Every stage bucket exists (created when missing) and answers: once per process and settings."""
+        if self._cache_key in _checked:
+            return
+        for bucket in self.buckets:
+            self._ensure_bucket(bucket)
+        _checked.add(self._cache_key)
+
+    def _ensure_bucket(self, bucket: str) -> None:
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            if _status(exc) == 403 or _code(exc) in ("403", "AccessDenied", "Forbidden"):
+                raise self._diagnose_forbidden(bucket) from None
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise self._fail(exc, "check bucket", bucket) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "check bucket", bucket) from None
+        try:
+            self.client.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise self._fail(exc, "create bucket", bucket) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "create bucket", bucket) from None
+        try:  # best effort: not every S3 server has lifecycle rules; clean_uploads covers the rest
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={"Rules": [{
+                    "ID": "mochi-abort-unfinished-uploads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }]},
+            )
+        except (ClientError, BotoCoreError):
+            pass
+
+    # --- store operations -------------------------------------------------------------------
+
+    def uri(self, key: str) -> str:
+        return f"s3://{key}"
+
+    def describe(self) -> str:
+        prefix = os.path.commonprefix(self.buckets) if self.buckets else ""
+        return f"{self.endpoint} (buckets {prefix}*)"
+
+    def put_file(self, key: str, local: Path) -> None:
+        bucket, rest = _split(key)
+        try:
+            # upload_file aborts its multipart upload if any part fails
+            self.client.upload_file(str(local), bucket, rest, Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "write", key) from None
+        except Exception as exc:  # boto3's transfer manager wraps errors in its own classes
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, (ClientError, BotoCoreError)):
+                raise self._fail(cause, "write", key) from None
+            raise self._fail(exc, "write", key) from None
+        Path(local).unlink(missing_ok=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        bucket, rest = _split(key)
+        try:
+            if len(data) < MULTIPART_THRESHOLD:
+                self.client.put_object(Bucket=bucket, Key=rest, Body=data)
+            else:
+                self.client.upload_fileobj(io.BytesIO(data), bucket, rest, Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "write", key) from None
+
+    def get_bytes(self, key: str) -> bytes:
+        bucket, rest = _split(key)
+        try:
+            # one GET: the body is one version of the object, whatever happens to the key meanwhile
+            return self.client.get_object(Bucket=bucket, Key=rest)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "read", key) from None
+
+    def exists(self, key: str) -> bool:
+        bucket, rest = _split(key)
+        try:
+            self.client.head_object(Bucket=bucket, Key=rest)
+            return True
+        except ClientError as exc:
+            if _code(exc) in _MISSING_CODES or _status(exc) == 404:
+                return False
+            raise self._fail(exc, "check", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "check", key) from None
+
+    def promote(self, src: str, dst: str) -> None:
+        sbucket, srest = _split(src)
+        dbucket, drest = _split(dst)
+        try:
+            # managed copy: one CopyObject below 5 GB, a multipart copy above; dst appears whole
+            self.client.copy({"Bucket": sbucket, "Key": srest}, dbucket, drest, Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "copy", src) from None
+        except Exception as exc:
+            cause = exc.__cause__ or exc.__context__
+            raise self._fail(cause if isinstance(cause, (ClientError, BotoCoreError)) else exc, "copy", src) from None
+
+    def delete(self, keys: list[str]) -> None:
+        by_bucket: dict[str, list[str]] = {}
+        for key in keys:
+            bucket, rest = _split(key)
+            by_bucket.setdefault(bucket, []).append(rest)
+        for bucket, rests in by_bucket.items():
+            for i in range(0, len(rests), 1000):
+                chunk = rests[i:i + 1000]
+                try:
+                    answer = self.client.delete_objects(
+                        Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise self._fail(exc, "delete from", bucket) from None
+                errors = [e for e in answer.get("Errors", []) if e.get("Code") not in _MISSING_CODES]
+                if errors:
+                    first = errors[0]
+                    raise LakeError(
+                        f"S3 endpoint {self.endpoint}: cannot delete s3://{bucket}/{first.get('Key')}: "
+                        f"{first.get('Code')} {first.get('Message', '')}".rstrip()
+                    )
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        bucket, rest = _split(prefix)
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=rest):
+                for obj in page.get("Contents", []):
+                    out.append(StoredObject(f"{bucket}/{obj['Key']}", obj["LastModified"].timestamp()))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "list", prefix) from None
+        return sorted(out, key=lambda o: o.key)
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        bucket, rest = _split(prefix)
+        names = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=rest, Delimiter="/")
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    names.append(common["Prefix"][len(rest):].rstrip("/"))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "list", prefix) from None
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def clean_uploads(self, prefix: str, older_than: float) -> None:
+        bucket, rest = _split(prefix)
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=rest)
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < older_than:
+                        self.client.abort_multipart_upload(
+                            Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+        except (ClientError, BotoCoreError) as exc:
+            if _code(exc) in ("NotImplemented", "NoSuchUpload"):
+                return
+            raise self._fail(exc, "clean unfinished uploads in", prefix) from None

@@ -21,11 +21,21 @@ _SIZES = {
 }
 
 
-def step_tags(size: str) -> dict:
-    """Op tags carrying the pod resources of a step of the given size."""
+# The heavy simulation runs one at a time: dagster.yaml (and the Helm values) limit this pool to 1.
+SIMULATION_POOL = "mochi_simulation"
+
+
+def step_tags(size: str, pool: str | None = None) -> dict:
+    """Op tags carrying the pod resources of a step of the given size (and its pool, as a pod label)."""
+    labels = {"mochi/step-size": size}
+    if pool:
+        labels["mochi/pool"] = pool
     return {
         "mochi/step_size": size,
-        "dagster-k8s/config": {"container_config": {"resources": _SIZES[size]}},
+        "dagster-k8s/config": {
+            "container_config": {"resources": _SIZES[size]},
+            "pod_template_spec_metadata": {"labels": labels},
+        },
     }
 
 

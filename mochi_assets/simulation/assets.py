@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.execution import step_tags
+from mochi_assets.execution import SIMULATION_POOL, step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.scenarios.grids import expand_traders
@@ -12,13 +12,11 @@ from mochi_assets.simulation.api import simulate_to_parquet
 from mochi_assets.store import stored_request
 from mochi_resources.io_manager import LakeResource, lake_metadata
 
-SIMULATION_POOL = "mochi_simulation"
-
 
 @dg.asset(
     partitions_def=ticker_scenario_partitions_def,
     group_name="simulation",
-    op_tags=step_tags("simulation"),
+    op_tags=step_tags("simulation", pool=SIMULATION_POOL),
     kinds={"numba", "parquet"},
     metadata=lake_metadata("trades", tables=["traders", "trades"]),
     ins={

@@ -116,6 +116,14 @@ def test_trades_step_is_in_the_simulation_pool_and_aggregates_is_not():
     assert defs.get_assets_def("aggregates").op.pool is None
 
 
+def test_step_pods_carry_the_pool_and_size_labels(run_launcher):
+    """The pool is visible on the pod too, so `kubectl get pods -l mochi/pool=...` finds the simulation."""
+    trades = step_job(run_launcher, "trades")["spec"]["template"]["metadata"]["labels"]
+    aggregates = step_job(run_launcher, "aggregates")["spec"]["template"]["metadata"]["labels"]
+    assert trades["mochi/pool"] == "mochi_simulation" and trades["mochi/step-size"] == "simulation"
+    assert "mochi/pool" not in aggregates and aggregates["mochi/step-size"] == "aggregation"
+
+
 def test_simulation_is_sized_above_aggregation_and_small_steps():
     def memory_gib(size: str) -> float:
         return float(step_resources(size)["limits"]["memory"].removesuffix("Gi"))

@@ -11,18 +11,11 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 
 # Trader parameters copied onto every extracted trade (the DESIGN traders contract).
-PARAMETER_COLUMNS: tuple[str, ...] = (
-    "direction",
-    "entry_time",
-    "offset_ticks",
-    "stop_atr",
-    "limit_atr",
-    "duration_min",
-    "timeout_min",
-)
+PARAMETER_COLUMNS: tuple[str, ...] = tuple(p for p in TRADER_PARAMETERS if p != "cost_ticks")
 # Copied too when the traders table has them (they are part of the contract but
 # not needed to read a trade).
 OPTIONAL_PARAMETER_COLUMNS: tuple[str, ...] = ("scenario", "cost_ticks")

@@ -23,20 +23,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 
 MIN_TRADES_DEFAULT = 30
 
-PARAMETER_COLUMNS = (
-    "direction",
-    "entry_time",
-    "offset_ticks",
-    "stop_atr",
-    "limit_atr",
-    "duration_min",
-    "timeout_min",
-    "cost_ticks",
-)
+PARAMETER_COLUMNS = TRADER_PARAMETERS
 
 # (column, descending) of the ranking order described in the module docstring.
 ORDER = (

@@ -48,7 +48,7 @@ GRID_SCHEMA = {
     "derived_axes": pl.Utf8,
 }
 
-TRADER_SCHEMA = {
+TRADER_SCHEMA = {  # the traders contract (mochi_assets.contracts.TRADER_COLUMNS) with its types
     "trader_id": pl.Int64,
     "scenario": pl.Utf8,
     "direction": pl.Utf8,

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
@@ -49,17 +50,7 @@ TRADE_COLUMNS: list[str] = [
 ]
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "session_date", "atr"]
-TRADER_COLUMNS = [
-    "trader_id",
-    "direction",
-    "entry_time",
-    "offset_ticks",
-    "stop_atr",
-    "limit_atr",
-    "duration_min",
-    "timeout_min",
-    "cost_ticks",
-]
+TRADER_COLUMNS = ["trader_id", *TRADER_PARAMETERS]
 
 _TS_TYPE = pa.timestamp("us", tz="UTC")
 # Columns whose values repeat enough for dictionary encoding to pay; on the timestamps and r it

@@ -119,3 +119,10 @@ def test_model_is_the_documented_one():
     assert set(BacktestRequest.model_fields) >= {
         "ticker", "start", "end", "timezone", "atr", "entry_times", "duration_min", "timeout_min", "cost_ticks", "scenarios",
     }
+
+
+def test_trader_grid_follows_the_traders_contract():
+    from mochi_assets.contracts import TRADER_COLUMNS
+    from mochi_assets.scenarios.grids import TRADER_SCHEMA
+
+    assert tuple(TRADER_SCHEMA) == TRADER_COLUMNS

@@ -1,20 +1,27 @@
 """The SQL engine seam of the aggregation stage.
 
-Aggregation SQL is written once (the files under ``mochi_assets/aggregation/sql``) and run by an
-engine chosen by configuration: DuckDB in process for the embedded default, Trino on the cluster
-later, both behind :class:`SqlEngine`. An engine takes named input tables (Arrow or polars) and
-returns polars frames.
+Aggregation SQL is written once (the files under ``mochi_assets/aggregation/sql``, DuckDB dialect)
+and run by an engine chosen by configuration: DuckDB in process for the embedded default, Trino on
+the cluster (:mod:`mochi_resources.trino_engine`), both behind :class:`SqlEngine`.
 
-Multi-step aggregations are run as a *script*: an ordered list of ``(name, select)`` statements,
-each materialized with ``CREATE TABLE name AS select`` so later statements read earlier results.
-This is how the Trino engine will run the same SQL (CREATE TABLE AS in a scratch schema) instead of
-deep CTE chains that its planner handles poorly.
+An engine works in a *session* opened over named input tables. An input is either an in-memory
+table (Arrow or polars) or a :class:`LakePartition`, one ticker x scenario partition of a lake
+table. DuckDB takes in-memory tables (zero-copy); Trino cannot see this process's memory, so it
+reads large inputs where they lie in the lake and takes only small in-memory ones (sent as VALUES).
+``SqlEngine.lake_inputs`` says which kind the engine wants for large inputs.
+
+Multi-step aggregations run as a *script*: an ordered list of ``(name, select)`` statements, each
+materialized with ``CREATE TABLE name AS select`` so later statements read earlier results, instead
+of deep CTE chains (Trino re-runs a CTE at every reference).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ContextManager, Protocol, runtime_checkable
 
 import duckdb
 import polars as pl
@@ -22,9 +29,46 @@ import pyarrow as pa
 
 from mochi_resources.errors import MochiError
 
-TableLike = pa.Table | pl.DataFrame
-
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class LakePartition:
+    """One Hive partition of a lake table, ``{prefix}{bucket}/{table}/ticker=T/scenario=S/``.
+
+    ``columns`` are (name, Trino type) pairs of the table contract, partition columns excluded;
+    ``select`` are the columns the query reads (default: all of ``columns``).
+    """
+
+    bucket: str
+    table: str
+    ticker: str
+    scenario: str
+    columns: tuple[tuple[str, str], ...]
+    select: tuple[str, ...] = ()
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        return self.select or tuple(name for name, _ in self.columns)
+
+
+TableLike = pa.Table | pl.DataFrame
+TableInput = pa.Table | pl.DataFrame | LakePartition
+
+
+@runtime_checkable
+class SqlSession(Protocol):
+    """Statements run against one set of input tables (and the results of earlier scripts)."""
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run one SELECT; the inputs are visible under their names."""
+        ...
+
+    def run_script(
+        self, statements: list[tuple[str, str]], fetch: Iterable[str] | None = None
+    ) -> dict[str, pl.DataFrame]:
+        """Materialize each ``(name, select)`` in order as table ``name``; return ``fetch`` (default all)."""
+        ...
 
 
 @runtime_checkable
@@ -32,19 +76,28 @@ class SqlEngine(Protocol):
     """What the aggregation stage needs from a SQL engine."""
 
     name: str
+    lake_inputs: bool  # True: pass large inputs as LakePartition (the engine reads the lake itself)
 
-    def query(self, sql: str, tables: dict[str, TableLike]) -> pl.DataFrame:
+    def session(self, tables: dict[str, TableInput]) -> ContextManager[SqlSession]:
+        """A session over ``tables``; everything it created is dropped when it closes."""
+        ...
+
+    def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
         """Run one SELECT against the given tables (visible under their dict keys)."""
         ...
 
     def run_script(
-        self, statements: list[tuple[str, str]], tables: dict[str, TableLike]
+        self,
+        statements: list[tuple[str, str]],
+        tables: dict[str, TableInput],
+        fetch: Iterable[str] | None = None,
     ) -> dict[str, pl.DataFrame]:
-        """Materialize each ``(name, select)`` in order as table ``name``; return all by name."""
+        """Materialize each ``(name, select)`` in order as table ``name``; return ``fetch`` (default all)."""
         ...
 
 
-def _as_arrow(name: str, table: TableLike) -> pa.Table:
+def as_arrow(name: str, table: TableInput) -> pa.Table:
+    """An in-memory input as Arrow; a clear error for anything else."""
     if isinstance(table, pl.DataFrame):
         return table.to_arrow()
     if isinstance(table, pa.Table):
@@ -55,13 +108,63 @@ def _as_arrow(name: str, table: TableLike) -> pa.Table:
     )
 
 
-def _check_identifier(kind: str, name: str) -> None:
-    if not _IDENTIFIER.match(name):
+def check_identifier(kind: str, name: str) -> None:
+    """Refuse names that are not plain SQL identifiers (they are pasted into SQL text)."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise MochiError(f"SQL {kind} name {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def check_script(
+    statements: list[tuple[str, str]], taken: Iterable[str], fetch: Iterable[str] | None
+) -> list[str]:
+    """Validate statement names (plain, unique, not an input) and return the names to fetch."""
+    seen: set[str] = set()
+    taken = set(taken)
+    for stmt_name, _ in statements:
+        check_identifier("statement", stmt_name)
+        if stmt_name in taken or stmt_name in seen:
+            raise MochiError(
+                f"SQL statement name {stmt_name!r} is used twice (input table or earlier statement)"
+            )
+        seen.add(stmt_name)
+    names = [n for n, _ in statements] if fetch is None else list(fetch)
+    unknown = [n for n in names if n not in seen]
+    if unknown:
+        raise MochiError(f"SQL fetch: {', '.join(map(repr, unknown))} is not a statement of the script")
+    return names
+
+
+class _DuckDBSession:
+    def __init__(self, con: duckdb.DuckDBPyConnection, inputs: set[str]) -> None:
+        self._con = con
+        self._taken = set(inputs)
+
+    def _fetch(self, sql: str) -> pl.DataFrame:
+        result = pl.from_arrow(self._con.sql(sql).to_arrow_table())
+        assert isinstance(result, pl.DataFrame)
+        return result
+
+    def query(self, sql: str) -> pl.DataFrame:
+        try:
+            return self._fetch(sql)
+        except duckdb.Error as exc:
+            raise MochiError(f"SQL query failed on DuckDB: {exc}") from exc
+
+    def run_script(
+        self, statements: list[tuple[str, str]], fetch: Iterable[str] | None = None
+    ) -> dict[str, pl.DataFrame]:
+        names = check_script(statements, self._taken, fetch)
+        for stmt_name, sql in statements:
+            try:
+                self._con.execute(f"CREATE TABLE {stmt_name} AS {sql.strip().rstrip(';')}")
+            except duckdb.Error as exc:
+                raise MochiError(f"SQL statement {stmt_name!r} failed on DuckDB: {exc}") from exc
+            self._taken.add(stmt_name)
+        return {stmt_name: self._fetch(f"SELECT * FROM {stmt_name}") for stmt_name in names}
+
+
 class DuckDBEngine:
-    """DuckDB in process: every call gets a fresh in-memory connection with the inputs as views.
+    """DuckDB in process: every session is a fresh in-memory connection with the inputs as views.
 
     Inputs are registered zero-copy (Arrow), so only the columns a query reads are scanned.
     ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) bound the connection; DuckDB spills larger
@@ -69,6 +172,7 @@ class DuckDBEngine:
     """
 
     name = "duckdb"
+    lake_inputs = False
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
         if threads is not None and threads < 1:
@@ -76,7 +180,16 @@ class DuckDBEngine:
         self.threads = threads
         self.memory_limit = memory_limit
 
-    def _connect(self, tables: dict[str, TableLike]) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def session(self, tables: dict[str, TableInput]) -> Iterator[_DuckDBSession]:
+        """A connection with ``tables`` registered as views under their keys (closed at the end)."""
+        for table_name, table in tables.items():
+            check_identifier("input table", table_name)
+            if isinstance(table, LakePartition):
+                raise MochiError(
+                    f"SQL input table {table_name!r}: DuckDB reads in-memory tables; load the lake "
+                    f"partition {table.table}/ticker={table.ticker}/scenario={table.scenario} first"
+                )
         con = duckdb.connect(":memory:")
         try:
             if self.threads is not None:
@@ -84,52 +197,28 @@ class DuckDBEngine:
             if self.memory_limit is not None:
                 con.execute("SET memory_limit = ?", [self.memory_limit])
             for table_name, table in tables.items():
-                _check_identifier("input table", table_name)
-                con.register(table_name, _as_arrow(table_name, table))
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    @staticmethod
-    def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-        result = pl.from_arrow(con.sql(sql).to_arrow_table())
-        assert isinstance(result, pl.DataFrame)
-        return result
-
-    def query(self, sql: str, tables: dict[str, TableLike]) -> pl.DataFrame:
-        """Run one SELECT against ``tables`` (registered as views under their keys)."""
-        con = self._connect(tables)
-        try:
-            return self._fetch(con, sql)
-        except duckdb.Error as exc:
-            raise MochiError(f"SQL query failed on DuckDB: {exc}") from exc
+                con.register(table_name, as_arrow(table_name, table))
+            yield _DuckDBSession(con, set(tables))
         finally:
             con.close()
 
+    def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
+        """Run one SELECT against ``tables`` (registered as views under their keys)."""
+        with self.session(tables) as session:
+            return session.query(sql)
+
     def run_script(
-        self, statements: list[tuple[str, str]], tables: dict[str, TableLike]
+        self,
+        statements: list[tuple[str, str]],
+        tables: dict[str, TableInput],
+        fetch: Iterable[str] | None = None,
     ) -> dict[str, pl.DataFrame]:
         """Run ``CREATE TABLE name AS select`` for each statement in order in one connection.
 
-        Returns every materialized table by name, as polars frames. A statement name must be a
-        plain identifier and may not shadow an input table or an earlier statement.
+        Returns the materialized tables named in ``fetch`` (default: every one), as polars frames.
+        A statement name must be a plain identifier and may not shadow an input table or an
+        earlier statement.
         """
-        seen: set[str] = set()
-        for stmt_name, _ in statements:
-            _check_identifier("statement", stmt_name)
-            if stmt_name in tables or stmt_name in seen:
-                raise MochiError(
-                    f"SQL statement name {stmt_name!r} is used twice (input table or earlier statement)"
-                )
-            seen.add(stmt_name)
-        con = self._connect(tables)
-        try:
-            for stmt_name, sql in statements:
-                try:
-                    con.execute(f"CREATE TABLE {stmt_name} AS {sql.strip().rstrip(';')}")
-                except duckdb.Error as exc:
-                    raise MochiError(f"SQL statement {stmt_name!r} failed on DuckDB: {exc}") from exc
-            return {stmt_name: self._fetch(con, f"SELECT * FROM {stmt_name}") for stmt_name, _ in statements}
-        finally:
-            con.close()
+        check_script(statements, tables, fetch)
+        with self.session(tables) as session:
+            return session.run_script(statements, fetch)

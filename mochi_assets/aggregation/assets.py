@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.aggregation.tables import aggregate_scenario
+from mochi_assets.aggregation.tables import aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
@@ -54,7 +54,8 @@ def aggregates(
     engine = sql_engine.get_engine()
     tables = aggregate_scenario(
         engine,
-        trades=trades["trades"].collect(),
+        # Trino reads the trades where they lie in the lake; DuckDB gets them in memory
+        trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].collect(),
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
     )

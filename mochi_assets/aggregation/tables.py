@@ -22,10 +22,28 @@ import pyarrow as pa
 
 from mochi_assets.aggregation import stats
 from mochi_resources.errors import MochiError
-from mochi_resources.sql_engine import SqlEngine
+from mochi_resources.sql_engine import LakePartition, SqlEngine, SqlSession
 
 TRADE_COLUMNS = ("trader_id", "session_date", "entry_ts", "pnl", "pnl_ticks", "r", "mae", "mfe")
 TRADER_COLUMNS = ("trader_id", "stop_atr", "limit_atr")
+
+# The trades table in the lake (bucket "trades", written by the simulation), as an engine that
+# reads the lake itself (Trino) declares it: every column of the trades contract, Trino types.
+TRADES_LAKE_COLUMNS = (
+    ("trader_id", "BIGINT"),
+    ("session_date", "DATE"),
+    ("entry_ts", "TIMESTAMP(3)"),
+    ("entry_price", "DOUBLE"),
+    ("exit_ts", "TIMESTAMP(3)"),
+    ("exit_price", "DOUBLE"),
+    ("exit_reason", "VARCHAR"),
+    ("pnl", "DOUBLE"),
+    ("pnl_ticks", "DOUBLE"),
+    ("r", "DOUBLE"),
+    ("mae", "DOUBLE"),
+    ("mfe", "DOUBLE"),
+    ("bars_held", "BIGINT"),
+)
 
 # Materialized in this order; each statement may read the inputs and every earlier result.
 SCRIPT = (
@@ -33,6 +51,17 @@ SCRIPT = (
     "trader_drawdown",
     "trader_daily",
     "trader_daily_stats",
+    "trader_summary",
+    "trader_by_year",
+    "stops_by_level",
+    "limits_by_level",
+    "mae_quantile_points",
+    "mae_profile",
+)
+
+# The results read back; the other statements are intermediate steps.
+FETCHED = (
+    "trader_daily",
     "trader_summary",
     "trader_by_year",
     "stops_by_level",
@@ -51,6 +80,19 @@ def load_sql(name: str) -> str:
     if not path.is_file():
         raise MochiError(f"SQL file {name}.sql: not found in mochi_assets/aggregation/sql")
     return path.read_text(encoding="utf-8")
+
+
+def lake_trades(ticker: str, scenario: str) -> LakePartition:
+    """The trades of one ticker x scenario where the simulation stored them, for engines that read
+    the lake themselves (``engine.lake_inputs``): ``{prefix}trades/trades/ticker=T/scenario=S/``."""
+    return LakePartition(
+        bucket="trades",
+        table="trades",
+        ticker=ticker,
+        scenario=scenario,
+        columns=TRADES_LAKE_COLUMNS,
+        select=TRADE_COLUMNS,
+    )
 
 
 def _columns(table: pl.DataFrame | pa.Table) -> list[str]:
@@ -80,8 +122,8 @@ def _sessions_frame(session_dates: list[date] | pl.Series) -> pl.DataFrame:
     return pl.DataFrame({"session_date": series}).unique().sort("session_date")
 
 
-def _check_inputs(engine: SqlEngine, tables: dict[str, pa.Table | pl.DataFrame]) -> None:
-    checks = engine.query(load_sql("trade_checks"), tables).row(0, named=True)
+def _check_inputs(session: SqlSession) -> None:
+    checks = session.query(load_sql("trade_checks")).row(0, named=True)
     if checks["unknown_trader_trades"]:
         raise MochiError(
             f"trades: {checks['unknown_trader_trades']} trade(s) belong to traders not in the trader "
@@ -119,7 +161,7 @@ def daily_matrix(
 def aggregate_scenario(
     engine: SqlEngine,
     *,
-    trades: pl.DataFrame | pa.Table,
+    trades: pl.DataFrame | pa.Table | LakePartition,
     traders: pl.DataFrame,
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
@@ -127,6 +169,7 @@ def aggregate_scenario(
     """Statistics tables of one scenario from its traders and trades.
 
     ``session_dates``: every session date after ATR warm-up (the calendar of the daily series).
+    ``trades``: in memory, or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``.
     Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
@@ -143,7 +186,13 @@ def aggregate_scenario(
     """
     if n_blocks < 2:
         raise MochiError(f"n_blocks: must be at least 2, got {n_blocks}")
-    trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
+    if isinstance(trades, LakePartition):
+        missing = [c for c in TRADE_COLUMNS if c not in trades.selected]
+        if missing:
+            raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
+        trades_tbl = trades
+    else:
+        trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
     if not isinstance(traders, pl.DataFrame):
         raise MochiError(f"traders: expected a polars DataFrame, got {type(traders).__name__}")
     traders_tbl = _select(traders, TRADER_COLUMNS, "traders")
@@ -156,8 +205,9 @@ def aggregate_scenario(
     sessions = _sessions_frame(session_dates)
     tables = {"trades": trades_tbl, "traders": traders_tbl, "sessions": sessions}
 
-    _check_inputs(engine, tables)
-    results = engine.run_script([(name, load_sql(name)) for name in SCRIPT], tables)
+    with engine.session(tables) as session:
+        _check_inputs(session)
+        results = session.run_script([(name, load_sql(name)) for name in SCRIPT], fetch=FETCHED)
 
     summary = results["trader_summary"].sort("trader_id")
     trader_ids = summary["trader_id"].to_numpy()

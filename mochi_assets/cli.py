@@ -120,10 +120,15 @@ def _print_locations(result) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--tick-size", type=float, required=True, help="Minimum price increment of the instrument.")
 @click.option("--timezone", required=True, help="The instrument's exchange/session timezone (IANA name).")
-@click.option("--file-timezone", default="UTC", show_default=True,
-              help="Zone of timestamps in the file that carry no offset.")
-def import_bars(ticker, file, tick_size, timezone, file_timezone):
-    """Import a user's bars for TICKER from FILE (CSV or Parquet with ts, open, high, low, close, volume).
+@click.option("--file-timezone", default=None,
+              help="Zone of timestamps in the file that carry no offset [default: UTC; HistData: EST without "
+                   "DST (UTC-5); Dukascopy: GMT].")
+@click.option("--format", "file_format", type=click.Choice(["auto", "generic", "histdata", "dukascopy"]),
+              default="auto", show_default=True,
+              help="File layout; auto tells HistData ASCII M1 and Dukascopy CSV exports from generic files.")
+def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format):
+    """Import a user's bars for TICKER from FILE: CSV or Parquet with ts, open, high, low, close, volume,
+    a HistData.com ASCII M1 file, or a Dukascopy CSV export.
 
     Later backtests of TICKER use these bars instead of any provider.
     """
@@ -140,9 +145,9 @@ def import_bars(ticker, file, tick_size, timezone, file_timezone):
         if not tick_size > 0:
             _fail(f"--tick-size: {tick_size} must be positive")
         for opt, tz in (("--timezone", timezone), ("--file-timezone", file_timezone)):
-            if tz not in available_timezones():
+            if tz is not None and tz not in available_timezones():
                 _fail(f"{opt}: {tz!r} is not a known IANA timezone")
-        bars = read_bars_file(file, file_timezone=file_timezone)
+        bars = read_bars_file(file, file_timezone=file_timezone, format=file_format)
         lake = Lake(MochiSettings.from_env())
         info = save_import(lake, ticker, key, bars, tick_size=tick_size, timezone=timezone, source_file=str(Path(file).resolve()))
     except MochiError as exc:

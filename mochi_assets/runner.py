@@ -76,7 +76,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             if err is None:
                 break
             text = err.message.strip()
-            if err.cls_name in {"MochiError", "RequestError", "BarsError", "LakeError", "ProviderError", "Failure"}:
+            if err.cls_name in {"MochiError", "RequestError", "BarsError", "LakeError", "ProviderError", "PolygonAuthError", "Failure"}:
                 text = text.split(": ", 1)[1] if text.startswith(err.cls_name + ":") else text
             return f"step {event.step_key} failed: {text}"
     return "the run failed (see the Dagster UI for its logs)"

@@ -4,7 +4,15 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.market_data.checks import atr_violations, ohlc_violations, timestamp_violations
+from mochi_assets.market_data.checks import (
+    atr_lookahead_violations,
+    atr_violations,
+    missing_sessions,
+    ohlc_violations,
+    resolution_mismatches,
+    suspicious_jumps,
+    timestamp_violations,
+)
 from mochi_assets.market_data.indicators import enhance_bars
 from mochi_assets.market_data.sources import check_source, load_raw_bars
 from mochi_assets.execution import step_tags
@@ -16,11 +24,13 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
 RAW_TABLES = ["bars_minute", "bars_hour", "bars_day"]
 
 
-def _check(name: str, offending: pl.DataFrame, asset: str, description: str) -> dg.AssetCheckResult:
+def _check(name: str, offending: pl.DataFrame, asset: str, description: str,
+           warn: bool = False) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         asset_key=asset,
         passed=offending.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
         description=description,
         metadata={"offending_rows": offending.height, "rows": preview(offending, 20)},
     )
@@ -39,6 +49,12 @@ def _source_tags(source: str) -> dict:
     check_specs=[
         dg.AssetCheckSpec("ohlc_consistent", asset="raw_bars", description="low <= open, close <= high; prices positive"),
         dg.AssetCheckSpec("timestamps_increasing", asset="raw_bars", description="no duplicate or non-increasing ts"),
+        dg.AssetCheckSpec("resolutions_agree", asset="raw_bars",
+                          description="hour and day bars contain the range of the minutes inside them (warning)"),
+        dg.AssetCheckSpec("sessions_covered", asset="raw_bars",
+                          description="every expected session of the requested range has bars; holidays show here (warning)"),
+        dg.AssetCheckSpec("no_suspicious_jumps", asset="raw_bars",
+                          description="no minute moves over 3x the median daily range (warning)"),
     ],
 )
 def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
@@ -46,7 +62,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
     ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
     request = stored_request(the_lake, ticker_key)
-    bars = load_raw_bars(the_lake, request)
+    bars = load_raw_bars(the_lake, request, log=context.log.info)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
         + (" (synthetic data)" if bars.synthetic else "")
@@ -56,6 +72,10 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
         metadata={
             **provenance(request, synthetic=bars.synthetic),
             "source": bars.source,
+            "tick_size": bars.tick_size,
+            "asset_class": bars.asset_class,
+            "meta_source": bars.info.meta_source,
+            **{f"fetch_{k}": v for k, v in bars.fetch.items()},
             "minute_rows": bars.minute.height,
             "hour_rows": bars.hour.height,
             "day_rows": bars.day.height,
@@ -72,6 +92,24 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
         "raw_bars",
         "strictly increasing bar timestamps in each resolution",
     )
+    yield _check(
+        "resolutions_agree",
+        pl.concat([resolution_mismatches(bars.minute, bars.hour, "hour"),
+                   resolution_mismatches(bars.minute, bars.day, "day")]),
+        "raw_bars",
+        "hour and day bars against the minutes inside them",
+        warn=True,
+    )
+    yield _check(
+        "sessions_covered",
+        missing_sessions(bars.minute, request.start, request.end, request.timezone,
+                         every_day=bars.asset_class == "crypto"),
+        "raw_bars",
+        f"sessions of {request.start} to {request.end} ({request.timezone}) without any bar",
+        warn=True,
+    )
+    yield _check("no_suspicious_jumps", suspicious_jumps(bars.minute), "raw_bars",
+                 "minute bars moving over 3x the median daily range", warn=True)
 
 
 @dg.asset(
@@ -85,6 +123,8 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
         dg.AssetCheckSpec("atr_defined_after_warmup", asset="enhanced_bars",
                           description="after warm-up every session has one positive ATR"),
         dg.AssetCheckSpec("timestamps_increasing", asset="enhanced_bars", description="no duplicate or non-increasing ts"),
+        dg.AssetCheckSpec("atr_no_lookahead", asset="enhanced_bars",
+                          description="a session's ATR equals the one recomputed from earlier bars only"),
     ],
 )
 def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bars: dict):
@@ -113,4 +153,11 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
     )
     yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=request.atr.long), "enhanced_bars", "ATR defined after warm-up")
     yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
+    yield _check(
+        "atr_no_lookahead",
+        atr_lookahead_violations(enhanced, timezone=request.timezone, short=request.atr.short,
+                                 long=request.atr.long, alpha=request.atr.alpha),
+        "enhanced_bars",
+        "ATR of sampled sessions recomputed from the bars before each session",
+    )
 

@@ -8,9 +8,11 @@ on bad data: reporting bad data is their job.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
-from mochi_assets.market_data.bars import PRICE_COLUMNS
+from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS, local_date_expr
 
 _ROW = "row"
 _PROBLEM = "problem"
@@ -101,3 +103,146 @@ def atr_violations(enhanced: pl.DataFrame, *, warmup_sessions: int | None = None
         maintain_order="left",
     )
     return _offending(joined, reasons).drop("_distinct", "_after_warmup")
+
+
+def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution: str) -> pl.DataFrame:
+    """Hour or day bars that disagree with the minute bars inside them, and minutes no bar holds.
+
+    Each minute belongs to the latest coarse bar opening at or before it, within the bar's length
+    (an hour; 25 hours for days, for local days with a clock change). A coarse bar disagrees when
+    its minutes trade above its high or below its low (tolerance 1e-9 relative) or when it has
+    no minute at all. Columns: ts, resolution, high, low, minute_high, minute_low, minute_bars,
+    problem.
+    """
+    length = {"hour": "1h", "day": "25h"}[resolution]
+    schema = {"ts": pl.Datetime("us", "UTC"), "resolution": pl.Utf8, "high": pl.Float64, "low": pl.Float64,
+              "minute_high": pl.Float64, "minute_low": pl.Float64, "minute_bars": pl.Int64, "problem": pl.Utf8}
+    if minute.is_empty() and coarse.is_empty():
+        return pl.DataFrame(schema=schema)
+    bars = coarse.select("ts", "high", "low").sort("ts").with_columns(pl.col("ts").alias("bar_ts"))
+    joined = (
+        minute.select("ts", pl.col("high").alias("m_high"), pl.col("low").alias("m_low"))
+        .sort("ts")
+        .join_asof(bars.select("ts", "bar_ts"), on="ts", strategy="backward")
+        .with_columns(
+            pl.when(pl.col("ts") < pl.col("bar_ts").dt.offset_by(length)).then(pl.col("bar_ts")).alias("bar_ts")
+        )
+    )
+    per_bar = joined.filter(pl.col("bar_ts").is_not_null()).group_by("bar_ts").agg(
+        pl.col("m_high").max().alias("minute_high"),
+        pl.col("m_low").min().alias("minute_low"),
+        pl.len().cast(pl.Int64).alias("minute_bars"),
+    )
+    tol = 1e-9 * pl.col("high").abs()
+    checked = (
+        bars.join(per_bar, on="bar_ts", how="left")
+        .with_columns(pl.col("minute_bars").fill_null(0))
+        .with_columns(
+            pl.concat_str(
+                [
+                    _reason(pl.col("minute_bars") == 0, f"no minute bar inside this {resolution} bar"),
+                    _reason(pl.col("minute_high") > pl.col("high") + tol, "minutes trade above its high"),
+                    _reason(pl.col("minute_low") < pl.col("low") - tol, "minutes trade below its low"),
+                ],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias("problem")
+        )
+        .filter(pl.col("problem") != "")
+        .select(pl.col("ts"), pl.lit(resolution).alias("resolution"), "high", "low", "minute_high", "minute_low",
+                "minute_bars", "problem")
+    )
+    orphans = joined.filter(pl.col("bar_ts").is_null()).select(
+        "ts", pl.lit(resolution).alias("resolution"), pl.lit(None, pl.Float64).alias("high"),
+        pl.lit(None, pl.Float64).alias("low"), pl.col("m_high").alias("minute_high"),
+        pl.col("m_low").alias("minute_low"), pl.lit(1, pl.Int64).alias("minute_bars"),
+        pl.lit(f"minute bar outside every {resolution} bar").alias("problem"),
+    )
+    return pl.concat([checked.cast(schema), orphans.cast(schema)]).sort("ts")
+
+
+def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, timezone: str,
+                     every_day: bool = False) -> pl.DataFrame:
+    """Expected session dates start..end (local dates in `timezone`) that have no bar.
+
+    Expected: Monday to Friday, or every day when `every_day` (crypto). Market holidays show up
+    here too, which is why the asset check is a warning. Columns: session_date, weekday, problem.
+    """
+    present = set(minute.select(local_date_expr(timezone).unique()).to_series().to_list())
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    expected = [d for d in days if every_day or d.weekday() < 5]
+    missing = [d for d in expected if d not in present]
+    return pl.DataFrame(
+        {
+            "session_date": missing,
+            "weekday": [d.strftime("%A") for d in missing],
+            "problem": ["no bar in this session"] * len(missing),
+        },
+        schema={"session_date": pl.Date, "weekday": pl.Utf8, "problem": pl.Utf8},
+    )
+
+
+def suspicious_jumps(bars: pl.DataFrame, factor: float = 3.0) -> pl.DataFrame:
+    """Bars whose move is larger than `factor` times the median daily range of the table.
+
+    The move of a bar is the largest of its gap from the previous close, its close-to-close
+    change and its own high-low range, all in log terms; the daily range is log(high/low) of UTC
+    days. Such bars are usually data errors (a shifted decimal, a bad print) but can be real
+    (a flash crash): the asset check is a warning. Columns: the bar columns, row, move, typical_day, problem.
+    """
+    if bars.height < 2:
+        return _offending(bars, [pl.lit(None, pl.Utf8)]).with_columns(
+            pl.lit(None, pl.Float64).alias("move"), pl.lit(None, pl.Float64).alias("typical_day"))
+    data = bars.sort("ts")
+    daily = data.group_by(pl.col("ts").dt.date()).agg((pl.col("high").max() / pl.col("low").min()).log().alias("r"))
+    typical = float(daily["r"].median() or 0.0)
+    prev = pl.col("close").shift(1)
+    move = pl.max_horizontal(
+        (pl.col("open") / prev).log().abs(),
+        (pl.col("close") / prev).log().abs(),
+        (pl.col("high") / pl.col("low")).log(),
+    )
+    data = data.with_columns(move.alias("move"), pl.lit(typical).alias("typical_day"))
+    if typical <= 0:
+        return _offending(data, [pl.lit(None, pl.Utf8)])
+    reason = pl.format(
+        "move of {}% in one bar, over {}x the median daily range {}%",
+        (pl.col("move") * 100).round(3), pl.lit(factor), round(typical * 100, 3),
+    )
+    return _offending(data, [pl.when(pl.col("move") > factor * typical).then(reason)])
+
+
+def atr_lookahead_violations(enhanced: pl.DataFrame, *, timezone: str, short: int, long: int, alpha: float,
+                             samples: int = 12) -> pl.DataFrame:
+    """Sessions whose ATR differs from one recomputed from the bars strictly before the session.
+
+    For up to `samples` sessions with a defined atr (spread evenly, the last one included), the
+    enhanced bars are cut before the session's first bar and the blended ATR is recomputed from
+    what is left; any difference (relative 1e-9) means the stored ATR saw data of its own session
+    or later. Columns: session_date, atr, atr_recomputed, problem.
+    """
+    from mochi_assets.market_data.indicators import enhance_bars
+
+    schema = {"session_date": pl.Date, "atr": pl.Float64, "atr_recomputed": pl.Float64, "problem": pl.Utf8}
+    sessions = (
+        enhanced.filter(pl.col("atr").is_not_null())
+        .group_by("session_date")
+        .agg(pl.col("atr").first(), pl.col("ts").min().alias("first_ts"))
+        .sort("session_date")
+    )
+    if sessions.is_empty():
+        return pl.DataFrame(schema=schema)
+    step = max(1, sessions.height // samples)
+    picked = sessions[::step].vstack(sessions.tail(1)).unique("session_date").sort("session_date")
+    bars = enhanced.select(BAR_COLUMNS).sort("ts")
+    rows = []
+    for session_date, atr, first_ts in picked.iter_rows():
+        before = bars.filter(pl.col("ts") < first_ts)
+        # one bar of the session itself gives the recomputation a row for that date to report on
+        probe = pl.concat([before, bars.filter(pl.col("ts") == first_ts)])
+        redone = enhance_bars(probe, timezone=timezone, short=short, long=long, alpha=alpha)
+        value = redone.filter(pl.col("session_date") == session_date)["atr"].first()
+        if value is None or abs(value - atr) > 1e-9 * max(abs(atr), 1e-12):
+            rows.append({"session_date": session_date, "atr": atr, "atr_recomputed": value,
+                         "problem": "atr differs from the one recomputed from earlier bars only"})
+    return pl.DataFrame(rows, schema=schema)

@@ -1,16 +1,36 @@
-"""Reading user bar files (`mochi import-bars TICKER FILE`): CSV or Parquet into a validated bars table.
+"""Reading user bar files (`mochi import-bars TICKER FILE`) into a validated bars table.
 
-Accepted: .csv, .csv.gz, .parquet, .pq. Headers are case-insensitive; extra
-columns are ignored; `timestamp`, `datetime`, `time` or `date` stand for `ts`
-when `ts` is absent, and separate text `date` and `time` columns are joined. Timestamps may be ISO-8601 text (with an offset, or naive
-and then read in `file_timezone`), integer epochs (seconds, milliseconds,
-microseconds or nanoseconds, told apart by magnitude) or Parquet dates and
-datetimes. Rows in messages are counted from 1, the header excluded.
+Three formats, told apart by their first line (`format="auto"`) or chosen with `format`:
+
+- generic: .csv, .csv.gz, .parquet, .pq with a header. Headers are case-insensitive; extra
+  columns are ignored; `timestamp`, `datetime`, `time` or `date` stand for `ts` when `ts` is
+  absent, and separate text `date` and `time` columns are joined. Timestamps may be ISO-8601 text
+  (with an offset, or naive and then read in `file_timezone`, default UTC), integer epochs
+  (seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude) or Parquet dates
+  and datetimes.
+- histdata: HistData.com "Generic ASCII" M1 files, no header, one bar per line
+  `YYYYMMDD HHMMSS;open;high;low;close;volume`. HistData states its timestamps in EST WITHOUT
+  daylight saving, i.e. a fixed UTC-5 all year (zone `Etc/GMT+5`, POSIX sign convention), not
+  America/New_York: 20240702 170000 is 22:00 UTC in July as in January. Timestamps are bar open
+  times. Volume is usually 0 (no volume in FX); zero-volume bars are kept.
+- dukascopy: Dukascopy (JForex / historical data feed) CSV exports with the header
+  `Gmt time,Open,High,Low,Close,Volume` and times `dd.mm.yyyy HH:MM:SS.fff` in GMT (UTC), or
+  `Local time` with an explicit offset suffix (`02.01.2024 00:00:00.000 GMT+0100`), which is
+  honoured. Dukascopy fills periods without ticks (weekends, holidays) with flat bars of volume
+  0 at the last price; those are not trades and are dropped, so missing minutes stay missing.
+
+`file_timezone` (when given) overrides a format's own zone for timestamps without an offset.
+Text files may also come as .txt, gzip (.gz) or a .zip holding one CSV/TXT file (HistData
+downloads are zips). Rows in messages are counted from 1, header excluded (for HistData the
+line number).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -142,14 +162,18 @@ def _ts_from_aliases(table: pl.DataFrame) -> pl.DataFrame:
     return table if alias is None else table.rename({alias: "ts"})
 
 
-def read_bars_file(path: str | os.PathLike, *, file_timezone: str = "UTC") -> pl.DataFrame:
-    """Read a CSV or Parquet bar file into a validated bars table (see validate_bars), sorted by ts.
+def read_bars_file(path: str | os.PathLike, *, file_timezone: str | None = None, format: str = "auto") -> pl.DataFrame:
+    """Read a bar file (generic, histdata or dukascopy, see the module docstring) into a validated
+    bars table (see validate_bars), sorted by ts.
 
-    Raises BarsError naming the file for: missing or unreadable file, unknown
-    extension, missing columns, unparsable timestamps (first bad row and
-    value), and every problem validate_bars reports.
+    Raises BarsError naming the file for: missing or unreadable file, unknown extension or
+    format, missing columns, unparsable timestamps (first bad row and value), and every problem
+    validate_bars reports.
     """
-    check_timezone(file_timezone, "timezone")
+    if format not in FORMATS:
+        raise BarsError(f"format: {format!r} is not one of {', '.join(FORMATS)}")
+    if file_timezone is not None:
+        check_timezone(file_timezone, "timezone")
     path = Path(path)
     source = path.name
     if not path.exists():
@@ -158,6 +182,158 @@ def read_bars_file(path: str | os.PathLike, *, file_timezone: str = "UTC") -> pl
         raise BarsError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise BarsError(f"{source}: the file is empty")
+    name = path.name.lower()
+    is_parquet = name.endswith(".parquet") or name.endswith(".pq")
+    if format == "auto":
+        format = "generic" if is_parquet else detect_format(_text_bytes(path, source), source)
+    if format == "histdata":
+        return _read_histdata(_text_bytes(path, source), source, file_timezone or HISTDATA_TIMEZONE)
+    if format == "dukascopy":
+        return _read_dukascopy(_text_bytes(path, source), source, file_timezone)
+    return _read_generic(path, source, file_timezone or "UTC")
+
+
+FORMATS = ("auto", "generic", "histdata", "dukascopy")
+# EST without daylight saving: a fixed UTC-5 (POSIX zones invert the sign).
+HISTDATA_TIMEZONE = "Etc/GMT+5"
+_HISTDATA_LINE = re.compile(r"^\d{8} \d{6};")
+_DUKASCOPY_HEADER = re.compile(r"^(gmt|local) time\s*[,;]", re.IGNORECASE)
+
+
+def _text_bytes(path: Path, source: str) -> bytes:
+    """The bytes of a text file, unpacked from .gz or a one-member .zip."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            return gzip.decompress(path.read_bytes())
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.namelist() if m.lower().endswith((".csv", ".txt"))]
+                if len(members) != 1:
+                    raise BarsError(f"{source}: the zip holds {len(members)} CSV/TXT files, expected exactly one")
+                return archive.read(members[0])
+        return path.read_bytes()
+    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+        raise BarsError(f"{source}: cannot read the file ({exc})") from None
+
+
+def detect_format(data: bytes, source: str) -> str:
+    """'histdata', 'dukascopy' or 'generic', from the first non-empty line."""
+    text = data.decode("utf-8-sig", errors="replace")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first:
+        raise BarsError(f"{source}: the file is empty")
+    if _HISTDATA_LINE.match(first):
+        return "histdata"
+    if _DUKASCOPY_HEADER.match(first):
+        return "dukascopy"
+    return "generic"
+
+
+def _lines(data: bytes, source: str) -> pl.Series:
+    """Non-empty lines of a text file (a trailing newline or blank lines are not rows)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BarsError(f"{source}: not a text file (not UTF-8)") from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise BarsError(f"{source}: the file is empty")
+    return pl.Series("line", lines, dtype=pl.String)
+
+
+def _split_fields(lines: pl.Series, separator: str, count: int, source: str, layout: str,
+                  first_row: int = 1) -> pl.DataFrame:
+    parts = lines.str.split(separator)
+    bad = parts.list.len() != count
+    if bad.any():
+        i = _first_bad(bad)
+        raise BarsError(
+            f"{source}: row {i + first_row}: {lines[i]!r} has {parts[i].len()} fields, expected {count} ({layout})"
+        )
+    return pl.DataFrame({f"f{k}": parts.list.get(k).str.strip_chars() for k in range(count)})
+
+
+def _read_histdata(data: bytes, source: str, file_timezone: str) -> pl.DataFrame:
+    layout = "YYYYMMDD HHMMSS;open;high;low;close;volume"
+    fields = _split_fields(_lines(data, source), ";", 6, source, layout)
+    raw = fields.get_column("f0")
+    naive = raw.str.to_datetime("%Y%m%d %H%M%S", time_unit="us", strict=False)
+    bad = naive.is_null()
+    if bad.any():
+        i = _first_bad(bad)
+        raise BarsError(f"{source}: row {i + 1}: {raw[i]!r} is not a HistData timestamp (YYYYMMDD HHMMSS)")
+    table = pl.DataFrame({"ts": _localize(naive, file_timezone, raw, source)}).with_columns(
+        fields.select(pl.col(f"f{k + 1}").alias(c) for k, c in enumerate(BAR_COLUMNS[1:]))
+    )
+    return validate_bars(table, source=source)
+
+
+_DUKASCOPY_COLUMNS = ["time", "open", "high", "low", "close", "volume"]
+_DUKASCOPY_TS = re.compile(
+    r"^(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(?: ?GMT([+-]\d{2}):?(\d{2}))?$"
+)
+
+
+def _read_dukascopy(data: bytes, source: str, file_timezone: str | None) -> pl.DataFrame:
+    lines = _lines(data, source)
+    header = lines[0]
+    separator = ";" if header.count(";") > header.count(",") else ","
+    names = [h.strip().lower() for h in header.split(separator)]
+    if len(names) != 6 or names[0] not in ("gmt time", "local time") or names[1:] != _DUKASCOPY_COLUMNS[1:]:
+        raise BarsError(
+            f"{source}: header {header!r} is not a Dukascopy export (expected 'Gmt time,Open,High,Low,Close,Volume')"
+        )
+    body = lines.slice(1)
+    if body.is_empty():
+        raise BarsError(f"{source}: no bars (the file has a header but no rows)")
+    fields = _split_fields(body, separator, 6, source, "time,open,high,low,close,volume")
+    raw = fields.get_column("f0")
+    parts = raw.str.extract_groups(_DUKASCOPY_TS.pattern)
+    bad = parts.struct.field("1").is_null()
+    if bad.any():
+        i = _first_bad(bad)
+        raise BarsError(f"{source}: row {i + 1}: time {raw[i]!r} is not a Dukascopy time (dd.mm.yyyy HH:MM:SS.fff)")
+    p = pl.DataFrame({f"g{k}": parts.struct.field(str(k)) for k in range(1, 10)})
+    iso = p.select(
+        pl.format("{}-{}-{}T{}:{}:{}.{}", "g3", "g2", "g1", "g4", "g5", pl.col("g6").fill_null("00"),
+                  pl.col("g7").fill_null("0").str.pad_end(6, "0"))
+    ).to_series()
+    naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False)
+    bad = naive.is_null()
+    if bad.any():
+        i = _first_bad(bad)
+        raise BarsError(f"{source}: row {i + 1}: time {raw[i]!r} is not a valid date and time")
+    has_offset = p.get_column("g8").is_not_null()
+    if has_offset.any() and not has_offset.all():
+        i = _first_bad(~has_offset)
+        raise BarsError(f"{source}: row {i + 1}: time {raw[i]!r} has no GMT offset while other rows have one")
+    if has_offset.all():
+        sign = pl.when(p.get_column("g8").str.starts_with("-")).then(-1).otherwise(1)
+        offset_min = p.select(
+            (pl.col("g8").str.slice(1).cast(pl.Int64).abs() * 60 + pl.col("g9").cast(pl.Int64)) * sign
+        ).to_series()
+        # "Local time" exports carry their offset: local = UTC + offset.
+        ts = pl.DataFrame({"n": naive, "o": offset_min}).select(
+            (pl.col("n") - pl.duration(minutes=pl.col("o"))).dt.replace_time_zone("UTC").alias("ts")
+        ).to_series()
+    else:
+        ts = _localize(naive, file_timezone or "UTC", raw, source)
+    table = pl.DataFrame({"ts": ts}).with_columns(
+        fields.select(pl.col(f"f{k + 1}").alias(c) for k, c in enumerate(BAR_COLUMNS[1:]))
+    )
+    bars = validate_bars(table, source=source)
+    flat = (pl.col("volume") == 0) & (pl.col("open") == pl.col("high")) & (pl.col("low") == pl.col("high")) & (
+        pl.col("close") == pl.col("high"))
+    bars = bars.filter(~flat)
+    if bars.is_empty():
+        raise BarsError(f"{source}: every bar is a flat filler bar with volume 0 (no trading in the file)")
+    return bars
+
+
+def _read_generic(path: Path, source: str, file_timezone: str) -> pl.DataFrame:
     table = _read_table(path, source)
 
     found = ", ".join(table.columns) or "none"

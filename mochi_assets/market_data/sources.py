@@ -1,25 +1,34 @@
-"""Where a ticker's bars come from: the user's import, the synthetic generator, or a provider.
+"""Where a ticker's bars come from: the user's import, the synthetic generator, or Polygon.
 
 Order of precedence: bars imported with `mochi import-bars` for that ticker; then `SYN:` tickers
-from the seeded generator; then a market data provider (Polygon, configured by POLYGON_API_KEY).
-`check_source` answers before anything is written, so an unknown ticker fails up front.
+from the seeded generator; then the Polygon (Massive) aggregates API when POLYGON_API_KEY is set
+(see `provider.py` for chunks, the page cache and incremental fetches). `check_source` answers
+before anything is written and makes no network call, so an unknown ticker fails up front.
+
+Hour and day bars: from the provider for Polygon; aggregated from the minutes for imports and
+synthetic tickers (hours in UTC, days per local date of the instrument's timezone).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from mochi_assets.market_data.bars import resample_bars, validate_bars
+from mochi_assets.market_data.meta import TickerInfo, polygon_info
+from mochi_assets.market_data.provider import fetch_polygon_bars, reference_data, request_bounds
 from mochi_assets.market_data.synthetic import is_synthetic, synthetic_minute_bars, synthetic_profile
 from mochi_assets.request import BacktestRequest
 from mochi_assets.store import imported_bars_key, stored_import
 from mochi_resources.errors import ProviderError
 from mochi_resources.lake import Lake
+from mochi_resources.polygon import PolygonClient, base_url_from_env
+
+POLYGON = "polygon"
 
 
 @dataclass(frozen=True)
@@ -27,14 +36,22 @@ class RawBars:
     minute: pl.DataFrame
     hour: pl.DataFrame
     day: pl.DataFrame
-    source: str  # "synthetic" | "import" | provider name
-    tick_size: float
-    timezone: str  # the instrument's own zone
-    asset_class: str
+    source: str  # "synthetic" | "import" | "polygon"
+    info: TickerInfo
+    tick_size: float  # the request's override, else the ticker's
+    fetch: dict = field(default_factory=dict)  # provider page counts, for metadata
 
     @property
     def synthetic(self) -> bool:
         return self.source == "synthetic"
+
+    @property
+    def timezone(self) -> str:
+        return self.info.timezone
+
+    @property
+    def asset_class(self) -> str:
+        return self.info.asset_class
 
 
 def check_source(lake: Lake, request: BacktestRequest) -> str:
@@ -43,54 +60,81 @@ def check_source(lake: Lake, request: BacktestRequest) -> str:
         return "import"
     if is_synthetic(request.ticker):
         return "synthetic"
-    if os.environ.get("POLYGON_API_KEY"):
-        raise ProviderError(
-            f"ticker {request.ticker}: POLYGON_API_KEY is set, but this build of Mochi has no Polygon "
-            "client yet; import the bars with `mochi import-bars` or use a SYN: ticker"
-        )
+    if (os.environ.get("POLYGON_API_KEY") or "").strip():
+        base_url_from_env()  # a malformed MOCHI_POLYGON_BASE_URL fails here, before anything is written
+        return POLYGON
     raise ProviderError(
-        f"ticker {request.ticker}: no bars available. It is not synthetic (SYN:<NAME>), no bars were "
-        f"imported for it (`mochi import-bars {request.ticker} FILE --tick-size X --timezone TZ`), and "
-        "POLYGON_API_KEY is not set for a market data provider"
+        f"ticker {request.ticker}: no bars available. Set POLYGON_API_KEY to your Polygon (Massive) API key "
+        f"to download them, import them (`mochi import-bars {request.ticker} FILE --tick-size X --timezone TZ`), "
+        "or use a synthetic ticker (SYN:<NAME>)"
     )
 
 
-def _local_range(df: pl.DataFrame, start: dt.date, end: dt.date, timezone: str) -> pl.DataFrame:
-    """Bars whose local date (request timezone) lies in [start, end]."""
-    tz = ZoneInfo(timezone)
-    lo = dt.datetime.combine(start, dt.time(), tz).astimezone(dt.UTC)
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
-    return df.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
-
-
-def load_raw_bars(lake: Lake, request: BacktestRequest) -> RawBars:
-    """Minute, hour and day bars for the request's range, from the ticker's source."""
+def ticker_info(lake: Lake, request: BacktestRequest) -> TickerInfo:
+    """Tick size, timezone, asset class and session of the request's ticker (no network call:
+    Polygon reference data is read from the cache that `load_raw_bars` filled)."""
     source = check_source(lake, request)
     if source == "import":
         info = stored_import(lake, request.ticker_key)
-        bars = lake.read_table(imported_bars_key(lake, request.ticker_key))
-        minute = _local_range(bars, request.start, request.end, request.timezone)
-        tick, tz, asset_class = float(info["tick_size"]), info["timezone"], "imported"
-    else:
-        profile = synthetic_profile(request.ticker)
-        # generate a day either side so that the request's local dates are fully covered
-        minute = synthetic_minute_bars(
-            request.ticker, request.start - dt.timedelta(days=1), request.end + dt.timedelta(days=1)
+        return TickerInfo(
+            tick_size=float(info["tick_size"]), timezone=info["timezone"], asset_class="imported",
+            trading_session="as in the imported bars", name=None, meta_source="import",
         )
-        minute = _local_range(minute, request.start, request.end, request.timezone)
-        tick, tz, asset_class = profile.tick_size, profile.timezone, profile.asset_class
+    if source == "synthetic":
+        profile = synthetic_profile(request.ticker)
+        return TickerInfo(
+            tick_size=profile.tick_size, timezone=profile.timezone, asset_class=profile.asset_class,
+            trading_session="24x5, Sunday 17:00 to Friday 17:00 America/New_York", name=profile.name,
+            meta_source="synthetic",
+        )
+    return polygon_info(request.ticker, reference_data(lake, None, request.ticker, request.ticker_key))
+
+
+def _local_range(df: pl.DataFrame, request: BacktestRequest) -> pl.DataFrame:
+    """Bars whose ts lies in the request's local dates [start, end]."""
+    lo, hi = request_bounds(request)
+    return df.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+
+
+def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient | None = None,
+                  now: dt.datetime | None = None, log: Callable[[str], None] | None = None) -> RawBars:
+    """Minute, hour and day bars for the request's range, from the ticker's source.
+
+    Polygon: `client` defaults to one configured from the environment; `now` (default the clock)
+    decides which bars are complete. Raises ProviderError when the source has no minute bars in
+    the range, BarsError when its bars break the bars contract.
+    """
+    source = check_source(lake, request)
+    fetch: dict = {}
+    if source == POLYGON:
+        client = client or PolygonClient.from_env(log=log)
+        got = fetch_polygon_bars(lake, request, client, now=now, log=log)
+        info = polygon_info(request.ticker, got.reference)
+        minute, hour, day = got.minute, got.hour, got.day
+        fetch = {"pages_fetched": got.stats.pages_fetched, "pages_cached": got.stats.pages_cached,
+                 "chunks": got.stats.chunks, "requests_sent": client.requests_sent,
+                 "rate_limit_wait_s": round(client.waited_s, 1)}
+    else:
+        if source == "import":
+            bars = lake.read_table(imported_bars_key(lake, request.ticker_key))
+        else:
+            # a day either side so that the request's local dates are fully covered
+            bars = synthetic_minute_bars(
+                request.ticker, request.start - dt.timedelta(days=1), request.end + dt.timedelta(days=1)
+            )
+        minute = _local_range(bars, request)
+        info = ticker_info(lake, request)
+        hour = day = None
     if minute.is_empty():
         raise ProviderError(
             f"ticker {request.ticker}: the {source} bars have no data between {request.start} and "
             f"{request.end} ({request.timezone})"
         )
     minute = validate_bars(minute, source=f"{source} bars of {request.ticker}")
+    if hour is None or day is None:
+        hour = resample_bars(minute, "1h", info.timezone)
+        day = resample_bars(minute, "1d", info.timezone)
     return RawBars(
-        minute=minute,
-        hour=resample_bars(minute, "1h", tz),
-        day=resample_bars(minute, "1d", tz),
-        source=source,
-        tick_size=request.tick_size or tick,
-        timezone=tz,
-        asset_class=asset_class,
+        minute=minute, hour=hour, day=day, source=source, info=info,
+        tick_size=request.tick_size or info.tick_size, fetch=fetch,
     )

@@ -4,13 +4,12 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.market_data.sources import check_source
-from mochi_assets.market_data.synthetic import synthetic_profile
+from mochi_assets.market_data.sources import check_source, ticker_info
 from mochi_assets.execution import step_tags
 from mochi_assets.metadata import preview, provenance
 from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, split_partition_key, ticker_partitions_def
 from mochi_assets.scenarios.grids import scenario_grids
-from mochi_assets.store import stored_import, stored_request
+from mochi_assets.store import stored_request
 from mochi_resources.io_manager import LakeResource, lake_metadata
 
 META_SCHEMA = {
@@ -26,18 +25,18 @@ META_SCHEMA = {
     "session_end": pl.Utf8,
     "start": pl.Date,
     "end": pl.Date,
+    "trading_session": pl.Utf8,
+    "name": pl.Utf8,
+    "meta_source": pl.Utf8,
 }
 
 
 def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
-    """Tick size, zone, asset class and the local trading hours seen in the data."""
+    """Tick size, zone, asset class, session (provider reference data or documented fallbacks,
+    see market_data/meta.py) and the local trading hours seen in the data."""
     source = check_source(lake, request)
-    if source == "import":
-        info = stored_import(lake, request.ticker_key)
-        tick, tz, asset_class = float(info["tick_size"]), info["timezone"], "imported"
-    else:
-        profile = synthetic_profile(request.ticker)
-        tick, tz, asset_class = profile.tick_size, profile.timezone, profile.asset_class
+    info = ticker_info(lake, request)
+    tick, tz, asset_class = info.tick_size, info.timezone, info.asset_class
     local = enhanced.select(pl.col("ts").dt.convert_time_zone(request.timezone).dt.strftime("%H:%M").alias("hm"))
     return pl.DataFrame(
         [
@@ -54,6 +53,9 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
                 "session_end": local["hm"].max(),
                 "start": request.start,
                 "end": request.end,
+                "trading_session": info.trading_session,
+                "name": info.name,
+                "meta_source": info.meta_source,
             }
         ],
         schema=META_SCHEMA,

@@ -86,3 +86,55 @@ def test_atr_violations(enhanced):
     # A value during warm-up means the indicators are misaligned.
     early = enhanced.with_columns(pl.col("atr").fill_null(1.0))
     assert set(atr_violations(early, warmup_sessions=4)["problem"]) == {"atr defined during warm-up"}
+
+
+def test_resolution_mismatches(bars):
+    from mochi_assets.market_data.bars import resample_bars
+    from mochi_assets.market_data.checks import resolution_mismatches
+
+    hour = resample_bars(bars, "1h", NY)
+    assert resolution_mismatches(bars, hour, "hour").is_empty()
+    assert resolution_mismatches(bars, resample_bars(bars, "1d", NY), "day").is_empty()
+    shrunk = set_value(hour, "high", 3, float(hour["high"][3]) * 0.999)
+    shrunk = shrunk.filter(pl.int_range(pl.len()) != 5)  # an hour bar the provider never sent
+    found = resolution_mismatches(bars, shrunk, "hour")
+    assert found["problem"].to_list()[0] == "minutes trade above its high"
+    assert found["ts"][0] == hour["ts"][3]
+    orphans = found.filter(pl.col("problem") == "minute bar outside every hour bar")
+    assert orphans.height == bars.filter(pl.col("ts").dt.truncate("1h") == hour["ts"][5]).height
+
+
+def test_missing_sessions(bars):
+    from mochi_assets.market_data.checks import missing_sessions
+
+    assert missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 31), NY).is_empty()
+    holiday = bars.filter(pl.col("ts").dt.convert_time_zone(NY).dt.date() != date(2024, 1, 15))
+    found = missing_sessions(holiday, date(2024, 1, 2), date(2024, 1, 31), NY)
+    assert found.rows() == [(date(2024, 1, 15), "Monday", "no bar in this session")]
+    # crypto trades every day: Saturdays are expected too
+    assert date(2024, 1, 6) in missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 8), NY, every_day=True)["session_date"]
+
+
+def test_suspicious_jumps(bars):
+    from mochi_assets.market_data.checks import suspicious_jumps
+
+    assert suspicious_jumps(bars).is_empty()
+    price = float(bars["close"][100]) * 10  # a shifted decimal
+    bad = set_value(set_value(set_value(set_value(bars, "high", 101, price), "open", 101, price), "close", 101, price),
+                    "low", 101, price)
+    found = suspicious_jumps(bad)
+    assert found["row"].to_list() == [101, 102]
+    assert "over 3.0x the median daily range" in found["problem"][0]
+
+
+def test_atr_lookahead_violations(bars, enhanced):
+    from mochi_assets.market_data.checks import atr_lookahead_violations
+
+    settings = {"timezone": NY, "short": 2, "long": 4, "alpha": 0.5}
+    assert atr_lookahead_violations(enhanced, **settings).is_empty()
+    # An ATR that peeks: each session gets the value meant for the next one.
+    sessions = enhanced.select("session_date", "atr").unique("session_date").sort("session_date")
+    peeking = enhanced.drop("atr").join(
+        sessions.with_columns(pl.col("atr").shift(-1)), on="session_date", how="left").sort("ts")
+    found = atr_lookahead_violations(peeking, **settings)
+    assert found.height > 0 and (found["atr"] != found["atr_recomputed"]).all()

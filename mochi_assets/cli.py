@@ -157,6 +157,34 @@ def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format):
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def submit(file):
+    """Hand the request document FILE (YAML or JSON) to the request sensor, which runs it.
+
+    The request is validated first (same messages as `mochi backtest`); nothing is written when it
+    is invalid. It lands in the params location of the lake in use (`submissions/`), where
+    `backtest_request_sensor` picks it up (`mochi ui` or a running Dagster daemon). Submitting the
+    same request twice runs it once.
+    """
+    from mochi_assets.automation.submissions import submit_request
+    from mochi_assets.market_data.sources import check_source
+    from mochi_assets.request import load_request
+    from mochi_resources.lake import Lake
+    from mochi_resources.settings import MochiSettings
+
+    try:
+        request = load_request(file)
+        lake = Lake(MochiSettings.from_env())
+        check_source(lake, request)
+        key = submit_request(lake, request)
+    except MochiError as exc:
+        _fail(str(exc))
+    click.echo(f"Submitted request {request.request_id} for {request.ticker} ({request.start} to {request.end}) "
+               f"as {lake.uri(key)}")
+    click.echo("backtest_request_sensor starts it on its next tick (see the Dagster UI: `mochi ui`).")
+
+
+@main.command()
 @click.argument("ticker", required=False)
 @click.option("--scenario", help="Show this scenario's rankings instead of the leaderboard.")
 @click.option("--top", default=10, show_default=True, help="How many rows to show.")
@@ -186,7 +214,8 @@ def results(ticker, scenario, top):
         df = lake.read_table(table_key)
     except MochiError as exc:
         _fail(str(exc))
-    synthetic = "synthetic" in df.columns and bool(df["synthetic"].any())
+    meta_key = lake.key("ticker-meta", "ticker_meta", key)
+    synthetic = lake.exists(meta_key) and bool(lake.read_table(meta_key)["synthetic"].any())
     title = f"{ticker} {'scenario ' + scenario if scenario else 'leaderboard'}"
     click.echo(title + (" (synthetic data)" if synthetic else ""))
     click.echo(_table(df.head(top), LEADERBOARD_COLUMNS))

@@ -3,6 +3,8 @@
 import dagster as dg
 
 from mochi_assets.aggregation import assets as aggregation
+from mochi_assets.automation.schedules import build_schedules
+from mochi_assets.automation.sensors import build_sensors
 from mochi_assets.execution import executor
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.reporting import assets as reporting
@@ -30,9 +32,12 @@ ticker_job = dg.define_asset_job(
     "ticker_job", selection=ticker_assets,
     description="Raw bars, enhanced bars and scenario grids of one ticker.",
 )
+# Run monitoring fails a scenario run that exceeds this (the simulation of one grid, in seconds).
+SCENARIO_MAX_RUNTIME_S = 6 * 3600
 scenario_job = dg.define_asset_job(
     "scenario_job", selection=scenario_assets,
     description="Simulation, aggregation, rankings, graphs and trade lens of one ticker x scenario.",
+    tags={"dagster/max_runtime": SCENARIO_MAX_RUNTIME_S},
 )
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job", selection=leaderboard_assets,
@@ -49,6 +54,8 @@ def build_resources() -> dict:
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[ticker_job, scenario_job, leaderboard_job],
+    sensors=build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets),
+    schedules=build_schedules(ticker_job),
     resources=build_resources(),
     executor=executor(),
 )

@@ -6,7 +6,8 @@ import polars as pl
 
 from mochi_assets.aggregation.tables import aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
-from mochi_assets.metadata import preview, provenance
+from mochi_assets.automation.retries import LAKE_RETRY
+from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.store import stored_request
 from mochi_resources.io_manager import LakeResource, lake_metadata
@@ -39,6 +40,8 @@ def session_calendar(enhanced: pl.LazyFrame) -> pl.Series:
     kinds={"duckdb", "parquet"},
     metadata=lake_metadata("aggregates", tables=AGGREGATE_TABLES),
     ins={"enhanced_bars": dg.AssetIn(partition_mapping=by_ticker), "scenarios": dg.AssetIn(partition_mapping=by_ticker)},
+    code_version=code_version("aggregation", libraries=("duckdb", "numpy", "polars", "scipy")),
+    retry_policy=LAKE_RETRY,
 )
 def aggregates(
     context: dg.AssetExecutionContext,

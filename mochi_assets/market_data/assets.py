@@ -16,7 +16,8 @@ from mochi_assets.market_data.checks import (
 from mochi_assets.market_data.indicators import enhance_bars
 from mochi_assets.market_data.sources import check_source, load_raw_bars
 from mochi_assets.execution import step_tags
-from mochi_assets.metadata import preview, provenance, ts_range
+from mochi_assets.automation.retries import LAKE_RETRY, NETWORK_RETRY
+from mochi_assets.metadata import code_version, frames_version, preview, provenance, ts_range
 from mochi_assets.partitions import split_partition_key, ticker_partitions_def
 from mochi_assets.store import stored_request
 from mochi_resources.io_manager import LakeResource, lake_metadata
@@ -46,6 +47,8 @@ def _source_tags(source: str) -> dict:
     op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("raw", tables=RAW_TABLES),
+    code_version=code_version("market_data", libraries=("numpy", "polars")),
+    retry_policy=NETWORK_RETRY,
     check_specs=[
         dg.AssetCheckSpec("ohlc_consistent", asset="raw_bars", description="low <= open, close <= high; prices positive"),
         dg.AssetCheckSpec("timestamps_increasing", asset="raw_bars", description="no duplicate or non-increasing ts"),
@@ -69,6 +72,8 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
     )
     yield dg.Output(
         {"bars_minute": bars.minute, "bars_hour": bars.hour, "bars_day": bars.day},
+        # the bars' content is their version: a refresh that brings nothing new re-runs nothing
+        data_version=dg.DataVersion(frames_version(bars.minute, bars.hour, bars.day)),
         metadata={
             **provenance(request, synthetic=bars.synthetic),
             "source": bars.source,
@@ -118,6 +123,8 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
     op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("prepared"),
+    code_version=code_version("market_data", libraries=("numpy", "polars")),
+    retry_policy=LAKE_RETRY,
     ins={"raw_bars": dg.AssetIn()},
     check_specs=[
         dg.AssetCheckSpec("atr_defined_after_warmup", asset="enhanced_bars",

@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 
 from mochi_assets.execution import step_tags
-from mochi_assets.metadata import png_markdown, preview, provenance
+from mochi_assets.automation.retries import LAKE_RETRY
+from mochi_assets.metadata import code_version, png_markdown, preview, provenance
 from mochi_assets.partitions import (
     by_ticker,
     split_partition_key,
@@ -23,7 +24,11 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
 GRAPH_TOP_N = 5
 EXTRACT_TOP_N = 10
 LENS_TABLES = ["lens_by_weekday", "lens_by_hour", "lens_by_hold", "lens_mae_mfe", "lens_streaks", "lens_summary"]
-_TICKER_SCENARIO = dict(partitions_def=ticker_scenario_partitions_def, group_name="reporting", op_tags=step_tags("reporting"))
+REPORTING_CODE_VERSION = code_version("reporting", libraries=("numpy", "plotnine", "polars", "scipy"))
+_TICKER_SCENARIO = dict(
+    partitions_def=ticker_scenario_partitions_def, group_name="reporting", op_tags=step_tags("reporting"),
+    code_version=REPORTING_CODE_VERSION, retry_policy=LAKE_RETRY,
+)
 _SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker)}
 
 
@@ -170,6 +175,8 @@ def trade_lens(context: dg.AssetExecutionContext, lake: LakeResource, trade_extr
     kinds={"polars", "parquet"},
     metadata=lake_metadata("rankings"),
     ins={"rankings": dg.AssetIn(partition_mapping=by_ticker)},
+    code_version=REPORTING_CODE_VERSION,
+    retry_policy=LAKE_RETRY,
 )
 def leaderboard(context: dg.AssetExecutionContext, lake: LakeResource, rankings: dict, scenarios: dict) -> pl.DataFrame:
     """The ticker's best traders across all its scenarios, in the rankings' robust order."""

@@ -6,7 +6,8 @@ import polars as pl
 
 from mochi_assets.market_data.sources import check_source, ticker_info
 from mochi_assets.execution import step_tags
-from mochi_assets.metadata import preview, provenance
+from mochi_assets.automation.retries import LAKE_RETRY
+from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, split_partition_key, ticker_partitions_def
 from mochi_assets.scenarios.grids import scenario_grids
 from mochi_assets.store import stored_request
@@ -68,6 +69,8 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
     op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("ticker-meta", tables=["ticker_meta", "scenario_grids"]),
+    code_version=code_version("scenarios", "market_data"),
+    retry_policy=LAKE_RETRY,
 )
 def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame) -> dict:
     """Ticker meta (tick size, session) and the scenario grids; registers scenario partitions."""

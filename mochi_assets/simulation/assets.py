@@ -5,7 +5,8 @@ import dagster as dg
 import polars as pl
 
 from mochi_assets.execution import SIMULATION_POOL, step_tags
-from mochi_assets.metadata import preview, provenance
+from mochi_assets.automation.retries import SIMULATION_RETRY
+from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.scenarios.grids import expand_traders
 from mochi_assets.simulation.api import simulate_to_parquet
@@ -24,6 +25,8 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
         "scenarios": dg.AssetIn(partition_mapping=by_ticker),
     },
     pool=SIMULATION_POOL,
+    code_version=code_version("simulation", "scenarios", libraries=("numba", "numpy", "polars")),
+    retry_policy=SIMULATION_RETRY,
 )
 def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame, scenarios: dict) -> dict:
     """The trader table and every simulated trade of one scenario (numba kernel, chunked)."""

@@ -62,6 +62,7 @@ def test_results_command_reads_the_finished_backtest(backtest):
     assert "years.png" in proc.stdout
     proc = run([*MOCHI, "results", "SYN:GOLD", "--scenario", "breakout-short", "--top", "3"], home)
     assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) >= 5
+    assert "SYN:GOLD scenario breakout-short (synthetic data)" in proc.stdout
     proc = run([*MOCHI, "results"], home)
     assert proc.stdout.strip().splitlines() == ["SYN_GOLD"]
     proc = run([*MOCHI, "results", "SYN:SILVER"], home)
@@ -101,6 +102,6 @@ def test_unknown_ticker_fails_up_front(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for cmd in ([], ["backtest"], ["import-bars"], ["results"], ["ui"]):
+    for cmd in ([], ["backtest"], ["import-bars"], ["results"], ["submit"], ["ui"]):
         proc = run([*MOCHI, *cmd, "--help"], tmp_path)
         assert proc.returncode == 0 and "Usage:" in proc.stdout

@@ -64,7 +64,6 @@ def backtest(ticker, start, end, request_file, timezone, no_progress):
       mochi backtest --request gold.yaml
     """
     from mochi_assets.request import load_request, parse_request
-    from mochi_assets.runner import run_backtest
 
     try:
         if request_file:
@@ -78,27 +77,60 @@ def backtest(ticker, start, end, request_file, timezone, no_progress):
             if timezone:
                 doc["timezone"] = timezone
             request = parse_request({k: v for k, v in doc.items() if v is not None}, source="command line")
-        bar = None
-        if not no_progress:
-            bar = tqdm(total=None, desc=f"{request.ticker}", unit="step", file=sys.stderr, dynamic_ncols=True)
-
-        def progress(label: str, done: int, total: int | None) -> None:
-            if bar is None:
-                return
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_description(f"{request.ticker} [{label}]")
-            bar.n = done
-            bar.refresh()
-
-        try:
-            result = run_backtest(request, progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
+        result = _run_with_progress(request, no_progress)
     except MochiError as exc:
         _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
+    _report(result)
 
+
+@main.command()
+@click.argument("ticker")
+@click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
+def refresh(ticker, no_progress):
+    """Extend TICKER's backtest to the latest complete session (fetching only new bars) and run it again.
+
+    Provider tickers fetch what is missing; synthetic and imported bars are fixed sources, so their
+    backtest is re-run as it is (import a newer file to extend imported bars).
+    """
+    from mochi_assets.market_data.sources import refresh_request
+    from mochi_assets.partitions import sanitize_ticker
+    from mochi_assets.store import stored_request
+    from mochi_resources.lake import Lake
+    from mochi_resources.settings import MochiSettings
+
+    try:
+        lake = Lake(MochiSettings.from_env())
+        request = refresh_request(lake, stored_request(lake, sanitize_ticker(ticker)))
+        result = _run_with_progress(request, no_progress)
+    except MochiError as exc:
+        _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
+    _report(result)
+
+
+def _run_with_progress(request, no_progress: bool):
+    """Run the backtest with a progress bar on stderr (one step per asset materialization)."""
+    from mochi_assets.runner import run_backtest
+
+    bar = None if no_progress else tqdm(total=None, desc=request.ticker, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(label: str, done: int, total: int | None) -> None:
+        if bar is None:
+            return
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.set_description(f"{request.ticker} [{label}]")
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return run_backtest(request, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _report(result) -> None:
+    request = result.request
     synthetic = bool(result.leaderboard["synthetic"].any()) if "synthetic" in result.leaderboard.columns else False
     label = " (synthetic data)" if synthetic else ""
     click.echo(f"\nBacktest of {request.ticker}{label}, {request.start} to {request.end}: "

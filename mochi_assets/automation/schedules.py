@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mochi_assets.automation.sensors import tracked_tickers
+from mochi_assets.market_data.assets import REFRESH_TAG
 from mochi_resources.io_manager import LakeResource
 
 REFRESH_CRON = "30 6 * * *"  # daily, after the US session's data of the previous day is final
@@ -25,7 +26,7 @@ def refresh_requests(instance: dg.DagsterInstance, lake, day: str) -> list[dg.Ru
             partition_key=ticker_key,
             asset_selection=[RAW_BARS],
             run_key=f"{ticker_key}:refresh:{day}",
-            tags={"mochi/refresh": day},
+            tags={REFRESH_TAG: day},
         )
         for ticker_key in tracked_tickers(instance, lake)
     ]

@@ -14,7 +14,7 @@ from mochi_assets.market_data.checks import (
     timestamp_violations,
 )
 from mochi_assets.market_data.indicators import enhance_bars
-from mochi_assets.market_data.sources import check_source, load_raw_bars
+from mochi_assets.market_data.sources import check_source, load_raw_bars, refresh_request
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY, NETWORK_RETRY
 from mochi_assets.metadata import code_version, frames_version, preview, provenance, ts_range
@@ -23,6 +23,7 @@ from mochi_assets.store import stored_request
 from mochi_resources.io_manager import LakeResource, lake_metadata
 
 RAW_TABLES = ["bars_minute", "bars_hour", "bars_day"]
+REFRESH_TAG = "mochi/refresh"
 
 
 def _check(name: str, offending: pl.DataFrame, asset: str, description: str,
@@ -65,6 +66,9 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
     ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
     request = stored_request(the_lake, ticker_key)
+    if context.run.tags.get(REFRESH_TAG):
+        # a refresh (the daily schedule, `mochi refresh`) extends the range to the latest complete session
+        request = refresh_request(the_lake, request, log=context.log.info)
     bars = load_raw_bars(the_lake, request, log=context.log.info)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"

@@ -20,7 +20,12 @@ import polars as pl
 
 from mochi_assets.market_data.bars import resample_bars, validate_bars
 from mochi_assets.market_data.meta import TickerInfo, polygon_info
-from mochi_assets.market_data.provider import fetch_polygon_bars, reference_data, request_bounds
+from mochi_assets.market_data.provider import (
+    fetch_polygon_bars,
+    reference_data,
+    refresh_ticker,
+    request_bounds,
+)
 from mochi_assets.market_data.synthetic import is_synthetic, synthetic_minute_bars, synthetic_profile
 from mochi_assets.request import BacktestRequest
 from mochi_assets.store import imported_bars_key, stored_import
@@ -138,3 +143,16 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
         minute=minute, hour=hour, day=day, source=source, info=info,
         tick_size=request.tick_size or info.tick_size, fetch=fetch,
     )
+
+
+def refresh_request(lake: Lake, request: BacktestRequest, *, now: dt.datetime | None = None,
+                    log: Callable[[str], None] | None = None) -> BacktestRequest:
+    """Extend a tracked ticker's request to its latest complete session, and store it.
+
+    Only provider tickers grow: they fetch what is new (the page cache serves the rest). Synthetic
+    and imported bars are fixed sources (a synthetic series is a reproducible sample, imports grow
+    by importing a newer file), so their request comes back unchanged and nothing downstream re-runs.
+    """
+    if check_source(lake, request) != "polygon":
+        return request
+    return refresh_ticker(lake, request.ticker_key, now=now or dt.datetime.now(dt.UTC), log=log)

@@ -102,6 +102,6 @@ def test_unknown_ticker_fails_up_front(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for cmd in ([], ["backtest"], ["import-bars"], ["results"], ["submit"], ["ui"]):
+    for cmd in ([], ["backtest"], ["import-bars"], ["results"], ["refresh"], ["submit"], ["ui"]):
         proc = run([*MOCHI, *cmd, "--help"], tmp_path)
         assert proc.returncode == 0 and "Usage:" in proc.stdout

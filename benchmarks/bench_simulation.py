@@ -6,6 +6,12 @@ Each grid size runs in a fresh subprocess so that the peak RSS printed is that g
 bars are a seeded random walk with an intraday volatility pattern; the ATR is computed here from
 daily bars of the America/New York session dates (Wilder 14 and 50, blended half and half, known
 from the previous session only), so the benchmark needs nothing but NumPy and polars.
+
+Per grid it prints the end-to-end run (simulate_to_parquet: engine and Parquet writer), where its
+seconds went (setup; kernels in a worker thread overlapping the writer in the main thread), and
+the same grid once more with nothing written (the engine alone). Other work on the machine slows
+the seconds down (the load average is printed beside them); the CPU seconds (all threads of the
+process) much less so.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mochi_assets.simulation.api import simulate_to_parquet  # noqa: E402
+from mochi_assets.simulation.api import _run, simulate_to_parquet  # noqa: E402
 
 TIMEZONE = "America/New_York"
 TICK = 0.1
@@ -128,6 +134,24 @@ def trader_grid(count: int, seed: int = SEED) -> pl.DataFrame:
     return frame
 
 
+def engine_only(bars: pl.DataFrame, grid: pl.DataFrame) -> dict:
+    """The same run without the Parquet writer: the tables are made and dropped (api._run is
+    what simulate_to_parquet streams to its writer)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    chunks, _, _, tally = _run(bars, grid, TICK, TIMEZONE, 512, streaming=True)
+    for _table, _done in chunks:
+        pass
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "trades_per_second": tally.trades / seconds,
+        "setup_seconds": tally.setup_seconds,
+        "simulate_seconds": tally.simulate_seconds,
+        "kernel_trades_per_second": tally.trades / tally.simulate_seconds,
+    }
+
+
 def run_child(traders: int, years: int) -> dict:
     t0 = time.perf_counter()
     bars = synthetic_bars(years)
@@ -137,8 +161,11 @@ def run_child(traders: int, years: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         simulate_to_parquet(bars.head(20_000), grid.head(4), Path(tmp) / "warm.parquet", tick_size=TICK, timezone=TIMEZONE)
         path = Path(tmp) / "trades.parquet"
+        cpu = time.process_time()
         report = simulate_to_parquet(bars, grid, path, tick_size=TICK, timezone=TIMEZONE)
+        cpu = time.process_time() - cpu
         size_mb = path.stat().st_size / 2**20
+    engine = engine_only(bars, grid)
     return {
         "bars": bars.height,
         "traders": report.traders,
@@ -146,6 +173,11 @@ def run_child(traders: int, years: int) -> dict:
         "sessions": report.sessions,
         "seconds": report.seconds,
         "trades_per_second": report.trades / report.seconds,
+        "cpu_seconds": cpu,
+        "setup_seconds": report.setup_seconds,
+        "simulate_seconds": report.simulate_seconds,
+        "write_seconds": report.write_seconds,
+        "engine": engine,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "prepare_seconds": prepare,
         "parquet_mb": size_mb,
@@ -171,13 +203,29 @@ def main() -> None:
             text=True,
         )
         r = json.loads(done.stdout.strip().splitlines()[-1])
+        e = r["engine"]
         print(
             f"bars {r['bars']:,}  traders {r['traders']:,}  trades {r['trades']:,}  "
             f"seconds {r['seconds']:.2f}  trades/s {r['trades_per_second']:,.0f}  "
-            f"peak RSS {r['peak_rss_mb']:,.0f} MB  (bars+grid built in {r['prepare_seconds']:.1f} s, "
-            f"parquet {r['parquet_mb']:,.0f} MB, exits {r['exit_reasons']}, ambiguous {r['ambiguous_bars']})",
+            f"peak RSS {r['peak_rss_mb']:,.0f} MB  load {load_average()}\n"
+            f"  with the writer: CPU {r['cpu_seconds']:.2f} s of all threads; setup {r['setup_seconds']:.2f} s, kernels {r['simulate_seconds']:.2f} s "
+            f"and Parquet writing {r['write_seconds']:.2f} s overlapped (worker and main thread)\n"
+            f"  engine only, nothing written: {e['seconds']:.2f} s, {e['trades_per_second']:,.0f} trades/s, "
+            f"CPU {e['cpu_seconds']:.2f} s "
+            f"(setup {e['setup_seconds']:.2f} s, kernels {e['simulate_seconds']:.2f} s = "
+            f"{e['kernel_trades_per_second']:,.0f} trades/s)\n"
+            f"  bars+grid built in {r['prepare_seconds']:.1f} s, parquet {r['parquet_mb']:,.0f} MB, "
+            f"exits {r['exit_reasons']}, ambiguous {r['ambiguous_bars']}",
             flush=True,
         )
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine slows the figures down."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

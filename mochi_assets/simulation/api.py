@@ -11,7 +11,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +25,12 @@ from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
     LONG,
     MICROS_PER_DAY,
     MICROS_PER_MINUTE,
     SHORT,
-    trade_dt,
 )
 from mochi_resources.errors import BarsError, MochiError
 
@@ -53,9 +54,13 @@ BAR_COLUMNS = ["ts", "open", "high", "low", "close", "session_date", "atr"]
 TRADER_COLUMNS = ["trader_id", *TRADER_PARAMETERS]
 
 _TS_TYPE = pa.timestamp("us", tz="UTC")
+_REASON_VALUES = pa.array(EXIT_REASONS, type=pa.string())
 # Columns whose values repeat enough for dictionary encoding to pay; on the timestamps and r it
-# falls back after costing several times the plain encoding (measured on the benchmark grid).
-_DICTIONARY_COLUMNS = [c for c in TRADE_COLUMNS if c not in ("entry_ts", "exit_ts", "r")]
+# falls back after costing several times the plain encoding, and session dates and trader ids
+# (long runs of one value) are smaller and faster plain (measured on the benchmark grid).
+_DICTIONARY_COLUMNS = [c for c in TRADE_COLUMNS if c not in ("trader_id", "session_date", "entry_ts", "exit_ts", "r")]
+# Statistics only where readers prune row groups: by trader and by time.
+_STATISTICS_COLUMNS = ["trader_id", "session_date", "entry_ts", "exit_ts"]
 
 
 def trades_schema() -> pa.Schema:
@@ -79,6 +84,13 @@ def trades_schema() -> pa.Schema:
     )
 
 
+def _writer_schema() -> pa.Schema:
+    """trades_schema() with exit_reason as the dictionary of its codes (the streamed tables)."""
+    schema = trades_schema()
+    i = schema.get_field_index("exit_reason")
+    return schema.set(i, pa.field("exit_reason", pa.dictionary(pa.int8(), pa.string())))
+
+
 @dataclass(frozen=True)
 class SimulationReport:
     """What one simulation run did, for Dagster asset metadata."""
@@ -91,9 +103,13 @@ class SimulationReport:
     ambiguous_bars: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    # Where the seconds went: setup, then the kernels (worker thread) overlapping the writer.
+    setup_seconds: float = 0.0
+    simulate_seconds: float = 0.0
+    write_seconds: float = 0.0
 
     def as_metadata(self) -> dict[str, float | int | str]:
-        """Flat dict: the counts, exit reasons as exits_<reason>, seconds and peak RSS."""
+        """Flat dict: the counts, exit reasons as exits_<reason>, seconds (total and split), peak RSS."""
         meta: dict[str, float | int | str] = {
             "traders": self.traders,
             "trades": self.trades,
@@ -101,6 +117,9 @@ class SimulationReport:
             "fills_per_session": self.fills_per_session,
             "ambiguous_bars": self.ambiguous_bars,
             "seconds": round(self.seconds, 3),
+            "setup_seconds": round(self.setup_seconds, 3),
+            "simulate_seconds": round(self.simulate_seconds, 3),
+            "write_seconds": round(self.write_seconds, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
         for reason in EXIT_REASONS:
@@ -149,6 +168,8 @@ class _Traders:
 class _Tally:
     trades: int = 0
     ambiguous: int = 0
+    setup_seconds: float = 0.0  # validating and preparing the tables
+    simulate_seconds: float = 0.0  # kernels, in the worker thread
     reasons: np.ndarray = field(default_factory=lambda: np.zeros(len(EXIT_REASONS), dtype=np.int64))
 
 
@@ -176,6 +197,40 @@ def _parse_entry_time(text: str) -> int:
     return (hours * 60 + minutes) * MICROS_PER_MINUTE
 
 
+def _offsets_of(ts: np.ndarray, timezone: str) -> np.ndarray:
+    """UTC offset (int64 microseconds) of `timezone` at each UTC instant ts, one lookup each."""
+    utc = pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    try:
+        local = utc.dt.convert_time_zone(timezone)
+    except Exception as exc:  # polars raises its own error types for unknown zones
+        raise MochiError(f"timezone {timezone!r} is not a known IANA time zone") from exc
+    return local.dt.replace_time_zone(None).to_physical().to_numpy() - ts
+
+
+def _utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
+    """UTC offset (int64 microseconds) of `timezone` at each bar time ts (sorted, UTC).
+
+    A lookup per bar costs more than the rest of the setup together, so offsets are looked up at
+    the first and last bar of each UTC hour only; an hour whose two offsets differ holds a
+    transition, and its bars are looked up one by one. Exact unless a zone changed its offset
+    twice within one hour, which no zone does.
+    """
+    n = ts.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    hour = ts // (60 * MICROS_PER_MINUTE)
+    starts = np.concatenate(([0], np.flatnonzero(hour[1:] != hour[:-1]) + 1))
+    ends = np.append(starts[1:], n)
+    probes = _offsets_of(np.concatenate((ts[starts], ts[ends - 1])), timezone)
+    first, last = probes[: starts.shape[0]], probes[starts.shape[0] :]
+    offsets = np.repeat(first, ends - starts)
+    changed = np.flatnonzero(first != last)
+    if changed.shape[0]:
+        rows = np.concatenate([np.arange(starts[g], ends[g]) for g in changed])
+        offsets[rows] = _offsets_of(ts[rows], timezone)
+    return offsets
+
+
 def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -> _Market:
     _require_columns(bars, BAR_COLUMNS, "bars")
     _require_no_nulls(bars, ["ts", "open", "high", "low", "close", "session_date"], "bars")
@@ -184,8 +239,8 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -
         raise BarsError(f"bars: column 'ts' must be a timestamp, not {ts_col.dtype}")
     if ts_col.dtype.time_zone is None:
         ts_col = ts_col.dt.replace_time_zone("UTC")
-    ts = ts_col.dt.convert_time_zone("UTC").dt.cast_time_unit("us").dt.epoch("us").to_numpy()
-    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    # The physical values of a zone-aware timestamp are UTC whatever its zone.
+    ts = np.ascontiguousarray(ts_col.dt.cast_time_unit("us").to_physical().to_numpy(), dtype=np.int64)
     steps = np.diff(ts)
     if ts.shape[0] > 1:
         if (steps <= 0).any():
@@ -199,7 +254,7 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -
     for name, values in (("open", open_), ("high", high), ("low", low), ("close", close)):
         if not np.isfinite(values).all():
             raise BarsError(f"bars: column {name!r} has non-finite values")
-    atr = bars["atr"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    atr = np.asarray(bars["atr"].cast(pl.Float64).to_numpy(), dtype=np.float64)  # nulls become NaN
     session_day = bars["session_date"].cast(pl.Date).cast(pl.Int32).to_numpy()
     if session_day.shape[0] > 1 and (np.diff(session_day) < 0).any():
         raise BarsError("bars: session_date goes backwards while ts goes forward")
@@ -215,11 +270,7 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -
     valid = np.isfinite(first_atr) & (first_atr > 0)
     starts, ends = starts[valid], ends[valid]
 
-    try:
-        local_ts = ts_col.dt.convert_time_zone(timezone)
-    except Exception as exc:  # polars raises its own error types for unknown zones
-        raise MochiError(f"timezone {timezone!r} is not a known IANA time zone") from exc
-    local = local_ts.dt.replace_time_zone(None).dt.epoch("us").to_numpy()
+    local = ts + _utc_offsets(ts, timezone)
     time_of_day = np.ascontiguousarray(np.mod(local, MICROS_PER_DAY), dtype=np.int64)
     entry_slot = {text: i for i, text in enumerate(entry_times)}
     references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
@@ -278,13 +329,80 @@ def _prepare_traders(traders: pl.DataFrame) -> tuple[_Traders, list[str]]:
     return arrays, entry_times
 
 
-def _chunk_columns(
-    market: _Market, chunk: _Traders, tick_size: float, threads: int, slots: np.ndarray
-) -> tuple:
-    """Run the kernels on one chunk of traders: the trades as NumPy columns (trade_columns_nb)."""
+@dataclass
+class _Columns:
+    """Trades as the kernels write them (layouts of enums.FLOAT_COLUMNS / INT_COLUMNS), room for
+    `capacity` rows. Staging rows are indexed trader * n_sessions + k; packed rows are the table."""
+
+    trader: np.ndarray  # int64 trader_id (packed only)
+    floats: np.ndarray  # float64[len(FLOAT_COLUMNS), capacity]
+    ints: np.ndarray  # int64[len(INT_COLUMNS), capacity]
+    days: np.ndarray  # int32 days since epoch
+    reasons: np.ndarray  # int8 EXIT_* codes
+
+    @classmethod
+    def empty(cls, capacity: int) -> _Columns:
+        # np.empty leaves pages untouched: only rows actually written become resident memory.
+        return cls(
+            trader=np.empty(capacity, dtype=np.int64),
+            floats=np.empty((len(FLOAT_COLUMNS), capacity), dtype=np.float64),
+            ints=np.empty((len(INT_COLUMNS), capacity), dtype=np.int64),
+            days=np.empty(capacity, dtype=np.int32),
+            reasons=np.empty(capacity, dtype=np.int8),
+        )
+
+    @property
+    def capacity(self) -> int:
+        return int(self.days.shape[0])
+
+
+def _chunk_trades(
+    market: _Market,
+    chunk: _Traders,
+    tick_size: float,
+    threads: int,
+    staging: _Columns,
+    out: _Columns | None,
+    tally: _Tally,
+    dictionary_reasons: bool,
+) -> pa.Table:
+    """Run the kernels on one chunk of traders: its trades as an Arrow table over `out` (a fresh
+    set of columns when None). Counts go to the tally."""
+    started = time.perf_counter()
     # The thread count is thread-local in numba: carry the caller's setting into this thread.
     numba.set_num_threads(threads)
-    counts = nb.simulate_traders_nb(
+    # Hand out parallel iterations one by one (numba splits them evenly up front by default):
+    # the writer shares a core with one kernel thread, which would otherwise finish last while
+    # the other waits.
+    with numba.parallel_chunksize(1):
+        counts, ambiguous = _simulate_chunk(market, chunk, tick_size, staging)
+        total = int(counts.sum())
+        if out is None:
+            out = _Columns.empty(total)
+        nb.compact_trades_nb(
+            counts,
+            market.session_atr.shape[0],
+            chunk.trader_id,
+            staging.floats,
+            staging.ints,
+            staging.days,
+            staging.reasons,
+            out.trader,
+            out.floats,
+            out.ints,
+            out.days,
+            out.reasons,
+        )
+    tally.simulate_seconds += time.perf_counter() - started
+    tally.trades += total
+    tally.ambiguous += int(ambiguous.sum())
+    tally.reasons += np.bincount(out.reasons[:total], minlength=len(EXIT_REASONS))[: len(EXIT_REASONS)]
+    return _to_table(out, total, dictionary_reasons)
+
+
+def _simulate_chunk(market: _Market, chunk: _Traders, tick_size: float, staging: _Columns) -> tuple:
+    """simulate_traders_nb on one chunk: (counts, ambiguous) per trader; trades in `staging`."""
+    return nb.simulate_traders_nb(
         market.ts,
         market.open,
         market.high,
@@ -294,6 +412,7 @@ def _chunk_columns(
         market.tab_min,
         market.min_step,
         market.session_atr,
+        market.session_day,
         market.references,
         chunk.entry_slot,
         chunk.direction,
@@ -304,36 +423,40 @@ def _chunk_columns(
         chunk.timeout_us,
         chunk.cost_ticks,
         float(tick_size),
-        slots,
-    )
-    return nb.trade_columns_nb(
-        slots, counts, market.session_atr.shape[0], chunk.trader_id, market.ts, market.session_day
+        staging.floats,
+        staging.ints,
+        staging.days,
+        staging.reasons,
     )
 
 
-def _to_table(columns: tuple, tally: _Tally) -> pa.Table:
-    """Arrow table of the trades from trade_columns_nb's columns; counts go to the tally."""
-    (trader, day, entry_ts, entry_price, exit_ts, exit_price, reason, pnl, pnl_ticks, r, mae, mfe,
-     bars_held, ambiguous) = columns
-    tally.trades += int(trader.shape[0])
-    tally.ambiguous += int(np.count_nonzero(ambiguous))
-    tally.reasons += np.bincount(reason, minlength=len(EXIT_REASONS))[: len(EXIT_REASONS)]
-    arrays = [
-        pa.array(trader),
-        pa.array(day, type=pa.date32()),
-        pa.array(entry_ts, type=_TS_TYPE),
-        pa.array(entry_price),
-        pa.array(exit_ts, type=_TS_TYPE),
-        pa.array(exit_price),
-        pa.DictionaryArray.from_arrays(pa.array(reason), pa.array(EXIT_REASONS)).cast(pa.string()),
-        pa.array(pnl),
-        pa.array(pnl_ticks),
-        pa.array(r),
-        pa.array(mae),
-        pa.array(mfe),
-        pa.array(bars_held),
-    ]
-    return pa.Table.from_arrays(arrays, schema=trades_schema())
+def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """Arrow array over a contiguous NumPy column without copying it."""
+    return pa.Array.from_buffers(type_, values.shape[0], [None, pa.py_buffer(values)])
+
+
+def _to_table(columns: _Columns, rows: int, dictionary_reasons: bool) -> pa.Table:
+    """Arrow table (trades schema) over the first `rows` packed rows of `columns`, zero-copy.
+
+    exit_reason is a dictionary array over the kernel's codes when dictionary_reasons, for the
+    Parquet writer (which writes it dictionary-encoded without hashing strings); a string column
+    otherwise.
+    """
+    floats = {name: _arrow(columns.floats[i, :rows], pa.float64()) for i, name in enumerate(FLOAT_COLUMNS)}
+    ints = {name: columns.ints[i, :rows] for i, name in enumerate(INT_COLUMNS)}
+    reasons = pa.DictionaryArray.from_arrays(
+        _arrow(columns.reasons[:rows], pa.int8()), _REASON_VALUES, safe=False
+    )
+    arrays = {
+        "trader_id": _arrow(columns.trader[:rows], pa.int64()),
+        "session_date": _arrow(columns.days[:rows], pa.date32()),
+        "entry_ts": _arrow(ints["entry_ts"], _TS_TYPE),
+        "exit_ts": _arrow(ints["exit_ts"], _TS_TYPE),
+        "exit_reason": reasons if dictionary_reasons else reasons.cast(pa.string()),
+        "bars_held": _arrow(ints["bars_held"], pa.int64()),
+        **floats,
+    }
+    return pa.Table.from_arrays([arrays[name] for name in TRADE_COLUMNS], names=TRADE_COLUMNS)
 
 
 def _run(
@@ -342,39 +465,49 @@ def _run(
     tick_size: float,
     timezone: str,
     chunk_size: int,
+    streaming: bool,
 ) -> tuple[Iterator[tuple[pa.Table, int]], int, int, _Tally]:
     """Validate and prepare; return (chunk tables with traders done so far, traders, sessions, tally).
 
     While the caller converts and writes chunk i, the kernels (which release the GIL) already
     run chunk i + 1 in a worker thread, so writing does not leave a core idle. At most two
-    chunks are in memory.
+    chunks are in memory. When streaming, the caller must be done with a table when it asks for
+    the next one: the two tables' columns are reused in turn (no fresh pages per chunk), and
+    exit_reason is dictionary-encoded (_writer_schema()).
     """
     if not tick_size > 0:
         raise MochiError(f"tick_size must be positive, got {tick_size}")
     if chunk_size < 1:
         raise MochiError(f"chunk_size must be at least 1, got {chunk_size}")
+    started = time.perf_counter()
     arrays, entry_times = _prepare_traders(traders)
     market = _prepare_market(bars, entry_times, timezone)
-    tally = _Tally()
+    tally = _Tally(setup_seconds=time.perf_counter() - started)
     threads = numba.get_num_threads()
     bounds = [(start, min(start + chunk_size, len(arrays))) for start in range(0, len(arrays), chunk_size)]
-    # One slot per trader and session, reused by every chunk (only the worker thread writes it).
-    slots = np.empty(min(chunk_size, len(arrays)) * market.session_atr.shape[0], dtype=trade_dt)
+    # Rows for every trader and session of a chunk, reused by every chunk (only the worker
+    # thread writes them).
+    capacity = min(chunk_size, len(arrays)) * market.session_atr.shape[0]
+    staging = _Columns.empty(capacity)
+    spare = [_Columns.empty(capacity), _Columns.empty(capacity)] if streaming else []
+
+    def submit(pool: ThreadPoolExecutor, start: int, stop: int) -> tuple[Future, _Columns | None]:
+        out = spare.pop() if streaming else None
+        chunk = arrays.rows(start, stop)
+        job = pool.submit(_chunk_trades, market, chunk, tick_size, threads, staging, out, tally, streaming)
+        return job, out
 
     def chunks() -> Iterator[tuple[pa.Table, int]]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mochi-sim") as pool:
-            pending = None
-            for i, (start, stop) in enumerate(bounds):
-                if pending is None:
-                    pending = pool.submit(_chunk_columns, market, arrays.rows(start, stop), tick_size, threads, slots)
-                columns = pending.result()
-                pending = None
-                if i + 1 < len(bounds):
-                    nxt = bounds[i + 1]
-                    pending = pool.submit(_chunk_columns, market, arrays.rows(*nxt), tick_size, threads, slots)
-                table = _to_table(columns, tally)
-                del columns
+            pending = submit(pool, *bounds[0]) if bounds else None
+            for i, (_, stop) in enumerate(bounds):
+                job, out = pending
+                table = job.result()
+                pending = submit(pool, *bounds[i + 1]) if i + 1 < len(bounds) else None
                 yield table, stop
+                del table
+                if out is not None:
+                    spare.append(out)
 
     return chunks(), len(arrays), int(market.session_atr.shape[0]), tally
 
@@ -393,7 +526,7 @@ def simulate(
     atr constant within a session_date, null in warm-up). traders: the traders table; entry_time
     is a local time of day in `timezone`. Empty frame with the trades schema when nothing trades.
     """
-    chunks, _, _, _ = _run(bars, traders, tick_size, timezone, chunk_size)
+    chunks, _, _, _ = _run(bars, traders, tick_size, timezone, chunk_size, streaming=False)
     tables = [table for table, _ in chunks]
     table = pa.concat_tables(tables) if tables else trades_schema().empty_table()
     return pl.from_arrow(table)
@@ -416,18 +549,29 @@ def simulate_to_parquet(
     after each chunk. Returns the run's SimulationReport.
     """
     started = time.perf_counter()
-    chunks, n_traders, n_sessions, tally = _run(bars, traders, tick_size, timezone, chunk_size)
+    write_seconds = 0.0
+    chunks, n_traders, n_sessions, tally = _run(bars, traders, tick_size, timezone, chunk_size, streaming=True)
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
     try:
+        # The tables carry exit_reason as a dictionary; without the Arrow schema in the file,
+        # readers see the Parquet types, which are those of trades_schema() (string exit_reason).
         with pq.ParquetWriter(
-            partial, trades_schema(), compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
+            partial,
+            _writer_schema(),
+            compression="zstd",
+            use_dictionary=_DICTIONARY_COLUMNS,
+            write_statistics=_STATISTICS_COLUMNS,
+            store_schema=False,
         ) as writer:
             if progress is not None:
                 progress(0, n_traders)
             for table, done in chunks:
                 if table.num_rows:
-                    writer.write_table(table)
+                    before = time.perf_counter()
+                    # One row group per chunk (the default splits at 1Mi rows, leaving a sliver).
+                    writer.write_table(table, row_group_size=table.num_rows)
+                    write_seconds += time.perf_counter() - before
                 del table
                 if progress is not None:
                     progress(done, n_traders)
@@ -444,5 +588,8 @@ def simulate_to_parquet(
         exit_reasons={reason: int(tally.reasons[i]) for i, reason in enumerate(EXIT_REASONS)},
         ambiguous_bars=tally.ambiguous,
         seconds=time.perf_counter() - started,
+        setup_seconds=tally.setup_seconds,
+        simulate_seconds=tally.simulate_seconds,
+        write_seconds=write_seconds,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     )

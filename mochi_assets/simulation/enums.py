@@ -1,10 +1,8 @@
-"""Record dtypes and constants shared by the simulation kernels (nb.py) and their API (api.py).
+"""Codes, column layouts and constants shared by the simulation kernels (nb.py) and their API (api.py).
 
 numba freezes these values into nb.py's cached machine code and its cache only notices edits to
 nb.py itself: after changing a constant here, clear the cache (__pycache__/*.nbi, *.nbc).
 """
-
-import numpy as np
 
 # Exit reasons: the kernel writes the code, the trades table holds the name.
 EXIT_STOP = 0
@@ -20,23 +18,10 @@ SHORT = -1
 MICROS_PER_MINUTE = 60_000_000
 MICROS_PER_DAY = 86_400_000_000
 
-# One simulated trade as the kernel emits it: bar and session indices, not timestamps, so the
-# kernel never sees dates or time zones; api.py turns indices into the trades table columns.
-trade_dt = np.dtype(
-    [
-        ("trader", np.int64),  # row of the trader in its chunk
-        ("session", np.int64),  # index into the valid-session arrays
-        ("entry_idx", np.int64),  # bar index of the fill
-        ("exit_idx", np.int64),  # bar index of the exit
-        ("entry_price", np.float64),
-        ("exit_price", np.float64),
-        ("exit_reason", np.int64),  # EXIT_* code
-        ("pnl", np.float64),
-        ("pnl_ticks", np.float64),
-        ("r", np.float64),
-        ("mae", np.float64),
-        ("mfe", np.float64),
-        ("ambiguous", np.bool_),  # the exit bar reached both levels and the stop-first rule decided
-    ],
-    align=True,
-)
+# The kernels emit trades as columns (struct-of-arrays): a float64 block with one row per name of
+# FLOAT_COLUMNS and an int64 block with one row per name of INT_COLUMNS (timestamps as
+# microseconds), beside int32 session days and int8 EXIT_* codes. F_* and I_* are the row numbers.
+FLOAT_COLUMNS: tuple[str, ...] = ("entry_price", "exit_price", "pnl", "pnl_ticks", "r", "mae", "mfe")
+F_ENTRY_PRICE, F_EXIT_PRICE, F_PNL, F_PNL_TICKS, F_R, F_MAE, F_MFE = range(len(FLOAT_COLUMNS))
+INT_COLUMNS: tuple[str, ...] = ("entry_ts", "exit_ts", "bars_held")
+I_ENTRY_TS, I_EXIT_TS, I_BARS_HELD = range(len(INT_COLUMNS))

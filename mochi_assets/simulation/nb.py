@@ -15,6 +15,16 @@ from mochi_assets.simulation.enums import (
     EXIT_LIMIT,
     EXIT_STOP,
     EXIT_TIME,
+    F_ENTRY_PRICE,
+    F_EXIT_PRICE,
+    F_MAE,
+    F_MFE,
+    F_PNL,
+    F_PNL_TICKS,
+    F_R,
+    I_BARS_HELD,
+    I_ENTRY_TS,
+    I_EXIT_TS,
     LONG,
 )
 
@@ -251,13 +261,16 @@ def trade_session_nb(
     timeout_us: int,
     cost_ticks: float,
     tick_size: float,
-    out: np.ndarray,
-    slot: int,
-) -> int:
+    floats: np.ndarray,
+    ints: np.ndarray,
+    reasons: np.ndarray,
+    row: int,
+) -> tuple[int, bool]:
     """One trader's order on one session with reference bar `ref` and ATR `atr` (> 0).
 
-    On a fill, writes the trade to out[slot] (all fields but "session") and returns the exit bar
-    index; returns -1 when the order does not fill within its timeout.
+    On a fill, writes the trade to column `row` of floats (FLOAT_COLUMNS), ints (INT_COLUMNS) and
+    reasons (EXIT_* code) and returns (exit bar index, ambiguous); returns (-1, False) when the
+    order does not fill within its timeout.
     """
     n = ts.shape[0]
     is_long = direction == LONG
@@ -277,7 +290,7 @@ def trade_session_nb(
     else:
         fill = first_le_nb(low, tab_min, ref, entry_end, level)
     if fill >= entry_end:
-        return -1
+        return -1, False
     o = open_[fill]
     if level_above:
         price = o if o >= level else level
@@ -293,14 +306,26 @@ def trade_session_nb(
         limit_level = price - limit_atr * atr
 
     # Exit: bars after the fill inside the duration window; first bar reaching either level.
+    # Most trades reach neither level (time exits): the window's extremes, one range query, show
+    # that and are also their excursions, so the searches run only for a level that is reached.
     a = fill + 1
     exit_end = search_ts_nb(ts, fill, ts[fill] + duration_us, min_step)
+    win_hi = -np.inf
+    win_lo = np.inf
+    if a < exit_end:
+        win_hi, win_lo = range_extremes_nb(high, low, tab_max, tab_min, a, exit_end)
+    k_stop = exit_end
+    k_limit = exit_end
     if is_long:
-        k_stop = first_le_nb(low, tab_min, a, exit_end, stop_level)
-        k_limit = first_ge_nb(high, tab_max, a, min(k_stop + 1, exit_end), limit_level)
+        if win_lo <= stop_level:
+            k_stop = first_le_nb(low, tab_min, a, exit_end, stop_level)
+        if win_hi >= limit_level:
+            k_limit = first_ge_nb(high, tab_max, a, min(k_stop + 1, exit_end), limit_level)
     else:
-        k_stop = first_ge_nb(high, tab_max, a, exit_end, stop_level)
-        k_limit = first_le_nb(low, tab_min, a, min(k_stop + 1, exit_end), limit_level)
+        if win_hi >= stop_level:
+            k_stop = first_ge_nb(high, tab_max, a, exit_end, stop_level)
+        if win_lo <= limit_level:
+            k_limit = first_le_nb(low, tab_min, a, min(k_stop + 1, exit_end), limit_level)
 
     ambiguous = False
     if k_limit < k_stop:
@@ -355,7 +380,8 @@ def trade_session_nb(
                 hi = max(hi, before_hi)
                 lo = min(lo, before_lo)
         else:
-            hi, lo = range_extremes_nb(high, low, tab_max, tab_min, a, k + 1)
+            # A time or end exit's bars a .. k are the whole window.
+            hi, lo = win_hi, win_lo
         if is_long:
             mae = max(0.0, price - lo)
             mfe = max(0.0, hi - price)
@@ -367,19 +393,18 @@ def trade_session_nb(
         pnl = (exit_price - price) - cost_ticks * tick_size
     else:
         pnl = (price - exit_price) - cost_ticks * tick_size
-    rec = out[slot]
-    rec["entry_idx"] = fill
-    rec["exit_idx"] = k
-    rec["entry_price"] = price
-    rec["exit_price"] = exit_price
-    rec["exit_reason"] = reason
-    rec["pnl"] = pnl
-    rec["pnl_ticks"] = pnl / tick_size
-    rec["r"] = pnl / risk
-    rec["mae"] = mae
-    rec["mfe"] = mfe
-    rec["ambiguous"] = ambiguous
-    return k
+    floats[F_ENTRY_PRICE, row] = price
+    floats[F_EXIT_PRICE, row] = exit_price
+    floats[F_PNL, row] = pnl
+    floats[F_PNL_TICKS, row] = pnl / tick_size
+    floats[F_R, row] = pnl / risk
+    floats[F_MAE, row] = mae
+    floats[F_MFE, row] = mfe
+    ints[I_ENTRY_TS, row] = ts[fill]
+    ints[I_EXIT_TS, row] = ts[k]
+    ints[I_BARS_HELD, row] = k - fill
+    reasons[row] = reason
+    return k, ambiguous
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -393,6 +418,7 @@ def simulate_traders_nb(
     tab_min: np.ndarray,
     min_step: int,
     session_atr: np.ndarray,
+    session_day: np.ndarray,
     references: np.ndarray,
     entry_slot: np.ndarray,
     direction: np.ndarray,
@@ -403,42 +429,46 @@ def simulate_traders_nb(
     timeout_us: np.ndarray,
     cost_ticks: np.ndarray,
     tick_size: float,
-    slots: np.ndarray,
-) -> np.ndarray:
-    """Simulate a chunk of traders over every valid session into `slots`; return counts.
+    floats: np.ndarray,
+    ints: np.ndarray,
+    days: np.ndarray,
+    reasons: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate a chunk of traders over every valid session; return (counts, ambiguous) per trader.
 
     ts: int64 microseconds, strictly increasing, consecutive differences >= min_step.
-    session_atr[s] > 0 is the ATR of valid session s; references is int64[n_entry_times,
-    n_sessions] (reference bar or -1) and trader t uses row entry_slot[t]. slots is a trade_dt
-    array of at least n_traders * n_sessions records, reused across chunks by the caller (fresh
-    memory costs a page fault per page, a large share of the run).
+    session_atr[s] > 0 and session_day[s] (int32 days since epoch) describe valid session s;
+    references is int64[n_entry_times, n_sessions] (reference bar or -1) and trader t uses row
+    entry_slot[t]. The trades of trader t go, in session order, to rows t * n_sessions + 0, 1, ...
+    of the staging columns: floats float64[len(FLOAT_COLUMNS), cap], ints
+    int64[len(INT_COLUMNS), cap], days int32[cap], reasons int8[cap], cap >= n_traders *
+    n_sessions; compact_trades_nb packs them. The caller reuses the staging columns across chunks
+    (fresh memory costs a page fault per page, a large share of the run).
 
     Traders run in groups of TRADER_GROUP, one group per parallel task, and a group walks the
     sessions in time order with all its traders at each session: they read the same bars while
     those are in cache (trader by trader, every trader would stream the whole series through
-    memory). Group g appends its trades, session by session and trader by trader within a
-    session, to slots[g * TRADER_GROUP * n_sessions:] (one sequential write stream);
-    trade_columns_nb puts them in trader order. Each group writes only its own region, so the
-    result does not depend on the thread count.
+    memory). Each trader writes only its own rows, so the result does not depend on the thread
+    count.
     """
     n_traders = direction.shape[0]
     n_sessions = session_atr.shape[0]
     counts = np.zeros(n_traders, dtype=np.int64)
+    ambiguous = np.zeros(n_traders, dtype=np.int64)
     n_groups = (n_traders + TRADER_GROUP - 1) // TRADER_GROUP
     for g in prange(n_groups):
         first = g * TRADER_GROUP
         last = min(first + TRADER_GROUP, n_traders)
         # One position at a time: a session is skipped unless its reference bar is after the exit.
         last_exit = np.full(last - first, -1, dtype=np.int64)
-        written = 0
         for s in range(n_sessions):
             atr = session_atr[s]
             for t in range(first, last):
                 ref = references[entry_slot[t], s]
                 if ref < 0 or ref <= last_exit[t - first]:
                     continue
-                slot = first * n_sessions + written
-                k = trade_session_nb(
+                row = t * n_sessions + counts[t]
+                k, amb = trade_session_nb(
                     ts,
                     open_,
                     high,
@@ -457,91 +487,53 @@ def simulate_traders_nb(
                     timeout_us[t],
                     cost_ticks[t],
                     tick_size,
-                    slots,
-                    slot,
+                    floats,
+                    ints,
+                    reasons,
+                    row,
                 )
                 if k >= 0:
-                    slots[slot]["session"] = s
-                    slots[slot]["trader"] = t
+                    days[row] = session_day[s]
                     counts[t] += 1
-                    written += 1
+                    ambiguous[t] += amb
                     last_exit[t - first] = k
-    return counts
+    return counts, ambiguous
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def trade_columns_nb(
-    slots: np.ndarray,
+def compact_trades_nb(
     counts: np.ndarray,
     n_sessions: int,
     trader_id: np.ndarray,
-    ts: np.ndarray,
-    session_day: np.ndarray,
-) -> tuple:
-    """Gather the trades simulate_traders_nb left in `slots` into contiguous columns, in trader
-    order and, per trader, in session order.
-
-    Returns (trader_id int64, session_day int32, entry_ts int64, entry_price, exit_ts int64,
-    exit_price, exit_reason int8 code, pnl, pnl_ticks, r, mae, mfe, bars_held int64, ambiguous
-    bool), one row per trade: the trades table in column order, plus the ambiguity flag.
+    floats: np.ndarray,
+    ints: np.ndarray,
+    days: np.ndarray,
+    reasons: np.ndarray,
+    out_trader: np.ndarray,
+    out_floats: np.ndarray,
+    out_ints: np.ndarray,
+    out_days: np.ndarray,
+    out_reasons: np.ndarray,
+) -> int:
+    """Pack the staging columns of simulate_traders_nb into rows 0 .. total - 1 of the out_*
+    columns (same layouts, capacity >= total), in trader order and, per trader, in session order,
+    with out_trader[i] = trader_id of the row's trader. Returns total = counts.sum().
     """
     n_traders = counts.shape[0]
     offsets = np.zeros(n_traders + 1, dtype=np.int64)
     for t in range(n_traders):
         offsets[t + 1] = offsets[t] + counts[t]
-    total = offsets[n_traders]
-    col_trader = np.empty(total, dtype=np.int64)
-    col_day = np.empty(total, dtype=np.int32)
-    col_entry_ts = np.empty(total, dtype=np.int64)
-    col_entry_price = np.empty(total, dtype=np.float64)
-    col_exit_ts = np.empty(total, dtype=np.int64)
-    col_exit_price = np.empty(total, dtype=np.float64)
-    col_reason = np.empty(total, dtype=np.int8)
-    col_pnl = np.empty(total, dtype=np.float64)
-    col_pnl_ticks = np.empty(total, dtype=np.float64)
-    col_r = np.empty(total, dtype=np.float64)
-    col_mae = np.empty(total, dtype=np.float64)
-    col_mfe = np.empty(total, dtype=np.float64)
-    col_bars = np.empty(total, dtype=np.int64)
-    col_ambiguous = np.empty(total, dtype=np.bool_)
-    n_groups = (n_traders + TRADER_GROUP - 1) // TRADER_GROUP
-    for g in prange(n_groups):
-        first = g * TRADER_GROUP
-        last = min(first + TRADER_GROUP, n_traders)
-        base = first * n_sessions
-        next_row = offsets[first:last].copy()
-        for c in range(offsets[last] - offsets[first]):
-            rec = slots[base + c]
-            t = rec["trader"]
-            i = next_row[t - first]
-            next_row[t - first] += 1
-            col_trader[i] = trader_id[t]
-            col_day[i] = session_day[rec["session"]]
-            col_entry_ts[i] = ts[rec["entry_idx"]]
-            col_entry_price[i] = rec["entry_price"]
-            col_exit_ts[i] = ts[rec["exit_idx"]]
-            col_exit_price[i] = rec["exit_price"]
-            col_reason[i] = rec["exit_reason"]
-            col_pnl[i] = rec["pnl"]
-            col_pnl_ticks[i] = rec["pnl_ticks"]
-            col_r[i] = rec["r"]
-            col_mae[i] = rec["mae"]
-            col_mfe[i] = rec["mfe"]
-            col_bars[i] = rec["exit_idx"] - rec["entry_idx"]
-            col_ambiguous[i] = rec["ambiguous"]
-    return (
-        col_trader,
-        col_day,
-        col_entry_ts,
-        col_entry_price,
-        col_exit_ts,
-        col_exit_price,
-        col_reason,
-        col_pnl,
-        col_pnl_ticks,
-        col_r,
-        col_mae,
-        col_mfe,
-        col_bars,
-        col_ambiguous,
-    )
+    n_floats = floats.shape[0]
+    n_ints = ints.shape[0]
+    for t in prange(n_traders):
+        src = t * n_sessions
+        dst = offsets[t]
+        m = counts[t]
+        out_trader[dst : dst + m] = trader_id[t]
+        for c in range(n_floats):
+            out_floats[c, dst : dst + m] = floats[c, src : src + m]
+        for c in range(n_ints):
+            out_ints[c, dst : dst + m] = ints[c, src : src + m]
+        out_days[dst : dst + m] = days[src : src + m]
+        out_reasons[dst : dst + m] = reasons[src : src + m]
+    return offsets[n_traders]

@@ -8,7 +8,9 @@ mae, mfe, bars_held): ``--traders`` traders over ``--years`` years of weekday se
 trading on a share ``--fill`` of the sessions (2,000 traders x 10 years is about 5 million
 trades). Then times ``aggregate_scenario`` on DuckDB, ``rank_traders`` and the three graphs
 (years, stops, best traders for the top 5). Runs in a fresh subprocess so that the peak RSS
-printed is this workload's own (it includes the trades table held in memory).
+printed is this workload's own (it includes the trades table held in memory). Each stage shows
+wall-clock seconds and the CPU seconds of the process (all threads): on a machine shared with
+other work the wall clock grows while the CPU time does not; the load average is printed too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -134,28 +137,36 @@ def run_child(n_traders: int, years: int, fill: float) -> dict:
     trades = synthetic_trades(traders, dates, fill)
     build = time.perf_counter() - t0
 
-    stages: dict[str, float] = {}
-    t = time.perf_counter()
+    stages: dict[str, tuple[float, float]] = {}
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def timed(stage: str, run):
+        wall, cpu0 = time.perf_counter(), cpu()
+        result = run()
+        stages[stage] = (time.perf_counter() - wall, cpu() - cpu0)
+        return result
+
     engine = DuckDBEngine(threads=2, memory_limit="1GB")
-    tables = aggregate_scenario(engine, trades=trades, traders=traders, session_dates=dates)
-    stages["aggregate (DuckDB + DSR/PBO)"] = time.perf_counter() - t
-
-    t = time.perf_counter()
+    tables = timed(
+        "aggregate (DuckDB + DSR/PBO)",
+        lambda: aggregate_scenario(engine, trades=trades, traders=traders, session_dates=dates),
+    )
     pbo = tables["scenario_stats"]["pbo"].item()
-    ranked = rank_traders(traders, tables["trader_summary"], tables["trader_by_year"], scenario=SCENARIO, pbo=pbo)
-    top = top_trader_ids(ranked, 5)
-    stages["rank_traders"] = time.perf_counter() - t
 
+    def rank():
+        ranked = rank_traders(traders, tables["trader_summary"], tables["trader_by_year"], scenario=SCENARIO, pbo=pbo)
+        return ranked, top_trader_ids(ranked, 5)
+
+    ranked, top = timed("rank_traders", rank)
     ctx = graphs.GraphContext(ticker="SYN:BENCH", scenario=SCENARIO, start=dates[0], end=dates[-1], synthetic=True)
-    t = time.perf_counter()
-    years_png, _ = graphs.years_graph(tables["trader_by_year"], top, ctx)
-    stages["years_graph"] = time.perf_counter() - t
-    t = time.perf_counter()
-    stops_png, _ = graphs.stops_graph(traders, tables["trader_summary"], trades, ctx)
-    stages["stops_graph"] = time.perf_counter() - t
-    t = time.perf_counter()
-    best_png, _ = graphs.best_traders_graph(trades, top, ctx)
-    stages["best_traders_graph"] = time.perf_counter() - t
+    years_png, _ = timed("years_graph", lambda: graphs.years_graph(tables["trader_by_year"], top, ctx))
+    stops_png, _ = timed(
+        "stops_graph", lambda: graphs.stops_graph(traders, tables["trader_summary"], trades, ctx)
+    )
+    best_png, _ = timed("best_traders_graph", lambda: graphs.best_traders_graph(trades, top, ctx))
 
     return {
         "traders": traders.height,
@@ -163,7 +174,9 @@ def run_child(n_traders: int, years: int, fill: float) -> dict:
         "trades": trades.height,
         "build_seconds": build,
         "stages": stages,
-        "total_seconds": sum(stages.values()),
+        "total_seconds": sum(wall for wall, _ in stages.values()),
+        "total_cpu_seconds": sum(cpu_s for _, cpu_s in stages.values()),
+        "load_average": os.getloadavg()[0],
         "rows": {name: frame.height for name, frame in tables.items()} | {"rankings": ranked.height},
         "png_kb": round((len(years_png) + len(stops_png) + len(best_png)) / 1024),
         "pbo": pbo,
@@ -194,9 +207,14 @@ def main() -> None:
         f"(built in {r['build_seconds']:.1f} s, not counted)"
     )
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
-    for stage, seconds in r["stages"].items():
-        print(f"  {stage:<30} {seconds:7.2f} s")
-    print(f"total {r['total_seconds']:.2f} s  peak RSS {r['peak_rss_mb']:,.0f} MB  (PNGs {r['png_kb']} KB, pbo {r['pbo']})")
+    print(f"  {'stage':<30} {'wall':>9} {'cpu':>9}")
+    for stage, (wall, cpu_s) in r["stages"].items():
+        print(f"  {stage:<30} {wall:7.2f} s {cpu_s:7.2f} s")
+    print(
+        f"total {r['total_seconds']:.2f} s (cpu {r['total_cpu_seconds']:.2f} s)  peak RSS {r['peak_rss_mb']:,.0f} MB  "
+        f"(PNGs {r['png_kb']} KB, pbo {r['pbo']}, 1-min load average at the end {r['load_average']:.1f} "
+        f"on {os.cpu_count()} CPUs)"
+    )
 
 
 if __name__ == "__main__":

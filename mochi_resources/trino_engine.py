@@ -200,16 +200,73 @@ def _trino_type(dtype: pl.DataType, name: str) -> str:
     raise MochiError(f"SQL input table column {name!r}: type {dtype} cannot be sent to Trino")
 
 
+def _exact_percentile(value: exp.Expression, fraction: exp.Expression, source: exp.Expression) -> exp.Expression:
+    """Trino form of DuckDB's exact ``PERCENTILE_CONT`` / ``QUANTILE_CONT`` of ``value`` at ``fraction``.
+
+    Trino has only approximate percentiles (sqlglot would write APPROX_PERCENTILE), so the
+    group's non-NULL values are collected and sorted, ``S = ARRAY_SORT(ARRAY_AGG(x) FILTER (WHERE
+    x IS NOT NULL))``, and the value at 0-based position ``h = q * (n - 1)`` is interpolated
+    between its neighbours ``lo = S[FLOOR(h) + 1]`` and ``hi = S[CEIL(h) + 1]`` as
+    ``lo + (hi - lo) * (h - FLOOR(h))``: the definition DuckDB and NumPy (``linear``) use. A group
+    without values gives NULL (S is NULL). Memory: one sorted array per group, in Trino's workers.
+    """
+    if not isinstance(fraction, exp.Literal) or fraction.is_string or not 0 <= float(fraction.name) <= 1:
+        raise MochiError(
+            f"SQL for Trino: a percentile needs literal fractions in [0, 1], got {source.sql('duckdb')}"
+        )
+    x = value.sql("trino")
+    values = f"ARRAY_SORT(ARRAY_AGG({x}) FILTER (WHERE {x} IS NOT NULL))"
+    h = f"(CAST({fraction.name} AS DOUBLE) * (CARDINALITY({values}) - 1))"
+    lo = f"ELEMENT_AT({values}, CAST(FLOOR({h}) AS BIGINT) + 1)"
+    hi = f"ELEMENT_AT({values}, CAST(CEIL({h}) AS BIGINT) + 1)"
+    return sqlglot.parse_one(f"({lo} + ({hi} - {lo}) * ({h} - FLOOR({h})))", read="trino")
+
+
+def _exact_percentiles(tree: exp.Expression) -> None:
+    """Rewrite, in place, every exact continuous percentile for Trino (see ``_exact_percentile``).
+
+    Forms: ``PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)``, ``QUANTILE_CONT(x, q)`` and
+    ``QUANTILE_CONT(x, [q1, q2, ...])`` (a list of values, in DuckDB one pass over the group;
+    in Trino an ARRAY). Other percentile forms are refused rather than made approximate.
+    """
+    for node in list(tree.find_all(exp.WithinGroup)):
+        if not isinstance(node.this, exp.PercentileCont):
+            continue
+        order = node.expression.expressions if isinstance(node.expression, exp.Order) else []
+        if len(order) != 1 or order[0].args.get("desc"):
+            raise MochiError(
+                f"SQL for Trino: PERCENTILE_CONT needs WITHIN GROUP (ORDER BY one ascending expression), "
+                f"got {node.sql('duckdb')}"
+            )
+        node.replace(_exact_percentile(order[0].this, node.this.this, node))
+    for node in list(tree.find_all(exp.PercentileCont)):
+        fractions = node.expression
+        if node.this is None or fractions is None:
+            continue
+        if isinstance(fractions, exp.Array):
+            node.replace(exp.Array(expressions=[_exact_percentile(node.this, q, node) for q in fractions.expressions]))
+        else:
+            node.replace(_exact_percentile(node.this, fractions, node))
+    left = next(tree.find_all(exp.PercentileCont, exp.PercentileDisc, exp.Quantile, exp.Median), None)
+    if left is not None:
+        raise MochiError(
+            f"SQL for Trino: {left.sql('duckdb')} would become an approximate percentile on Trino; "
+            f"write PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x) or QUANTILE_CONT(x, q)"
+        )
+
+
 def to_trino(sql: str, names: dict[str, str]) -> str:
     """DuckDB-dialect SQL as Trino SQL, with table ``names`` (plain name -> qualified) rewritten.
 
     Only unqualified references that are not CTE names are rewritten; a rewritten table keeps
-    its old name as alias so that ``name.column`` references still resolve.
+    its old name as alias so that ``name.column`` references still resolve. Exact percentiles
+    stay exact (see ``_exact_percentiles``).
     """
     try:
         tree = sqlglot.parse_one(sql.strip().rstrip(";"), read="duckdb")
     except sqlglot.errors.ParseError as exc:
         raise MochiError(f"SQL could not be parsed for Trino: {exc}") from None
+    _exact_percentiles(tree)
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
     for table in list(tree.find_all(exp.Table)):
         if table.args.get("db") or table.name not in names or table.name in ctes:

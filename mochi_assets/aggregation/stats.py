@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats as sps
@@ -100,16 +101,61 @@ def expected_max_sharpe(variance: float, n_trials: int) -> float:
 
 
 def _moments(daily: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row per-period Sharpe, skewness and raw kurtosis (scipy defaults, biased estimators)."""
+    """Per-row per-period Sharpe, skewness and raw kurtosis (biased estimators, scipy's defaults).
+
+    Skewness m3 / m2^1.5 and kurtosis m4 / m2^2 from the central moments m_k = mean((x - mean)^k),
+    what ``scipy.stats.skew`` and ``kurtosis(fisher=False)`` return, sharing one pass of deviations
+    (scipy's near-constant guard never applies: rows without a defined Sharpe are skipped).
+    """
     sr = np.asarray(sharpe_per_period(daily, axis=1), dtype=np.float64)
     defined = np.isfinite(sr)
     skew = np.full(sr.shape, np.nan)
     kurt = np.full(sr.shape, np.nan)
     if defined.any():
-        rows = daily[defined]
-        skew[defined] = sps.skew(rows, axis=1)
-        kurt[defined] = sps.kurtosis(rows, axis=1, fisher=False)
+        dev = daily[defined]
+        dev -= dev.mean(axis=1, keepdims=True)
+        power = dev * dev
+        m2 = power.mean(axis=1)
+        power *= dev
+        m3 = power.mean(axis=1)
+        power *= dev
+        m4 = power.mean(axis=1)
+        skew[defined] = m3 / m2**1.5
+        kurt[defined] = m4 / m2**2
     return sr, skew, kurt
+
+
+class SharpeTests(NamedTuple):
+    """Per-trader Sharpe statistics of a traders x T matrix (see ``sharpe_tests``)."""
+
+    sharpe: np.ndarray  # per-period Sharpe, nan where undefined
+    dsr: np.ndarray  # Deflated Sharpe Ratio against all traders as trials
+    psr: np.ndarray  # Probabilistic Sharpe Ratio against 0
+    sr0: float  # the DSR's benchmark: expected maximum per-period Sharpe of n_trials unskilled trials
+    n_trials: int  # traders with a defined Sharpe
+
+
+def sharpe_tests(daily: np.ndarray) -> SharpeTests:
+    """Sharpe, DSR, PSR, SR0 and N of every row of ``daily`` (traders x T), moments computed once.
+
+    The same numbers as ``sharpe_per_period(daily, axis=1)``, ``deflated_sharpe_ratios``,
+    ``probabilistic_sharpe_ratios`` and ``dsr_benchmark``; skewness and kurtosis of a large matrix
+    are the costly part, so callers that need several of these should use this.
+    """
+    x = np.asarray(daily, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"daily must be a 2-D traders x dates matrix, got shape {x.shape}")
+    n_traders, n_periods = x.shape
+    if n_traders == 0:
+        return SharpeTests(np.empty(0), np.empty(0), np.empty(0), float("nan"), 0)
+    if n_periods < 2:
+        undefined = np.full(n_traders, np.nan)
+        return SharpeTests(undefined, undefined.copy(), undefined.copy(), float("nan"), 0)
+    sr, skew, kurt = _moments(x)
+    sr0, n_trials = dsr_benchmark(sr)
+    dsr = _psr_array(sr, n_periods, skew, kurt, sr0) if n_trials else np.full(n_traders, np.nan)
+    psr = _psr_array(sr, n_periods, skew, kurt, 0.0)
+    return SharpeTests(sr, dsr, psr, sr0, n_trials)
 
 
 def deflated_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
@@ -120,19 +166,7 @@ def deflated_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
     Sharpe and V is the variance (ddof 1) of those Sharpes. Returns an array of probabilities in
     [0, 1], ``nan`` for traders with an undefined Sharpe and everywhere when T < 2.
     """
-    x = np.asarray(daily, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"daily must be a 2-D traders x dates matrix, got shape {x.shape}")
-    n_traders, n_periods = x.shape
-    if n_traders == 0:
-        return np.empty(0)
-    if n_periods < 2:
-        return np.full(n_traders, np.nan)
-    sr, skew, kurt = _moments(x)
-    sr0, n_trials = dsr_benchmark(sr)
-    if n_trials == 0:
-        return np.full(n_traders, np.nan)
-    return _psr_array(sr, n_periods, skew, kurt, sr0)
+    return sharpe_tests(daily).dsr
 
 
 def dsr_benchmark(sharpes_per_period: np.ndarray) -> tuple[float, int]:
@@ -151,15 +185,7 @@ def dsr_benchmark(sharpes_per_period: np.ndarray) -> tuple[float, int]:
 
 def probabilistic_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
     """PSR against a zero benchmark of every row of ``daily`` (traders x T); ``nan`` where undefined."""
-    x = np.asarray(daily, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"daily must be a 2-D traders x dates matrix, got shape {x.shape}")
-    if x.shape[0] == 0:
-        return np.empty(0)
-    if x.shape[1] < 2:
-        return np.full(x.shape[0], np.nan)
-    sr, skew, kurt = _moments(x)
-    return _psr_array(sr, x.shape[1], skew, kurt, 0.0)
+    return sharpe_tests(daily).psr
 
 
 def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -168,15 +194,42 @@ def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> 
     A zero-variance half has no ratio: it ranks as 0 when its mean is 0 (no trades there) and as
     +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score.
     """
+    # In-place steps: these arrays are traders x splits, the bulk of the PBO's work.
     mean = total / count
-    var = np.maximum(total_sq - total * mean, 0.0) / (count - 1)
-    std = np.sqrt(var)
+    std = total * mean
+    np.subtract(total_sq, std, out=std)
+    np.maximum(std, 0.0, out=std)
+    std /= count - 1
+    np.sqrt(std, out=std)
     # Sum-of-squares cancellation leaves noise of about sqrt(eps) * |mean| for a constant half; a
     # ratio beyond 1e6 is infinite for ranking purposes anyway.
     flat = std <= 1e-6 * np.abs(mean)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mean / std
-    return np.where(flat, np.sign(mean) * np.where(mean == 0, 0.0, np.inf), sr)
+        sr = np.divide(mean, std, out=std)
+    if flat.any():
+        flat_mean = mean[flat]
+        sr[flat] = np.where(flat_mean == 0, 0.0, np.copysign(np.inf, flat_mean))
+    return sr
+
+
+def _overfit_splits(is_sr: np.ndarray, oos_sr: np.ndarray) -> int:
+    """How many splits (columns) have a logit of the in-sample winner's out-of-sample rank <= 0.
+
+    ``is_sr`` / ``oos_sr``: traders x splits per-period Sharpes of each half (nan ranks lowest).
+    The winner is the highest in-sample Sharpe (ties: lowest row); its rank r among the N traders
+    out of sample is 1 for the worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
+    """
+    n_traders = is_sr.shape[0]
+    is_score = np.where(np.isnan(is_sr), -np.inf, is_sr)
+    oos_score = np.where(np.isnan(oos_sr), -np.inf, oos_sr)
+    winner = np.argmax(is_score, axis=0)
+    winner_oos = oos_score[winner, np.arange(is_score.shape[1])]
+    below = (oos_score < winner_oos).sum(axis=0)
+    equal = (oos_score == winner_oos).sum(axis=0)
+    rank = below + (equal + 1) / 2.0
+    omega = rank / (n_traders + 1)
+    logit = np.log(omega / (1.0 - omega))
+    return int((logit <= 0).sum())
 
 
 def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -> tuple[float, int]:
@@ -210,33 +263,26 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
     total_sum = block_sum.sum(axis=1, keepdims=True)
     total_sq = block_sq.sum(axis=1, keepdims=True)
 
-    # Each combination and its complement are both evaluated, as in the paper.
-    combos = np.array(list(itertools.combinations(range(blocks), blocks // 2)), dtype=np.int64)
+    # Every combination and its complement are evaluated, as in the paper. A split and its
+    # complement swap the two halves, so the halves' Sharpes are computed once per pair: over the
+    # combinations that hold block 0, each scored both ways round.
+    combos = np.array(
+        [c for c in itertools.combinations(range(blocks), blocks // 2) if c[0] == 0], dtype=np.int64
+    )
     chosen = np.zeros((len(combos), blocks), dtype=np.float64)
     np.put_along_axis(chosen, combos, 1.0, axis=1)
 
     at_or_below = 0
-    chunk = max(1, 2_000_000 // n_traders)
+    chunk = max(1, 500_000 // n_traders)  # arrays of a few MB stay in cache
     for start in range(0, len(chosen), chunk):
         mask = chosen[start : start + chunk].T  # blocks x C
-        is_sum = block_sum @ mask
-        is_sq = block_sq @ mask
-        is_len = block_len @ mask
-        oos_len = n_periods - is_len
-        is_sr = _half_sharpe(is_sum, is_sq, is_len)
-        oos_sr = _half_sharpe(total_sum - is_sum, total_sq - is_sq, oos_len)
-        is_sr = np.where(np.isnan(is_sr), -np.inf, is_sr)
-        oos_sr = np.where(np.isnan(oos_sr), -np.inf, oos_sr)
-        winner = np.argmax(is_sr, axis=0)
-        columns = np.arange(is_sr.shape[1])
-        winner_oos = oos_sr[winner, columns]
-        below = (oos_sr < winner_oos).sum(axis=0)
-        equal = (oos_sr == winner_oos).sum(axis=0)
-        rank = below + (equal + 1) / 2.0
-        omega = rank / (n_traders + 1)
-        logit = np.log(omega / (1.0 - omega))
-        at_or_below += int((logit <= 0).sum())
-    return at_or_below / len(chosen), blocks
+        first_sum = block_sum @ mask
+        first_sq = block_sq @ mask
+        first_len = block_len @ mask
+        first_sr = _half_sharpe(first_sum, first_sq, first_len)
+        second_sr = _half_sharpe(total_sum - first_sum, total_sq - first_sq, n_periods - first_len)
+        at_or_below += _overfit_splits(first_sr, second_sr) + _overfit_splits(second_sr, first_sr)
+    return at_or_below / (2 * len(chosen)), blocks
 
 
 def max_drawdown(pnl_in_order: np.ndarray) -> float:

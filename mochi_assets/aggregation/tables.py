@@ -55,7 +55,6 @@ SCRIPT = (
     "trader_by_year",
     "stops_by_level",
     "limits_by_level",
-    "mae_quantile_points",
     "mae_profile",
 )
 
@@ -214,11 +213,9 @@ def aggregate_scenario(
     matrix = daily_matrix(results["trader_daily"], trader_ids, sessions["session_date"])
     del results["trader_daily"]
 
-    sr_pp = np.asarray(stats.sharpe_per_period(matrix, axis=1), dtype=np.float64).reshape(len(trader_ids))
-    dsr = stats.deflated_sharpe_ratios(matrix)
-    psr = stats.probabilistic_sharpe_ratios(matrix)
+    tests = stats.sharpe_tests(matrix)
+    dsr, psr, sr0, n_trials = tests.dsr, tests.psr, tests.sr0, tests.n_trials
     pbo, blocks_used = stats.probability_of_backtest_overfitting(matrix, n_blocks=n_blocks)
-    sr0, n_trials = stats.dsr_benchmark(sr_pp)
     del matrix
 
     summary = summary.with_columns(

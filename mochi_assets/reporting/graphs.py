@@ -29,7 +29,6 @@ from plotnine import (  # noqa: E402
     element_text,
     facet_wrap,
     geom_col,
-    geom_histogram,
     geom_hline,
     geom_line,
     geom_point,
@@ -48,6 +47,7 @@ from plotnine import (  # noqa: E402
     scale_fill_gradient2,
     scale_fill_manual,
     scale_x_datetime,
+    scale_y_continuous,
     theme,
     theme_bw,
     theme_void,
@@ -69,6 +69,10 @@ _MIN_ABS_R_FOR_RISK = 0.05
 _MAX_LABELLED_CELLS = 80
 
 _WIN_LOSS_COLOURS = {"win": "#2166ac", "loss": "#b2182b"}
+
+# MAE histogram bins: 1/20 R wide, everything from 3 R up in one last bin.
+_MAE_BINS_PER_R = 20
+_MAE_HIST_MAX_R = 3.0
 
 
 @dataclass(frozen=True)
@@ -264,28 +268,22 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
     )
 
 
-def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
-    """Each trade's MAE in R (multiples of its initial risk ``stop_atr * ATR``), with its outcome.
-
-    Trades carry no ATR, but every trade of a session date used the same ATR, and
-    ``r = pnl / (stop_atr * ATR)``, so each trade with a clear result implies
-    ``ATR = pnl / (r * stop_atr)``. The ATR of a session date is the median of the
-    values implied by its trades with |r| >= 0.05 (near-zero r makes the ratio
-    rounding noise); a trade's risk is its trader's stop_atr times that ATR. Trades
-    on a date without such a trade, or with a non-positive implied risk, are left out.
-    Columns: trader_id, session_date, mae, risk, mae_r, outcome ("win" when pnl > 0,
-    else "loss").
-    """
+def _mae_in_r_lazy(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.LazyFrame:
+    """``mae_in_r`` as a lazy query, unsorted (the graph needs no order)."""
     require_columns(trades, ("trader_id", "session_date", "pnl", "r", "mae"), "trades")
     require_columns(traders, ("trader_id", "stop_atr"), "traders")
-    with_stop = trades.select(
-        pl.col("trader_id").cast(pl.Int64),
-        "session_date",
-        *(pl.col(c).cast(pl.Float64) for c in ("pnl", "r", "mae")),
-    ).join(
-        traders.select(pl.col("trader_id").cast(pl.Int64), pl.col("stop_atr").cast(pl.Float64)),
-        on="trader_id",
-        how="inner",
+    with_stop = (
+        trades.lazy()
+        .select(
+            pl.col("trader_id").cast(pl.Int64),
+            "session_date",
+            *(pl.col(c).cast(pl.Float64) for c in ("pnl", "r", "mae")),
+        )
+        .join(
+            traders.lazy().select(pl.col("trader_id").cast(pl.Int64), pl.col("stop_atr").cast(pl.Float64)),
+            on="trader_id",
+            how="inner",
+        )
     )
     atr_by_date = (
         with_stop.filter(pl.col("r").abs() >= _MIN_ABS_R_FOR_RISK)
@@ -302,8 +300,22 @@ def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
             outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win")).otherwise(pl.lit("loss")),
         )
         .select("trader_id", "session_date", "mae", "risk", "mae_r", "outcome")
-        .sort("trader_id", "session_date")
     )
+
+
+def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
+    """Each trade's MAE in R (multiples of its initial risk ``stop_atr * ATR``), with its outcome.
+
+    Trades carry no ATR, but every trade of a session date used the same ATR, and
+    ``r = pnl / (stop_atr * ATR)``, so each trade with a clear result implies
+    ``ATR = pnl / (r * stop_atr)``. The ATR of a session date is the median of the
+    values implied by its trades with |r| >= 0.05 (near-zero r makes the ratio
+    rounding noise); a trade's risk is its trader's stop_atr times that ATR. Trades
+    on a date without such a trade, or with a non-positive implied risk, are left out.
+    Columns: trader_id, session_date, mae, risk, mae_r, outcome ("win" when pnl > 0,
+    else "loss"); sorted by trader_id, session_date.
+    """
+    return _mae_in_r_lazy(trades, traders).sort("trader_id", "session_date").collect()
 
 
 def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:
@@ -324,6 +336,39 @@ def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def mae_histogram(mae: pl.DataFrame) -> pl.DataFrame:
+    """Trades per outcome and MAE-in-R bin: the bars of the stops graph's MAE panel.
+
+    ``mae`` has mae_r and outcome (as ``mae_in_r`` returns). Bins are fixed, 0.05 R wide from
+    0 (a bin holds bin_from_r <= mae_r < bin_to_r), so graphs of different scenarios compare;
+    MAE of 3 R or more is counted in one last bin from 3 R with bin_to_r null. Only non-empty
+    bins have a row. Columns: outcome, bin_from_r, bin_to_r, trades; sorted by outcome ("win"
+    first), then bin.
+    """
+    overflow = round(_MAE_HIST_MAX_R * _MAE_BINS_PER_R)
+    order = pl.DataFrame({"outcome": ["win", "loss"]}).with_row_index("outcome_order")
+    return (
+        mae.lazy()
+        .filter(pl.col("mae_r").is_not_null() & pl.col("mae_r").is_not_nan())
+        .select(
+            "outcome",
+            # x * 20 rather than x / 0.05: 0.15 lands in the bin from 0.15, not below it
+            bin=(pl.col("mae_r") * _MAE_BINS_PER_R).floor().clip(0, overflow).cast(pl.Int64),
+        )
+        .group_by("outcome", "bin")
+        .agg(trades=pl.len().cast(pl.Int64))
+        .join(order.lazy(), on="outcome", how="inner")
+        .sort("outcome_order", "bin")
+        .select(
+            "outcome",
+            bin_from_r=pl.col("bin") / _MAE_BINS_PER_R,
+            bin_to_r=pl.when(pl.col("bin") < overflow).then((pl.col("bin") + 1) / _MAE_BINS_PER_R),
+            trades="trades",
+        )
+        .collect()
+    )
+
+
 def stops_graph(
     traders: pl.DataFrame, summary: pl.DataFrame, trades: pl.DataFrame, ctx: GraphContext
 ) -> tuple[bytes, pl.DataFrame]:
@@ -331,17 +376,22 @@ def stops_graph(
 
     The heatmap cell is the mean net_pnl of the traders with that stop_atr and
     limit_atr (see ``stop_limit_cells``); MAE is in R as computed by ``mae_in_r``.
-    The table returned stacks both, told apart by ``kind``: "heatmap" rows (stop_atr,
-    limit_atr, traders, traders_with_trades, mean/median/best/worst_net_pnl) and
-    "mae_r" rows (outcome, trades, mae_r_mean, mae_r_median, mae_r_p90, mae_r_max).
+    The table returned stacks them, told apart by ``kind``: "heatmap" rows (stop_atr,
+    limit_atr, traders, traders_with_trades, mean/median/best/worst_net_pnl), "mae_r"
+    rows (outcome, trades, mae_r_mean, mae_r_median, mae_r_p90, mae_r_max) and
+    "mae_r_bin" rows, the histogram's bars (outcome, bin_from_r, bin_to_r, trades; see
+    ``mae_histogram``).
     """
     cells = stop_limit_cells(traders, summary)
-    mae = mae_in_r(trades, traders)
+    mae = _mae_in_r_lazy(trades, traders).select("mae_r", "outcome").collect()
     mae_summary = _mae_summary(mae)
+    bins = mae_histogram(mae)
+    del mae
     table = pl.concat(
         [
             cells.with_columns(kind=pl.lit("heatmap")),
             mae_summary.with_columns(kind=pl.lit("mae_r")),
+            bins.with_columns(kind=pl.lit("mae_r_bin")),
         ],
         how="diagonal",
     )
@@ -375,22 +425,24 @@ def stops_graph(
             left = left + geom_text(aes(label="label"), size=7)
 
     right_title = panel_title(ctx, "Maximum adverse excursion in R\nof winning and losing trades")
-    if mae.is_empty():
+    if bins.is_empty():
         right = _message_plot(right_title, "no trades", title_size=10)
     else:
-        mae_data = mae.to_pandas()
-        mae_data["outcome"] = pd.Categorical(mae_data["outcome"], categories=["win", "loss"])
+        # Bars over pre-counted bins: plotting 5 million points through geom_histogram is slow.
+        width = 1.0 / _MAE_BINS_PER_R
+        bars = bins.to_pandas()
+        bars["mid_r"] = bars["bin_from_r"] + width / 2
+        bars["outcome"] = pd.Categorical(bars["outcome"], categories=["win", "loss"])
+        x_label = "MAE (R = multiples of initial risk; dashed: the stop)"
+        if bins["bin_to_r"].null_count():
+            x_label += f"\nthe last bar counts every MAE of {_MAE_HIST_MAX_R:g} R or more"
         right = (
-            ggplot(mae_data, aes("mae_r", fill="outcome"))
-            + geom_histogram(bins=30, position="identity", alpha=0.55)
+            ggplot(bars, aes("mid_r", "trades", fill="outcome"))
+            + geom_col(position="identity", width=width, alpha=0.55)
             + geom_vline(xintercept=1.0, linetype="dashed", color="#333333")
             + scale_fill_manual(values=_WIN_LOSS_COLOURS)
-            + labs(
-                title=right_title,
-                x="MAE (R = multiples of initial risk; dashed: the stop)",
-                y="trades",
-                fill="outcome",
-            )
+            + scale_y_continuous(labels=lambda counts: [f"{c:,.0f}" for c in counts])
+            + labs(title=right_title, x=x_label, y=f"trades per {width:g} R bin", fill="outcome")
             + _theme(title_size=10)
         )
     return _render(left | right), table

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
 
 from mochi_assets.aggregation import stats
 
@@ -259,3 +260,24 @@ def test_pbo_half_without_trades_scores_zero():
     rank_second = 1 + sum(1 for v in oos_second if v < oos_second[winner])
     expected = ((rank_first <= 3) + (rank_second <= 3)) / 2
     assert pbo == expected
+
+
+def test_sharpe_tests_equal_the_separate_statistics():
+    rng = np.random.default_rng(4)
+    daily = rng.standard_t(5, size=(9, 250)) * (rng.random((9, 250)) < 0.5)
+    daily[2] = 0.0  # a trader that never traded: undefined everywhere, not a trial
+    out = stats.sharpe_tests(daily)
+    np.testing.assert_array_equal(out.sharpe, stats.sharpe_per_period(daily, axis=1))
+    np.testing.assert_array_equal(out.dsr, stats.deflated_sharpe_ratios(daily))
+    np.testing.assert_array_equal(out.psr, stats.probabilistic_sharpe_ratios(daily))
+    assert (out.sr0, out.n_trials) == stats.dsr_benchmark(out.sharpe) and out.n_trials == 8
+    # the moments are scipy's biased skewness and raw kurtosis
+    _, skew, kurt = stats._moments(daily)
+    active = np.arange(9) != 2
+    np.testing.assert_allclose(skew[active], sps.skew(daily[active], axis=1), rtol=1e-12)
+    np.testing.assert_allclose(kurt[active], sps.kurtosis(daily[active], axis=1, fisher=False), rtol=1e-12)
+    assert np.isnan(skew[2]) and np.isnan(kurt[2])
+    empty = stats.sharpe_tests(np.zeros((0, 10)))
+    assert empty.dsr.size == 0 and empty.n_trials == 0
+    short = stats.sharpe_tests(np.ones((3, 1)))
+    assert np.isnan(short.dsr).all() and np.isnan(short.psr).all() and short.n_trials == 0

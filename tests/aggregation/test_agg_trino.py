@@ -254,8 +254,7 @@ def test_every_script_table_matches_duckdb(lake):
     )
     want = DuckDBEngine().run_script(statements, {**inputs, "trades": trades})
     assert list(got) == list(SCRIPT)
-    keys = {"trader_daily": ["trader_id", "session_date"], "mae_quantile_points": ["stop_atr", "outcome", "all_mae_pos"],
-            "mae_profile": ["stop_atr", "outcome"]}
+    keys = {"trader_daily": ["trader_id", "session_date"], "mae_profile": ["stop_atr", "outcome"]}
     for name in SCRIPT:
         by = keys.get(name, [want[name].columns[0]])
         _assert_same(got[name].sort(by, nulls_last=True), want[name].sort(by, nulls_last=True), name)
@@ -275,6 +274,51 @@ def test_to_trino_rewrites_tables_not_ctes_and_keeps_aliases():
     assert sql_literal(0.1, "DOUBLE") == "0.1E0" and sql_literal(1e-20, "DOUBLE") == "1E-20"
     assert sql_literal(date(2021, 3, 4), "DATE") == "DATE '2021-03-04'"
     assert sql_literal("it's", "VARCHAR") == "'it''s'"
+
+
+def test_to_trino_keeps_percentiles_exact():
+    sql = (
+        "SELECT g, COUNT(*) AS n, PERCENTILE_CONT(0.1) WITHIN GROUP (ORDER BY x) AS p10, "
+        "QUANTILE_CONT(x, 0.5) AS p50, QUANTILE_CONT(x, [0.25, 1]) AS p25_p100 "
+        "FROM t GROUP BY g ORDER BY g"
+    )
+    trino = to_trino(sql, {"t": "c.s.m1_t"})
+    assert "APPROX" not in trino.upper() and "PERCENTILE" not in trino.upper()
+    rng = np.random.default_rng(3)
+    groups = [("none", [None, None]), ("one", [2.5]), ("two", [4.0, 1.0]), ("many", list(rng.normal(size=101)))]
+    groups += [("nulls", [None, 3.0, 1.0, None, 2.0]), ("even", list(rng.normal(size=40)))]
+    frame = pl.DataFrame(
+        {"g": [g for g, xs in groups for _ in xs], "x": [x for _, xs in groups for x in xs]},
+        schema={"g": pl.Utf8, "x": pl.Float64},
+    )
+    db = duckdb.connect()
+    db.execute("ATTACH ':memory:' AS c")
+    db.execute("CREATE SCHEMA c.s")
+    db.register("frame", frame.to_arrow())
+    db.execute("CREATE TABLE c.s.m1_t AS SELECT * FROM frame")
+    back = sqlglot.transpile(trino, read="trino", write="duckdb")[0]
+    got = pl.from_arrow(db.sql(back).to_arrow_table()).with_columns(
+        p25=pl.col("p25_p100").list.get(0), p100=pl.col("p25_p100").list.get(1)
+    ).drop("p25_p100")
+    want = pl.from_arrow(db.sql(sql.replace("FROM t", "FROM c.s.m1_t")).to_arrow_table()).with_columns(
+        p25=pl.col("p25_p100").list.get(0), p100=pl.col("p25_p100").list.get(1)
+    ).drop("p25_p100")
+    _assert_same(got, want, "percentiles")
+    for g, xs in groups:
+        row = got.filter(pl.col("g") == g).row(0, named=True)
+        values = [x for x in xs if x is not None]
+        for q, column in [(0.1, "p10"), (0.25, "p25"), (0.5, "p50"), (1.0, "p100")]:
+            expected = pytest.approx(float(np.quantile(values, q)), rel=1e-12) if values else None
+            assert row[column] == expected, (g, column)
+    for inexact in (
+        "SELECT MEDIAN(x) FROM t",
+        "SELECT QUANTILE_DISC(x, 0.5) FROM t",
+        "SELECT PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY x) FROM t",
+        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY x DESC) FROM t",
+        "SELECT QUANTILE_CONT(x, y) FROM t",
+    ):
+        with pytest.raises(MochiError, match="PERCENTILE_CONT|percentile needs literal"):
+            to_trino(inexact, {})
 
 
 # ---------------------------------------------------------------- control flow

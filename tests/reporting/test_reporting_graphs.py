@@ -18,6 +18,7 @@ from mochi_assets.reporting.graphs import (
     equity_in_r,
     graph_title,
     lens_graph,
+    mae_histogram,
     mae_in_r,
     panel_title,
     stop_limit_cells,
@@ -80,6 +81,10 @@ def test_graphs_render_on_random_trades(tables, grid_traders, random_grid_trades
     assert_png(png)
     assert table.filter(pl.col("kind") == "heatmap").height == 9
     assert table.filter(pl.col("kind") == "mae_r")["outcome"].to_list() == ["win", "loss"]
+    # the histogram's bars count every trade of the MAE summary
+    bars = table.filter(pl.col("kind") == "mae_r_bin").group_by("outcome").agg(pl.col("trades").sum())
+    summary = table.filter(pl.col("kind") == "mae_r").select("outcome", "trades")
+    assert sorted(bars.rows()) == sorted(summary.rows())
 
     png, table = best_traders_graph(random_grid_trades, top, CTX)
     assert_png(png)
@@ -219,3 +224,24 @@ def test_equity_and_drawdown_in_r(tables):
     assert table["cum_r"].to_list() == pytest.approx([-1.0, -0.5, 1.0, 0.5, -0.5, 1.5])
     # The peak starts at zero: a trader that starts by losing is in drawdown.
     assert table["drawdown_r"].to_list() == pytest.approx([-1.0, -0.5, 0.0, -0.5, -1.5, 0.0])
+
+
+def test_mae_histogram_bins_are_fixed_with_one_overflow_bin():
+    mae = pl.DataFrame(
+        {
+            "mae_r": [0.0, 0.049, 0.05, 0.15, 0.15, 1.0, 2.99, 3.0, 7.5, float("nan")],
+            "outcome": ["win", "win", "win", "loss", "loss", "loss", "loss", "loss", "win", "loss"],
+        }
+    )
+    bins = mae_histogram(mae)
+    assert bins.columns == ["outcome", "bin_from_r", "bin_to_r", "trades"]
+    assert bins.rows() == [
+        ("win", 0.0, 0.05, 2),
+        ("win", 0.05, pytest.approx(0.1), 1),
+        ("win", 3.0, None, 1),  # 3 R and beyond: one open-ended bin
+        ("loss", pytest.approx(0.15), pytest.approx(0.2), 2),  # 0.15 R is the start of its bin
+        ("loss", 1.0, pytest.approx(1.05), 1),
+        ("loss", pytest.approx(2.95), 3.0, 1),
+        ("loss", 3.0, None, 1),
+    ]
+    assert mae_histogram(mae.clear()).is_empty()

@@ -1,23 +1,63 @@
 -- Maximum drawdown of each trader's cumulative pnl in trade order (one position at a time, so
 -- entry order is exit order). The running peak starts at 0: an opening loss is a drawdown.
-SELECT
-    trader_id,
-    MAX(peak - equity) AS max_drawdown
-FROM (
+--
+-- Written for speed over millions of trades: a running SUM and a running MAX window over every
+-- trade cost DuckDB several seconds, while ROW_NUMBER and GROUP BY are cheap. So a trader's trades
+-- are numbered (k = 0, 1, ...) and cut into blocks of 8 consecutive trades; inside a block the
+-- running sums are plain conditional sums (c0 .. c7: the pnl of the block's trades up to slot j,
+-- relative to the block's start; a missing slot of the last block adds 0 and repeats the previous
+-- point, which changes no drawdown), and only the ~8x fewer block rows go through the windows:
+-- s, the equity before the block, and peak_in, the running peak before the block (at least 0).
+-- The drawdown after the block's trade j is max(peak_in, s + max(c0..cj)) - (s + cj), written
+-- below as GREATEST(peak_in - s, c0, .., cj) - cj.
+WITH numbered AS (
     SELECT
         trader_id,
-        equity,
-        GREATEST(0.0, MAX(equity) OVER (
-            PARTITION BY trader_id ORDER BY entry_ts
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS peak
-    FROM (
-        SELECT
-            trader_id,
-            entry_ts,
-            SUM(pnl) OVER (
-                PARTITION BY trader_id ORDER BY entry_ts
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS equity
-        FROM trades
-    ) cumulative
-) peaks
+        pnl,
+        ROW_NUMBER() OVER (PARTITION BY trader_id ORDER BY entry_ts) - 1 AS k
+    FROM trades
+),
+blocks AS (
+    SELECT
+        trader_id,
+        k - k % 8 AS block_start,
+        SUM(CASE WHEN k % 8 <= 0 THEN pnl ELSE 0.0 END) AS c0,
+        SUM(CASE WHEN k % 8 <= 1 THEN pnl ELSE 0.0 END) AS c1,
+        SUM(CASE WHEN k % 8 <= 2 THEN pnl ELSE 0.0 END) AS c2,
+        SUM(CASE WHEN k % 8 <= 3 THEN pnl ELSE 0.0 END) AS c3,
+        SUM(CASE WHEN k % 8 <= 4 THEN pnl ELSE 0.0 END) AS c4,
+        SUM(CASE WHEN k % 8 <= 5 THEN pnl ELSE 0.0 END) AS c5,
+        SUM(CASE WHEN k % 8 <= 6 THEN pnl ELSE 0.0 END) AS c6,
+        SUM(pnl) AS c7
+    FROM numbered
+    GROUP BY trader_id, k - k % 8
+),
+starts AS (
+    SELECT
+        blocks.*,
+        COALESCE(SUM(c7) OVER (
+            PARTITION BY trader_id ORDER BY block_start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0.0) AS s
+    FROM blocks
+),
+peaks AS (
+    SELECT
+        starts.*,
+        GREATEST(0.0, COALESCE(MAX(s + GREATEST(c0, c1, c2, c3, c4, c5, c6, c7)) OVER (
+            PARTITION BY trader_id ORDER BY block_start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0.0)) AS peak_in
+    FROM starts
+)
+SELECT
+    trader_id,
+    MAX(GREATEST(
+        GREATEST(peak_in - s, c0) - c0,
+        GREATEST(peak_in - s, c0, c1) - c1,
+        GREATEST(peak_in - s, c0, c1, c2) - c2,
+        GREATEST(peak_in - s, c0, c1, c2, c3) - c3,
+        GREATEST(peak_in - s, c0, c1, c2, c3, c4) - c4,
+        GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5) - c5,
+        GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5, c6) - c6,
+        GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5, c6, c7) - c7)) AS max_drawdown
+FROM peaks
 GROUP BY trader_id

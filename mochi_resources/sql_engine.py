@@ -18,6 +18,7 @@ of deep CTE chains (Trino re-runs a CTE at every reference).
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -191,7 +192,10 @@ class DuckDBEngine:
                     f"partition {table.table}/ticker={table.ticker}/scenario={table.scenario} first"
                 )
         con = duckdb.connect(":memory:")
+        # spill to a private scratch folder, never to `.tmp` in whatever directory the run started in
+        spill = tempfile.TemporaryDirectory(prefix="mochi-duckdb-")
         try:
+            con.execute("SET temp_directory = ?", [spill.name])
             if self.threads is not None:
                 con.execute(f"SET threads = {int(self.threads)}")
             if self.memory_limit is not None:
@@ -201,6 +205,7 @@ class DuckDBEngine:
             yield _DuckDBSession(con, set(tables))
         finally:
             con.close()
+            spill.cleanup()
 
     def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
         """Run one SELECT against ``tables`` (registered as views under their keys)."""

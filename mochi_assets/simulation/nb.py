@@ -265,12 +265,15 @@ def trade_session_nb(
     ints: np.ndarray,
     reasons: np.ndarray,
     row: int,
-) -> tuple[int, bool]:
+) -> tuple[int, bool, int]:
     """One trader's order on one session with reference bar `ref` and ATR `atr` (> 0).
 
     On a fill, writes the trade to column `row` of floats (FLOAT_COLUMNS), ints (INT_COLUMNS) and
-    reasons (EXIT_* code) and returns (exit bar index, ambiguous); returns (-1, False) when the
-    order does not fill within its timeout.
+    reasons (EXIT_* code) and returns (exit bar index, ambiguous, exit bar index). When the order
+    does not fill within its timeout, returns (-1, False, last bar at which it was live): a live
+    order occupies the trader like a position, so whether a later session may trade is known at
+    its reference bar (an order still live at the end of the data keeps later sessions waiting,
+    as a fill after the end might).
     """
     n = ts.shape[0]
     is_long = direction == LONG
@@ -290,7 +293,7 @@ def trade_session_nb(
     else:
         fill = first_le_nb(low, tab_min, ref, entry_end, level)
     if fill >= entry_end:
-        return -1, False
+        return -1, False, entry_end - 1
     o = open_[fill]
     if level_above:
         price = o if o >= level else level
@@ -404,7 +407,7 @@ def trade_session_nb(
     ints[I_EXIT_TS, row] = ts[k]
     ints[I_BARS_HELD, row] = k - fill
     reasons[row] = reason
-    return k, ambiguous
+    return k, ambiguous, k
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -459,16 +462,17 @@ def simulate_traders_nb(
     for g in prange(n_groups):
         first = g * TRADER_GROUP
         last = min(first + TRADER_GROUP, n_traders)
-        # One position at a time: a session is skipped unless its reference bar is after the exit.
-        last_exit = np.full(last - first, -1, dtype=np.int64)
+        # One position at a time: a session is skipped unless its reference bar comes after the
+        # previous exit (or after the last bar at which the previous unfilled order was live).
+        busy_until = np.full(last - first, -1, dtype=np.int64)
         for s in range(n_sessions):
             atr = session_atr[s]
             for t in range(first, last):
                 ref = references[entry_slot[t], s]
-                if ref < 0 or ref <= last_exit[t - first]:
+                if ref < 0 or ref <= busy_until[t - first]:
                     continue
                 row = t * n_sessions + counts[t]
-                k, amb = trade_session_nb(
+                k, amb, busy = trade_session_nb(
                     ts,
                     open_,
                     high,
@@ -492,11 +496,11 @@ def simulate_traders_nb(
                     reasons,
                     row,
                 )
+                busy_until[t - first] = busy
                 if k >= 0:
                     days[row] = session_day[s]
                     counts[t] += 1
                     ambiguous[t] += amb
-                    last_exit[t - first] = k
     return counts, ambiguous
 
 

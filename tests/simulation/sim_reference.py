@@ -123,13 +123,17 @@ def reference_trades(
             level = p + off * tick_size if is_long else p - off * tick_size
             above = (off >= 0) == is_long
             fill = None
+            last_live = ref  # the last bar at which the entry order is still live
             for j in range(ref, n):
                 if rows[j]["ts"] >= rows[ref]["ts"] + timeout:
                     break
+                last_live = j
                 if (above and rows[j]["high"] >= level) or (not above and rows[j]["low"] <= level):
                     fill = j
                     break
             if fill is None:
+                # A live order occupies the trader like a position: later sessions wait until it expires.
+                last_exit = last_live
                 continue
             o = rows[fill]["open"]
             if (above and o >= level) or (not above and o <= level):

@@ -149,6 +149,30 @@ def test_one_position_at_a_time_and_warm_up_days():
     assert trades[1]["exit_reason"] == "end"
 
 
+def test_a_live_entry_order_blocks_later_sessions_like_a_position():
+    """A buy-stop from Jan 3, still live (long timeout) at Jan 4's reference bar, keeps Jan 4 from
+    trading whether or not it fills later: so a prefix of the data never holds a closed Jan 4 trade
+    that the full data (where the Jan 3 order fills) would not have."""
+    day = dt.timedelta(days=1)
+    jan3, jan4 = T0 + day, T0 + 2 * day
+    ts = [jan3, jan3 + dt.timedelta(minutes=1)] + [jan4 + dt.timedelta(minutes=m) for m in range(5)]
+    #      Jan 3 ref (level 101)   Jan 4 ref open 99 (own level 100), 14:01 reaches 100, 14:03 reaches 101
+    o = [100.0, 100.0, 99.0, 99.0, 100.0, 100.0, 101.0]
+    h = [100.0, 100.0, 99.0, 100.5, 100.0, 101.5, 101.0]
+    low = [100.0, 100.0, 99.0, 99.0, 100.0, 100.0, 101.0]
+    c = [100.0, 100.0, 99.0, 100.0, 100.0, 101.0, 101.0]
+    bars = make_bars(ts, o, h, low, c, "UTC", {dt.date(2024, 1, 3): 2.0, dt.date(2024, 1, 4): 2.0})
+    kw = dict(offset_ticks=4, timeout_min=2 * 24 * 60, duration_min=1)
+    (trade,) = run(bars, **kw)
+    assert trade["session_date"] == dt.date(2024, 1, 3) and trade["entry_ts"] == jan4 + dt.timedelta(minutes=3)
+    assert trade["entry_price"] == 101.0 and trade["exit_reason"] == "time"
+    # Cut after Jan 4's would-be trade closed but before the Jan 3 order fills: still no Jan 4 trade.
+    assert run(bars.head(5), **kw) == []
+    # With a timeout that expires before Jan 4, Jan 4 trades on its own (fills at 100 on 14:01).
+    (trade,) = run(bars, **{**kw, "timeout_min": 60})
+    assert trade["session_date"] == dt.date(2024, 1, 4) and trade["entry_price"] == 100.0
+
+
 def test_entry_time_is_local_and_needs_a_bar_at_or_after_it():
     # 14:00 UTC is 09:00 in New York in January.
     bars = minute_bars([FLAT, FLAT, (100, 100, 100, 100.5), FLAT], minutes=[0, 29, 30, 31], timezone="America/New_York")

@@ -236,17 +236,24 @@ def parse_request(data: Any, source: str = "") -> BacktestRequest:
         raise RequestError(_format_errors(exc, source)) from None
 
 
-def load_request(path: str | Path) -> BacktestRequest:
-    """Read a YAML or JSON request file (YAML is a superset of JSON, one parser serves both)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RequestError(f"{p}: cannot read the request file ({exc.strerror})") from None
+def parse_request_text(text: str, source: str) -> BacktestRequest:
+    """Validate a YAML or JSON document (YAML is a superset of JSON: one parser serves both)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RequestError(f"{p}: not valid YAML or JSON{where}") from None
-    return parse_request(data, source=str(p))
+        raise RequestError(f"{source}: not valid YAML or JSON{where}") from None
+    return parse_request(data, source=source)
+
+
+def load_request(path: str | Path) -> BacktestRequest:
+    """Read and validate a YAML or JSON request file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RequestError(f"{p}: cannot read the request file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise RequestError(f"{p}: not a UTF-8 text file") from None
+    return parse_request_text(text, str(p))

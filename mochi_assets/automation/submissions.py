@@ -20,9 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-import yaml
-
-from mochi_assets.request import BacktestRequest, parse_request
+from mochi_assets.request import BacktestRequest, parse_request_text
 from mochi_resources.errors import LakeError, RequestError
 from mochi_resources.lake import Lake
 
@@ -79,13 +77,7 @@ def parse_submission(lake: Lake, submission: Submission) -> BacktestRequest:
         text = lake.store.get_bytes(submission.key).decode("utf-8")
     except UnicodeDecodeError:
         raise RequestError(f"{source}: not a UTF-8 text file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RequestError(f"{source}: not valid YAML or JSON{where}") from None
-    return parse_request(data, source=source)
+    return parse_request_text(text, source)
 
 
 def reject_submission(lake: Lake, submission: Submission, error: str) -> str:

@@ -164,7 +164,32 @@ class _DuckDBSession:
         return {stmt_name: self._fetch(f"SELECT * FROM {stmt_name}") for stmt_name in names}
 
 
-class DuckDBEngine:
+class OneShotEngine:
+    """`query` and `run_script` as one session each, for engines that define `session`."""
+
+    def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
+        """Run one SELECT against ``tables`` in a session of its own."""
+        with self.session(tables) as session:
+            return session.query(sql)
+
+    def run_script(
+        self,
+        statements: list[tuple[str, str]],
+        tables: dict[str, TableInput],
+        fetch: Iterable[str] | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """``CREATE TABLE name AS select`` for each statement in order, in one session.
+
+        Returns the materialized tables named in ``fetch`` (default: every one), as polars frames.
+        A statement name must be a plain identifier and may not shadow an input table or an
+        earlier statement.
+        """
+        check_script(statements, tables, fetch)
+        with self.session(tables) as session:
+            return session.run_script(statements, fetch)
+
+
+class DuckDBEngine(OneShotEngine):
     """DuckDB in process: every session is a fresh in-memory connection with the inputs as views.
 
     Inputs are registered zero-copy (Arrow), so only the columns a query reads are scanned.
@@ -206,24 +231,3 @@ class DuckDBEngine:
         finally:
             con.close()
             spill.cleanup()
-
-    def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
-        """Run one SELECT against ``tables`` (registered as views under their keys)."""
-        with self.session(tables) as session:
-            return session.query(sql)
-
-    def run_script(
-        self,
-        statements: list[tuple[str, str]],
-        tables: dict[str, TableInput],
-        fetch: Iterable[str] | None = None,
-    ) -> dict[str, pl.DataFrame]:
-        """Run ``CREATE TABLE name AS select`` for each statement in order in one connection.
-
-        Returns the materialized tables named in ``fetch`` (default: every one), as polars frames.
-        A statement name must be a plain identifier and may not shadow an input table or an
-        earlier statement.
-        """
-        check_script(statements, tables, fetch)
-        with self.session(tables) as session:
-            return session.run_script(statements, fetch)

@@ -67,6 +67,7 @@ from mochi_resources.errors import MochiError
 from mochi_resources.lake import partition_path
 from mochi_resources.sql_engine import (
     LakePartition,
+    OneShotEngine,
     TableInput,
     as_arrow,
     check_identifier,
@@ -491,7 +492,7 @@ class _TrinoSession:
                 log.warning("trino: could not drop scratch table %s", qualified)
 
 
-class TrinoEngine:
+class TrinoEngine(OneShotEngine):
     """Aggregation SQL on Trino over the lake (see the module docstring for what a session sends).
 
     ``bucket_prefix`` is the lake's (``MOCHI_BUCKET_PREFIX``); ``connect`` makes a DBAPI
@@ -586,19 +587,3 @@ class TrinoEngine:
                 ok = True
             finally:
                 session.drop_all(quiet=not ok)
-
-    def query(self, sql: str, tables: dict[str, TableInput]) -> pl.DataFrame:
-        """Run one SELECT against ``tables`` in a session of its own."""
-        with self.session(tables) as session:
-            return session.query(sql)
-
-    def run_script(
-        self,
-        statements: list[tuple[str, str]],
-        tables: dict[str, TableInput],
-        fetch: Iterable[str] | None = None,
-    ) -> dict[str, pl.DataFrame]:
-        """``CREATE TABLE AS`` each statement in a session of its own; return ``fetch`` (default all)."""
-        check_script(statements, tables, fetch)
-        with self.session(tables) as session:
-            return session.run_script(statements, fetch)

@@ -51,8 +51,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,15 +180,6 @@ class Lake:
         return self.store.uri(key)
 
     # --- staging ----------------------------------------------------------------------------
-
-    @contextmanager
-    def staging_file(self, suffix: str = ".parquet") -> Iterator[Path]:
-        """A scratch file for an output committed with `put_file`; removed if still there at the end."""
-        path = self.staging_path(suffix)
-        try:
-            yield path
-        finally:
-            path.unlink(missing_ok=True)
 
     def staging_path(self, suffix: str = ".parquet") -> Path:
         """A scratch file name for an output committed later (`put_file`, `replace_folder`).
@@ -358,11 +348,6 @@ class Lake:
             done += self._recover(bucket)
             self._clean_orphans(bucket, keep="")
         return done
-
-    def delete_folder(self, folder_key: str) -> None:
-        """Remove a folder and everything under it."""
-        self._check_key(folder_key)
-        self.store.delete([obj.key for obj in self.store.list(f"{folder_key}/")])
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -20,19 +20,16 @@ import itertools
 
 import polars as pl
 
-from mochi_assets.request import BacktestRequest, ScenarioSpec
+from mochi_assets.request import (
+    BREAKOUT_FRACTIONS,
+    DEFAULT_FAMILIES,
+    DEFAULT_LIMIT_ATR,
+    DEFAULT_STOP_ATR,
+    PULLBACK_FRACTIONS,
+    BacktestRequest,
+    ScenarioSpec,
+)
 from mochi_resources.errors import MochiError
-
-DEFAULT_STOP_ATR = [0.5, 1.0, 1.5, 2.0]
-DEFAULT_LIMIT_ATR = [0.5, 1.0, 2.0, 3.0]
-BREAKOUT_FRACTIONS = [0.0, 0.05, 0.10, 0.25]
-PULLBACK_FRACTIONS = [0.05, 0.10, 0.25]
-DEFAULT_FAMILIES = {
-    "breakout-long": "long",
-    "breakout-short": "short",
-    "pullback-long": "long",
-    "pullback-short": "short",
-}
 
 GRID_SCHEMA = {
     "scenario": pl.Utf8,
@@ -80,6 +77,22 @@ def _offsets(fractions: list[float], atr_ticks: float, sign: int) -> list[int]:
     return values
 
 
+def _check_price_scale(name: str, offsets: list[int], tick_size: float, enhanced: pl.DataFrame) -> None:
+    """An entry offset must stay within the ticker's price scale (the highest price in the data):
+    an order further away than the price itself is a typo, never a strategy."""
+    if "high" not in enhanced.columns or enhanced.is_empty():
+        return
+    top = float(enhanced["high"].max())
+    if tick_size >= top:
+        raise MochiError(f"tick_size: {tick_size:g} is beyond the price scale of the data (highest price {top:g})")
+    far = max(offsets, key=abs)
+    if abs(far) * tick_size >= top:
+        raise MochiError(
+            f"scenarios.{name}.offset_ticks: an offset of {far} ticks ({abs(far) * tick_size:g} in price, tick "
+            f"size {tick_size:g}) is beyond the price scale of the data (highest price {top:g})"
+        )
+
+
 def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: float) -> pl.DataFrame:
     """One row per scenario family with its axes (see the module docstring for the derivation)."""
     atr_ticks = median_atr_ticks(enhanced, tick_size)
@@ -103,6 +116,7 @@ def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: 
             "duration_min": spec.duration_min or request.duration_axis,
             "timeout_min": spec.timeout_min or request.timeout_axis,
         }
+        _check_price_scale(name, offsets, tick_size, enhanced)
         derived += [a for a in ("stop_atr", "limit_atr") if getattr(spec, a) is None]
         n = 1
         for values in axes.values():

@@ -236,10 +236,24 @@ class BacktestRequest(BaseModel):
         return f"{self.ticker_key}-{self.request_hash[:8]}"
 
 
+# pydantic's names of the branches of a union (`duration_min: int | list[int]`) in error locations
+_UNION_TAG = re.compile(r"(constrained-)?(int|float|str)|list\[.*\]")
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        parts = list(err["loc"])
+        tags = [p for p in parts if isinstance(p, str) and _UNION_TAG.fullmatch(p)]
+        if tags:
+            # report the branch the value took: a list's errors from the list branch, a scalar's
+            # from the scalar branch
+            if tags[-1].startswith("list[") and err["type"] == "list_type":
+                continue
+            if not tags[-1].startswith("list[") and isinstance(err["input"], list):
+                continue
+            parts = [p for p in parts if p not in tags]
+        loc = ".".join(str(p) for p in parts)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
@@ -288,7 +302,7 @@ def limit_errors(request: BacktestRequest, limits: Limits) -> list[str]:
     total = sum(bounds.values())
     if total > limits.traders_per_request:
         errors.append("scenarios: " + limits.over("traders_per_request", f"{total:,} traders in all"))
-    years = ((request.end - request.start).days + 1) / 365.25
+    years = (request.end - request.start).days / 365.25
     if years > limits.years:
         errors.append(f"end: " + limits.over("years", f"the range {request.start} to {request.end} ({years:.1f} years)"))
     return errors

@@ -201,7 +201,7 @@ def test_oversize_documents_are_refused_before_reading(tmp_path):
         f"{big}: the file's size ({big.stat().st_size:,} bytes) exceeds the limit of 1,048,576 "
         "(set MOCHI_MAX_REQUEST_BYTES to raise it)"
     )
-    assert "r.yaml: the document's size (48 bytes) exceeds the limit of 20 " in one_error(HEAD, request_bytes=20)
+    assert "r.yaml: the document's size (51 bytes) exceeds the limit of 20 " in one_error(HEAD, request_bytes=20)
 
 
 def test_limits_come_from_the_environment(monkeypatch, tmp_path):

@@ -106,7 +106,8 @@ class S3Store:
         frozen = creds.get_frozen_credentials()
         # the cache key carries a digest of the secret, never the secret itself
         secret_digest = hashlib.sha256((frozen.secret_key or "").encode()).hexdigest()
-        self._secrets = tuple(v for v in (frozen.secret_key, frozen.token) if v)
+        # (S3 servers ask for secrets of 8 characters or more; a shorter one would scrub words)
+        self._secrets = tuple(v for v in (frozen.secret_key, frozen.token) if v and len(v) >= 8)
         cache_key = (endpoint, region, max_attempts, connect_timeout_s, read_timeout_s,
                      frozen.access_key, secret_digest, frozen.token)
         with _lock:

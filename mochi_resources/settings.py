@@ -24,7 +24,7 @@ over one is refused before any work, naming the limit and the variable that rais
 | MOCHI_MAX_REQUEST_BYTES         | 1048576     | size of a request document (checked before parsing)    |
 | MOCHI_MAX_REQUEST_DEPTH         | 16          | nesting depth of a request document (lists and mappings) |
 | MOCHI_MAX_REQUEST_NODES         | 100000      | values in a request document, aliases counted expanded |
-| MOCHI_MAX_IMPORT_BYTES          | 2147483648  | bytes of an imported bar file once decompressed        |
+| MOCHI_MAX_IMPORT_BYTES          | 1073741824  | bytes of an imported bar file once decompressed (1 GiB) |
 | MOCHI_MAX_IMPORT_ROWS           | 20000000    | rows of an imported bar file (about 50 years of 24x5 minute bars) |
 """
 
@@ -139,7 +139,7 @@ class Limits:
     request_bytes: int = 1024 * 1024
     request_depth: int = 16
     request_nodes: int = 100_000
-    import_bytes: int = 2 * 1024**3
+    import_bytes: int = 1024**3
     import_rows: int = 20_000_000
 
     @classmethod

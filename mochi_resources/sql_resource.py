@@ -21,9 +21,17 @@ class SqlEngineResource(dg.ConfigurableResource):
     """DuckDB in process (`threads` and `memory_limit` bound one aggregation), or Trino.
 
     `trino_url` overrides `MOCHI_TRINO_URL`; an empty string forces DuckDB.
+
+    DuckDB runs on one thread by default: its parallel hash aggregation adds a group's doubles in
+    whatever order the threads deliver them, so sums (and the Sharpes, means and rankings built on
+    them) would differ in the last bits between identical runs and near-tied traders would swap
+    ranks. One thread sums in a fixed order and gives byte-identical outputs; `threads` > 1 (or
+    None: every core) is faster on large grids at the cost of that promise. Trino's distributed
+    aggregation has no fixed order: there, results agree to about 1e-15 and ties are still broken
+    by trader_id.
     """
 
-    threads: int | None = None
+    threads: int | None = 1
     memory_limit: str | None = None
     trino_url: str | None = None
 

@@ -31,7 +31,8 @@ before it is built when it nests deeper than MOCHI_MAX_REQUEST_DEPTH or holds mo
 MOCHI_MAX_REQUEST_NODES (aliases counted expanded); a key given twice in one mapping is an error
 naming the key. After validation the request must fit the grid and range limits
 (`mochi_resources.settings.Limits`): traders per scenario family and per request (derived axes
-counted at their largest) and years from start to end.
+counted at their largest), years from start to end, and trader-years per family (traders x
+years, which bounds the trades a family can have and so the aggregation's memory).
 """
 
 from __future__ import annotations
@@ -304,7 +305,14 @@ def limit_errors(request: BacktestRequest, limits: Limits) -> list[str]:
         errors.append("scenarios: " + limits.over("traders_per_request", f"{total:,} traders in all"))
     years = (request.end - request.start).days / 365.25
     if years > limits.years:
-        errors.append(f"end: " + limits.over("years", f"the range {request.start} to {request.end} ({years:.1f} years)"))
+        errors.append("end: " + limits.over("years", f"the range {request.start} to {request.end} ({years:.1f} years)"))
+    for name, n in bounds.items():
+        if n <= limits.traders_per_scenario and n * years > limits.trader_years:
+            errors.append(
+                f"{where}{name}: "
+                + limits.over("trader_years", f"{n:,} traders over {years:.1f} years ({n * years:,.0f} trader-years)")
+                + "; shrink the grid or the range"
+            )
     return errors
 
 

@@ -21,6 +21,7 @@ over one is refused before any work, naming the limit and the variable that rais
 | MOCHI_MAX_TRADERS_PER_SCENARIO  | 100000      | traders of one scenario family (the product of its axes) |
 | MOCHI_MAX_TRADERS_PER_REQUEST   | 400000      | traders of all a request's scenario families together  |
 | MOCHI_MAX_YEARS                 | 25          | years from start to end of a request                   |
+| MOCHI_MAX_TRADER_YEARS          | 50000       | traders of one scenario family x years of the request: bounds its trades (at most one per trader and session, about 260 sessions a year: 13 M trades), which the aggregation holds in memory |
 | MOCHI_MAX_REQUEST_BYTES         | 1048576     | size of a request document (checked before parsing)    |
 | MOCHI_MAX_REQUEST_DEPTH         | 16          | nesting depth of a request document (lists and mappings) |
 | MOCHI_MAX_REQUEST_NODES         | 100000      | values in a request document, aliases counted expanded |
@@ -136,6 +137,7 @@ class Limits:
     traders_per_scenario: int = 100_000
     traders_per_request: int = 400_000
     years: float = 25.0
+    trader_years: float = 50_000.0
     request_bytes: int = 1024 * 1024
     request_depth: int = 16
     request_nodes: int = 100_000
@@ -149,6 +151,7 @@ class Limits:
             traders_per_scenario=_positive(LIMIT_VARS["traders_per_scenario"], d.traders_per_scenario, int),
             traders_per_request=_positive(LIMIT_VARS["traders_per_request"], d.traders_per_request, int),
             years=_positive(LIMIT_VARS["years"], d.years, float),
+            trader_years=_positive(LIMIT_VARS["trader_years"], d.trader_years, float),
             request_bytes=_positive(LIMIT_VARS["request_bytes"], d.request_bytes, int),
             request_depth=_positive(LIMIT_VARS["request_depth"], d.request_depth, int),
             request_nodes=_positive(LIMIT_VARS["request_nodes"], d.request_nodes, int),
@@ -159,13 +162,14 @@ class Limits:
     def over(self, name: str, what: str) -> str:
         """The refusal of `what` (which states the value) over limit `name`, saying how to raise it."""
         limit = getattr(self, name)
-        shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+        shown = f"{int(limit):,}" if float(limit).is_integer() else f"{limit:g}"
         return f"{what} exceeds the limit of {shown} (set {LIMIT_VARS[name]} to raise it)"
 
 LIMIT_VARS = {
     "traders_per_scenario": "MOCHI_MAX_TRADERS_PER_SCENARIO",
     "traders_per_request": "MOCHI_MAX_TRADERS_PER_REQUEST",
     "years": "MOCHI_MAX_YEARS",
+    "trader_years": "MOCHI_MAX_TRADER_YEARS",
     "request_bytes": "MOCHI_MAX_REQUEST_BYTES",
     "request_depth": "MOCHI_MAX_REQUEST_DEPTH",
     "request_nodes": "MOCHI_MAX_REQUEST_NODES",

@@ -248,3 +248,15 @@ def test_ranges_over_the_year_limit_are_refused():
     text = one_error("ticker: SYN:GOLD\nstart: 1970-01-01\nend: 2020-01-01\n")
     assert "end: the range 1970-01-01 to 2020-01-01 (50.0 years) exceeds the limit of 25 (set MOCHI_MAX_YEARS" in text
     assert parse_request_text("ticker: SYN:GOLD\nstart: 2000-01-01\nend: 2024-12-31\n", "r.yaml").end.year == 2024
+
+
+def test_trader_years_bound_the_trades_of_a_family():
+    axis = list(range(1, 51))
+    family = {"direction": "long", "offset_ticks": axis, "stop_atr": axis, "limit_atr": [1, 2]}  # 5,000 traders
+    head = "ticker: SYN:GOLD\nstart: 2010-01-01\nend: 2024-12-31\n"
+    text = one_error(head + f"scenarios: {{a: {json.dumps(family)}}}\n")
+    assert text.splitlines()[1] == (
+        "  scenarios.a: 5,000 traders over 15.0 years (74,990 trader-years) exceeds the limit of 50,000 "
+        "(set MOCHI_MAX_TRADER_YEARS to raise it); shrink the grid or the range"
+    )
+    assert parse_request_text(head.replace("2010", "2020") + f"scenarios: {{a: {json.dumps(family)}}}\n", "r.yaml")

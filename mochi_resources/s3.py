@@ -157,6 +157,12 @@ class S3Store:
             code = _code(exc)
             if code in _MISSING_CODES:
                 return KeyMissing(f"s3://{key} does not exist")
+            if code in ("PermanentRedirect", "TemporaryRedirect", "Redirect") or 300 <= _status(exc) < 400:
+                return LakeError(
+                    f"{where}: answered the request to {what}{target} with a redirect ({code or _status(exc)}), "
+                    "which Mochi does not follow: requests go to MOCHI_S3_ENDPOINT only (set it to the "
+                    "server's own address and region)"
+                )
             if code in _CREDENTIAL_CODES:
                 return LakeError(f"{where}: credentials rejected: {_CREDENTIAL_CODES[code]}")
             if code in ("AccessDenied", "403", "Forbidden"):

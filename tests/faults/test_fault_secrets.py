@@ -86,3 +86,21 @@ def test_s3_errors_never_show_the_secret(recorders, monkeypatch):
     assert SECRET not in message and "secret *** is not welcome" in message
     assert all(SECRET not in json.dumps(r["headers"]) for r in s3.requests)  # signed, never sent
     assert boto3  # the real boto3 client made these requests
+
+
+@pytest.mark.parametrize("status", [301, 307])
+def test_s3_redirects_to_another_host_are_not_followed(recorders, monkeypatch, status):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    elsewhere, s3 = recorders("localhost"), recorders()
+    s3.status, s3.headers = status, {"Location": f"{elsewhere.url}/fault-raw/x", "x-amz-bucket-region": "eu-west-1"}
+    s3.body = (
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>moved</Message>'
+        f"<Endpoint>localhost:{elsewhere.port}</Endpoint></Error>"
+    ).encode()
+    store = S3Store(s3.url, ["fault-raw"], max_attempts=2)
+    for action in (lambda: store.get_bytes("fault-raw/x"), lambda: store.put_bytes("fault-raw/x", b"abc")):
+        with pytest.raises(LakeError, match=r"^S3 endpoint http://127\.0\.0\.1:\d+: answered the request to (read|write) "
+                                            r"s3://fault-raw/x with a redirect \(PermanentRedirect\), which Mochi does not follow"):
+            action()
+    assert elsewhere.requests == []

@@ -22,16 +22,11 @@ class SqlEngineResource(dg.ConfigurableResource):
 
     `trino_url` overrides `MOCHI_TRINO_URL`; an empty string forces DuckDB.
 
-    DuckDB runs on one thread by default: its parallel hash aggregation adds a group's doubles in
-    whatever order the threads deliver them, so sums (and the Sharpes, means and rankings built on
-    them) would differ in the last bits between identical runs and near-tied traders would swap
-    ranks. One thread sums in a fixed order and gives byte-identical outputs; `threads` > 1 (or
-    None: every core) is faster on large grids at the cost of that promise. Trino's distributed
-    aggregation has no fixed order: there, results agree to about 1e-15 and ties are still broken
-    by trader_id.
+    Results do not depend on `threads`: the SQL sums doubles through DECIMAL(38, 18), exactly, so
+    the order in which threads add rows cannot change a bit of them (see aggregation/sql).
     """
 
-    threads: int | None = 1
+    threads: int | None = None
     memory_limit: str | None = None
     trino_url: str | None = None
 

@@ -59,7 +59,7 @@ _OFFSET_FORMATS = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H
 _NAIVE_FORMATS = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
 _OFFSET_PATTERN = r"T.*[+-]\d{2}:?\d{2}$"
 
-# Epoch magnitudes: anything at or above the bound is in the finer unit
+# Epoch units by magnitude (_parse_epoch): at or above 1e17 ns, 1e14 us, 1e11 ms, below that s
 # (1e11 s is the year 5138, 1e11 ms is 1973).
 _UNIT_NAMES = {"ns": "nanoseconds", "us": "microseconds", "ms": "milliseconds", "s": "seconds"}
 

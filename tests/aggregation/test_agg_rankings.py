@@ -191,6 +191,9 @@ def test_aggregate_then_rank_end_to_end():
         schema_overrides={"trader_id": pl.Int64},
     ).with_columns(
         entry_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")),
+        exit_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=1),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
         pnl_ticks=pl.col("pnl") * 10,
         r=pl.col("pnl") / 2,
         mae=pl.lit(0.5),

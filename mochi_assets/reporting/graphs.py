@@ -9,11 +9,18 @@ fixed size and dpi so that the files stay small and a given input always renders
 to the same bytes. Every title names the ticker, scenario and date range, and says
 "synthetic data" when the bars came from the synthetic generator. Degenerate input
 (no trades, no top traders) still renders a readable PNG that says so.
+
+Units: the years graph is in price units, the stops heatmap in price units with ticks beside
+them (cell labels), the equity curves in R. Numbers printed on a graph are formatted to the
+magnitude of the values shown together (``value_labels``), so a forex pair's P&L of 0.0042 does
+not print as 0.00.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -179,13 +186,21 @@ def _date_labels(times: pl.Series) -> str:
     return "%Y-%m-%d %H:%M" if span < timedelta(days=3) else "%Y-%m-%d"
 
 
-def _value_label(value: float) -> str:
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+def value_labels(values: list[float] | pd.Series, significant: int = 3) -> list[str]:
+    """Labels for numbers shown together, with one number of decimals for all of them.
+
+    The decimals give the largest magnitude ``significant`` significant digits (none from 100 up;
+    thousands separators from 1,000 up), so 0.0042 and -0.0011 read "0.00420" and "-0.00110",
+    1234.5 reads "1,235" and 3.14159 reads "3.14". Non-finite values read "-"; all zeros "0".
+    """
+    numbers = [float(v) for v in values]
+    finite = [abs(v) for v in numbers if math.isfinite(v)]
+    largest = max(finite, default=0.0)
+    if largest == 0.0:
+        decimals = 0
+    else:
+        decimals = max(0, significant - 1 - math.floor(math.log10(largest)))
+    return [f"{v:,.{decimals}f}" if math.isfinite(v) else "-" for v in numbers]
 
 
 # ---------------------------------------------------------------- years
@@ -225,6 +240,7 @@ def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) ->
         + geom_col(position=position_dodge(width=0.85, preserve="single"), width=0.8)
         + geom_hline(yintercept=0, color="#333333", size=0.4)
         + _trader_colours(ids)[1]
+        + scale_y_continuous(labels=value_labels)
         + labs(title=title, x="year (session dates)", y=f"net P&L ({ctx.currency})", fill="trader (rank)")
         + _theme()
     )
@@ -239,13 +255,20 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
 
     A trader absent from ``summary`` made no trade and counts with net_pnl 0.
     Columns: stop_atr, limit_atr, traders, traders_with_trades, mean_net_pnl,
-    median_net_pnl, best_net_pnl, worst_net_pnl; sorted by stop_atr, limit_atr.
+    median_net_pnl, best_net_pnl, worst_net_pnl, mean_net_pnl_ticks (null when the summary has no
+    net_pnl_ticks); sorted by stop_atr, limit_atr.
     """
     require_columns(traders, ("trader_id", "stop_atr", "limit_atr"), "traders")
     require_columns(summary, ("trader_id", "net_pnl"), "trader summary")
     trades_col = pl.col("trades").cast(pl.Int64) if "trades" in summary.columns else pl.lit(1, dtype=pl.Int64)
+    ticks_col = (
+        pl.col("net_pnl_ticks").cast(pl.Float64) if "net_pnl_ticks" in summary.columns else pl.lit(None, dtype=pl.Float64)
+    )
     results = summary.select(
-        pl.col("trader_id").cast(pl.Int64), pl.col("net_pnl").cast(pl.Float64), trades_col.alias("trades")
+        pl.col("trader_id").cast(pl.Int64),
+        pl.col("net_pnl").cast(pl.Float64),
+        trades_col.alias("trades"),
+        ticks_col.alias("net_pnl_ticks"),
     )
     return (
         traders.select(
@@ -254,7 +277,11 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
             pl.col("limit_atr").cast(pl.Float64),
         )
         .join(results, on="trader_id", how="left")
-        .with_columns(pl.col("net_pnl").fill_null(0.0), pl.col("trades").fill_null(0))
+        .with_columns(
+            pl.col("net_pnl").fill_null(0.0),
+            pl.col("trades").fill_null(0),
+            pl.col("net_pnl_ticks").fill_null(0.0) if "net_pnl_ticks" in summary.columns else pl.col("net_pnl_ticks"),
+        )
         .group_by("stop_atr", "limit_atr")
         .agg(
             traders=pl.len().cast(pl.Int64),
@@ -263,6 +290,7 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
             median_net_pnl=pl.col("net_pnl").median(),
             best_net_pnl=pl.col("net_pnl").max(),
             worst_net_pnl=pl.col("net_pnl").min(),
+            mean_net_pnl_ticks=pl.col("net_pnl_ticks").mean(),
         )
         .sort("stop_atr", "limit_atr")
     )
@@ -408,16 +436,21 @@ def stops_graph(
         data["limit"] = pd.Categorical(
             [f"{v:g}" for v in data["limit_atr"]], categories=[f"{v:g}" for v in limits]
         )
-        data["label"] = [_value_label(v) for v in data["mean_net_pnl"]]
+        data["label"] = value_labels(data["mean_net_pnl"])
+        if data["mean_net_pnl_ticks"].notna().all():
+            ticks = value_labels(data["mean_net_pnl_ticks"], significant=2)
+            data["label"] = [f"{price}\n{tick} t" for price, tick in zip(data["label"], ticks)]
         left = (
             ggplot(data, aes("stop", "limit", fill="mean_net_pnl"))
             + geom_tile(color="white")
-            + scale_fill_gradient2(low="#b2182b", mid="#f7f7f7", high="#2166ac", midpoint=0)
             + labs(
                 title=title,
                 x="stop (ATR multiples)",
                 y="limit (ATR multiples)",
-                fill=f"mean net P&L\n({ctx.currency})",
+                fill=f"mean net P&L\n({ctx.currency};\nlabels: also ticks, t)",
+            )
+            + scale_fill_gradient2(
+                low="#b2182b", mid="#f7f7f7", high="#2166ac", midpoint=0, labels=value_labels
             )
             + _theme(title_size=10)
         )
@@ -472,16 +505,21 @@ def equity_in_r(trades: pl.DataFrame, top_ids: list[int]) -> pl.DataFrame:
     )
 
 
-def best_traders_graph(trades: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+def best_traders_graph(
+    trades: pl.DataFrame, top_ids: list[int], ctx: GraphContext, verdict: str | None = None
+) -> tuple[bytes, pl.DataFrame]:
     """Equity curves in R of the top traders (top panel) and their drawdowns (bottom panel).
 
-    The table returned is ``equity_in_r(trades, top_ids)``.
+    ``verdict`` (the rankings' one-sentence verdict) is the caption under the graph. The table
+    returned is ``equity_in_r(trades, top_ids)``.
     """
     ids = unique_ids(top_ids)
     table = equity_in_r(trades, ids)
     title = graph_title(ctx, "Equity of the top traders in R (cumulative r by exit time)")
+    caption = labs(caption="\n".join(textwrap.wrap(verdict, 140))) if verdict else None
     if table.is_empty():
-        return _render(_message_plot(title, "no trades" if ids else "no top traders")), table
+        plot = _message_plot(title, "no trades" if ids else "no top traders")
+        return _render(plot + caption if caption else plot), table
 
     # Panels share the time axis and have their own R scale; exit times shown in UTC.
     base = table.with_columns(pl.col("exit_ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
@@ -509,6 +547,8 @@ def best_traders_graph(trades: pl.DataFrame, top_ids: list[int], ctx: GraphConte
     if len(table) == 1:
         # A single trade draws no line; show it as a point.
         plot = plot + geom_point(data=equity, size=2) + geom_point(data=drawdown, size=2)
+    if caption:
+        plot = plot + caption + theme(plot_caption=element_text(size=9, ha="left"))
     return _render(plot), table
 
 

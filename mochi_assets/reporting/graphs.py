@@ -19,7 +19,6 @@ not print as 0.00.
 from __future__ import annotations
 
 import io
-import math
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from plotnine.composition import Compose  # noqa: E402
 
 from mochi_assets.reporting.extracts import require_columns, unique_ids  # noqa: E402
 from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
+from mochi_assets.reporting.numbers import value_labels  # noqa: E402
 from mochi_resources.errors import MochiError  # noqa: E402
 
 FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
@@ -184,23 +184,6 @@ def _date_labels(times: pl.Series) -> str:
     """strftime pattern for a time axis: show the clock when the span is short."""
     span = times.max() - times.min()
     return "%Y-%m-%d %H:%M" if span < timedelta(days=3) else "%Y-%m-%d"
-
-
-def value_labels(values: list[float] | pd.Series, significant: int = 3) -> list[str]:
-    """Labels for numbers shown together, with one number of decimals for all of them.
-
-    The decimals give the largest magnitude ``significant`` significant digits (none from 100 up;
-    thousands separators from 1,000 up), so 0.0042 and -0.0011 read "0.00420" and "-0.00110",
-    1234.5 reads "1,235" and 3.14159 reads "3.14". Non-finite values read "-"; all zeros "0".
-    """
-    numbers = [float(v) for v in values]
-    finite = [abs(v) for v in numbers if math.isfinite(v)]
-    largest = max(finite, default=0.0)
-    if largest == 0.0:
-        decimals = 0
-    else:
-        decimals = max(0, significant - 1 - math.floor(math.log10(largest)))
-    return [f"{v:,.{decimals}f}" if math.isfinite(v) else "-" for v in numbers]
 
 
 # ---------------------------------------------------------------- years

@@ -77,7 +77,7 @@ def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_ba
     ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
     request = stored_request(the_lake, ticker_key)
-    enhanced = enhanced_bars.select("ts", "session_date", "atr").collect()
+    enhanced = enhanced_bars.select("ts", "open", "high", "low", "session_date", "atr").collect()
     meta = ticker_meta_row(the_lake, request, enhanced)
     grids = scenario_grids(request, enhanced, meta["tick_size"].item())
     names = [check_scenario_name(n) for n in grids["scenario"].to_list()]

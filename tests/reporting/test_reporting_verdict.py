@@ -102,3 +102,32 @@ def test_each_condition_is_required():
 def test_verdict_needs_the_facts():
     with pytest.raises(Exception, match="missing column"):
         verdict(pl.DataFrame({"trader_id": [1], "dsr": [0.99]}))
+
+
+def test_cli_tables_mark_ineligible_traders_and_print_the_verdict():
+    from mochi_assets.cli import _ranked_table
+
+    board = pl.DataFrame(
+        {
+            "rank": [1, 2],
+            "scenario": ["a", "b"],
+            "trader_id": [4, 9],
+            "trades": [120, 3],
+            "eligible": [True, False],
+            "net_pnl": [0.0042, -0.0011],
+            "net_pnl_ticks": [42.0, -11.0],
+            "net_r": [3.5, -0.4],
+            "dsr": [0.62, 0.99],
+            "pbo": [0.3, 0.3],
+            "duplicate_of": [None, None],
+        },
+        schema_overrides={"duplicate_of": pl.Int64},
+    )
+    text = _ranked_table(board, 10)
+    header, _, first, second = text.splitlines()[:4]
+    assert "duplicate_of" not in header  # never filled here: not shown
+    assert first.split()[4] == "yes" and second.split()[4] == "NO"
+    assert "0.00420" in first and "-0.00110" in second  # P&L to its magnitude, never 0.000
+    assert "eligible NO: fewer than 30 trades" in text
+    assert text.splitlines()[-1] == f"Verdict: {verdict(board)}"
+    assert "best DSR is 0.620 (trader 4, a)" in text

@@ -8,10 +8,9 @@ Conventions chosen here (and tested):
 
 * A Sharpe ratio is undefined (``nan``) when the series has fewer than 2 values or a zero standard
   deviation (e.g. a trader that never traded). Nothing is coerced to 0.
-* ``deflated_sharpe_ratios``: the number of trials N is every trader (row), idle ones included,
-  as DESIGN.md says ("all N traders of its scenario"); the variance V of the trial Sharpes is taken
-  over the traders whose per-period Sharpe is defined (an undefined Sharpe is left out of the
-  variance only). A trader with an undefined Sharpe cannot be the selected "best" trial and gets
+* ``deflated_sharpe_ratios``: the number of trials N is every trader (row) of the scenario, idle
+  ones included; the variance V of the trial Sharpes is taken over the traders whose per-period
+  Sharpe is defined (an undefined Sharpe is left out of the variance only). A trader with an undefined Sharpe cannot be the selected "best" trial and gets
   ``nan``. With fewer than 2 defined Sharpes V is 0, so SR0 = 0 and the DSR equals the PSR against
   zero; with N = 1 there is no selection to deflate for either. T < 2 gives all ``nan``.
 * ``effective_trials``: many traders of a grid differ by one notch of one parameter and trade
@@ -193,7 +192,7 @@ def deflated_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
 def dsr_benchmark(sharpes_per_period: np.ndarray, n_trials: int | None = None) -> tuple[float, int]:
     """SR0 and the trial count N used by the DSR, from all traders' per-period Sharpes.
 
-    N is ``n_trials`` or, by default, every trader (undefined Sharpes included, DESIGN.md); V is the
+    N is ``n_trials`` or, by default, every trader (undefined Sharpes included); V is the
     variance (ddof 1) of the defined (finite) Sharpes, 0 with fewer than two. Returns
     ``(expected_max_sharpe(V, N), N)``; SR0 is ``nan`` without a defined Sharpe or with N < 1.
     """

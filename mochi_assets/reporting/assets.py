@@ -111,8 +111,11 @@ def _graph_asset(name: str, description: str, deps: list[str]):
 @_graph_asset("years", "Annual net results of the top-ranked traders (PNG and the CSV behind it).", ["aggregates", "rankings"])
 def years_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, rankings: pl.LazyFrame, scenarios: dict) -> dict:
     request, ctx = _graph_context(context, lake, scenarios)
-    top = ranking.top_trader_ids(rankings.collect(), GRAPH_TOP_N)
-    png, data = graphs.years_graph(aggregates["trader_by_year"].collect(), top, ctx)
+    ranked = rankings.collect()
+    top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
+    png, data = graphs.years_graph(
+        aggregates["trader_by_year"].collect(), top, ctx, ineligible=ranking.ineligible_ids(ranked)
+    )
     return _graph_output(context, "years", png, data, request, ctx)
 
 
@@ -131,7 +134,9 @@ def best_traders_graph(context: dg.AssetExecutionContext, lake: LakeResource, tr
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
     top_trades = trades["trades"].filter(pl.col("trader_id").is_in(top)).collect()
-    png, data = graphs.best_traders_graph(top_trades, top, ctx, verdict=ranking.verdict(ranked))
+    png, data = graphs.best_traders_graph(
+        top_trades, top, ctx, verdict=ranking.verdict(ranked), ineligible=ranking.ineligible_ids(ranked)
+    )
     return _graph_output(context, "best_traders", png, data, request, ctx)
 
 
@@ -145,10 +150,13 @@ def best_traders_graph(context: dg.AssetExecutionContext, lake: LakeResource, tr
 def trade_extracts(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, rankings: pl.LazyFrame, scenarios: dict) -> pl.DataFrame:
     """Every trade of the top-ranked traders, with their parameters."""
     request, ctx = _graph_context(context, lake, scenarios)
-    top = ranking.top_trader_ids(rankings.collect(), EXTRACT_TOP_N)
+    ranked = rankings.collect()
+    top = ranking.top_trader_ids(ranked, EXTRACT_TOP_N)
     extract = extract_trades(
         trades["trades"].filter(pl.col("trader_id").is_in(top)).collect(), trades["traders"].collect(), top
     )
+    # Which rank each trader holds and whether it had enough trades to be ranked on merit.
+    extract = extract.join(ranked.select("trader_id", "rank", "eligible"), on="trader_id", how="left")
     context.add_output_metadata(
         {**provenance(request, synthetic=ctx.synthetic), "traders": len(top), "rows": extract.height, "preview": preview(extract)}
     )

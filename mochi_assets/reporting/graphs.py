@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import textwrap
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -152,8 +153,12 @@ def _message_plot(title: str, message: str, title_size: float = 11) -> ggplot:
     )
 
 
-def _trader_labels(ids: list[int]) -> dict[int, str]:
-    return {trader_id: f"#{rank} trader {trader_id}" for rank, trader_id in enumerate(ids, start=1)}
+def _trader_labels(ids: list[int], ineligible: frozenset[int] = frozenset()) -> dict[int, str]:
+    """Legend labels in rank order; a trader with too few trades to be ranked on merit says so."""
+    return {
+        trader_id: f"#{rank} trader {trader_id}" + (" (ineligible: too few trades)" if trader_id in ineligible else "")
+        for rank, trader_id in enumerate(ids, start=1)
+    }
 
 
 def _ranks(ids: list[int]) -> pl.DataFrame:
@@ -163,9 +168,9 @@ def _ranks(ids: list[int]) -> pl.DataFrame:
     )
 
 
-def _labelled(frame: pl.DataFrame, ids: list[int]) -> pd.DataFrame:
+def _labelled(frame: pl.DataFrame, ids: list[int], ineligible: frozenset[int] = frozenset()) -> pd.DataFrame:
     """Pandas copy for plotnine with an ordered ``trader`` category (legend in rank order)."""
-    labels = _trader_labels(ids)
+    labels = _trader_labels(ids, ineligible)
     data = frame.to_pandas()
     data["trader"] = pd.Categorical(
         [labels[i] for i in data["trader_id"]], categories=[labels[i] for i in ids], ordered=True
@@ -189,8 +194,12 @@ def _date_labels(times: pl.Series) -> str:
 # ---------------------------------------------------------------- years
 
 
-def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+def years_graph(
+    by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext, ineligible: Iterable[int] = ()
+) -> tuple[bytes, pl.DataFrame]:
     """Annual net P&L of the top traders, one bar per trader per year (dodged, in rank order).
+
+    Traders in ``ineligible`` (too few trades) are marked so in the legend.
 
     ``by_year`` is the trader-by-year table (trader_id, year, trades, net_pnl, win_rate).
     The table returned is: rank, trader_id, year, trades, net_pnl, win_rate for the top
@@ -215,7 +224,7 @@ def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) ->
         message = "no trades" if ids else "no top traders"
         return _render(_message_plot(title, message)), table
 
-    data = _labelled(table, ids)
+    data = _labelled(table, ids, frozenset(ineligible))
     years = [str(y) for y in sorted(set(data["year"]))]
     data["year"] = pd.Categorical(data["year"].astype(str), categories=years, ordered=True)
     plot = (
@@ -489,12 +498,17 @@ def equity_in_r(trades: pl.DataFrame, top_ids: list[int]) -> pl.DataFrame:
 
 
 def best_traders_graph(
-    trades: pl.DataFrame, top_ids: list[int], ctx: GraphContext, verdict: str | None = None
+    trades: pl.DataFrame,
+    top_ids: list[int],
+    ctx: GraphContext,
+    verdict: str | None = None,
+    ineligible: Iterable[int] = (),
 ) -> tuple[bytes, pl.DataFrame]:
     """Equity curves in R of the top traders (top panel) and their drawdowns (bottom panel).
 
-    ``verdict`` (the rankings' one-sentence verdict) is the caption under the graph. The table
-    returned is ``equity_in_r(trades, top_ids)``.
+    ``verdict`` (the rankings' one-sentence verdict) is the caption under the graph; traders in
+    ``ineligible`` (too few trades) are marked so in the legend. The table returned is
+    ``equity_in_r(trades, top_ids)``.
     """
     ids = unique_ids(top_ids)
     table = equity_in_r(trades, ids)
@@ -506,8 +520,9 @@ def best_traders_graph(
 
     # Panels share the time axis and have their own R scale; exit times shown in UTC.
     base = table.with_columns(pl.col("exit_ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
-    equity = _labelled(base.select("trader_id", "exit_ts", value="cum_r"), ids)
-    drawdown = _labelled(base.select("trader_id", "exit_ts", value="drawdown_r"), ids)
+    marked = frozenset(ineligible)
+    equity = _labelled(base.select("trader_id", "exit_ts", value="cum_r"), ids, marked)
+    drawdown = _labelled(base.select("trader_id", "exit_ts", value="drawdown_r"), ids, marked)
     panels = ["cumulative R", "drawdown from peak (R)"]
     equity["panel"] = pd.Categorical([panels[0]] * len(equity), categories=panels)
     drawdown["panel"] = pd.Categorical([panels[1]] * len(drawdown), categories=panels)

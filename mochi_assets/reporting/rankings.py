@@ -165,6 +165,12 @@ def top_trader_ids(rankings: pl.DataFrame, n: int = 5) -> list[int]:
     return distinct_outcomes(rankings).sort("rank").head(n)["trader_id"].to_list()
 
 
+def ineligible_ids(rankings: pl.DataFrame) -> set[int]:
+    """trader_id of the traders with too few trades to be eligible."""
+    _require(rankings, ("trader_id", "eligible"), "rankings")
+    return set(rankings.filter(~pl.col("eligible").fill_null(False))["trader_id"].to_list())
+
+
 def _number(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undefined"

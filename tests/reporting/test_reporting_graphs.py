@@ -286,3 +286,15 @@ def test_mae_histogram_bins_are_fixed_with_one_overflow_bin():
         ("loss", 3.0, None, 1),
     ]
     assert mae_histogram(mae.clear()).is_empty()
+
+
+def test_ineligible_top_traders_are_marked_in_legends(tables, random_grid_trades):
+    from mochi_assets.reporting.graphs import _trader_labels
+
+    assert _trader_labels([5, 7], frozenset({7})) == {5: "#1 trader 5", 7: "#2 trader 7 (ineligible: too few trades)"}
+    plain, _ = best_traders_graph(random_grid_trades, [1, 2], CTX)
+    marked, _ = best_traders_graph(random_grid_trades, [1, 2], CTX, ineligible=[2])
+    assert_png(marked)
+    assert plain != marked
+    by_year = tables.by_year(random_grid_trades)
+    assert years_graph(by_year, [1, 2], CTX)[0] != years_graph(by_year, [1, 2], CTX, ineligible={1})[0]

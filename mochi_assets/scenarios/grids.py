@@ -13,7 +13,8 @@ offsets). Axes a family leaves out are derived from the data:
 - stop_atr and limit_atr: scaled to the holding window, from the data. For every session with an
   ATR, every entry time and every duration of the family, the window runs from the session's
   first bar at or after the entry time (its open P is the reference price) for ``duration_min``
-  minutes; its upward excursion is (highest high - P) / ATR and its downward excursion
+  minutes (the entry time is taken on the session's date, or on the day before when the session
+  opens the evening before and the time falls after its roll, as in a 24x5 calendar); its upward excursion is (highest high - P) / ATR and its downward excursion
   (P - lowest low) / ATR, in the session's ATR. A long's stops are the 20%, 40%, 60% and 80%
   quantiles (``EXCURSION_QUANTILES``) of the downward (adverse) excursion and its limits the same
   quantiles of the upward (favourable) one; a short's the other way round. Levels are rounded to
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -124,6 +126,23 @@ def _window_extremes(high: np.ndarray, low: np.ndarray, starts: np.ndarray, ends
     return highest, lowest
 
 
+def _local_instants(dates: pl.Series, hours: int, minutes: int, timezone: str) -> np.ndarray:
+    """UTC microseconds of the local time hours:minutes on each date (a time skipped by a
+    daylight-saving change: -1, i.e. no entry that day)."""
+    local = (dates.cast(pl.Datetime("us")) + timedelta(hours=hours, minutes=minutes)).dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    )
+    return local.dt.convert_time_zone("UTC").to_physical().fill_null(-1).to_numpy()
+
+
+def _reference_bars(ts: np.ndarray, day: np.ndarray, session_day: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per session: index of its first bar at or after ``target`` (-1 when none or no target)."""
+    ref = np.searchsorted(ts, target, side="left")
+    found = (target >= 0) & (ref < ts.shape[0])
+    found[found] = day[ref[found]] == session_day[found]
+    return np.where(found, ref, -1)
+
+
 def holding_excursions(
     enhanced: pl.DataFrame, timezone: str, entry_times: list[str], durations: list[int]
 ) -> pl.DataFrame:
@@ -146,28 +165,26 @@ def holding_excursions(
     ts = bars["ts"].dt.cast_time_unit("us").to_physical().to_numpy()
     high, low, open_ = bars["high"].to_numpy(), bars["low"].to_numpy(), bars["open"].to_numpy()
     day = bars["session_date"].cast(pl.Int32).to_numpy()
-    sessions = bars.filter(pl.col("atr").is_finite() & (pl.col("atr") > 0)).group_by("session_date").agg(
-        pl.col("atr").first()
-    ).sort("session_date")
+    sessions = (
+        bars.with_columns(pl.col("ts").dt.cast_time_unit("us").to_physical().alias("us"))
+        .group_by("session_date")
+        .agg(pl.col("atr").first(), pl.col("us").min().alias("first_us"))
+        .filter(pl.col("atr").is_finite() & (pl.col("atr") > 0))
+        .sort("session_date")
+    )
+    session_day = sessions["session_date"].cast(pl.Int32).to_numpy()
     frames = []
     for entry in entry_times:
         hours, minutes = (int(part) for part in entry.split(":"))
-        targets = (
-            sessions.select(
-                "session_date",
-                "atr",
-                (pl.col("session_date").cast(pl.Datetime("us")) + pl.duration(hours=hours, minutes=minutes))
-                .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-                .dt.convert_time_zone("UTC")
-                .alias("target"),
-            )
-            .drop_nulls("target")
-        )
-        target = targets["target"].dt.cast_time_unit("us").to_physical().to_numpy()
-        ref = np.searchsorted(ts, target, side="left")
-        inside = ref < ts.shape[0]
-        inside[inside] = day[ref[inside]] == targets["session_date"].cast(pl.Int32).to_numpy()[inside]
-        ref, atr, dates = ref[inside], targets["atr"].to_numpy()[inside], targets["session_date"].filter(pl.Series(inside))
+        # The entry time on the session's date; for a session that opens the evening before (a
+        # 24x5 calendar rolling at 17:00), a time after the roll falls on the day before.
+        ref = _reference_bars(ts, day, session_day, _local_instants(sessions["session_date"], hours, minutes, timezone))
+        earlier = _local_instants(sessions["session_date"] - timedelta(days=1), hours, minutes, timezone)
+        retry = (ref < 0) & (earlier >= sessions["first_us"].to_numpy())
+        ref[retry] = _reference_bars(ts, day, session_day[retry], earlier[retry])
+        inside = ref >= 0
+        ref, atr = ref[inside], sessions["atr"].to_numpy()[inside]
+        dates = sessions["session_date"].filter(pl.Series(inside))
         for duration in durations:
             ends = np.searchsorted(ts, ts[ref] + duration * 60_000_000, side="left")
             highest, lowest = _window_extremes(high, low, ref, ends)

@@ -161,3 +161,25 @@ def test_no_atr_yet_is_a_clear_error(gold):
 def test_unknown_scenario_is_named(gold):
     with pytest.raises(MochiError, match="'nope' is not in this ticker's grids"):
         expand_traders(scenario_grids(_request(), gold, tick_size=TICK), "nope")
+
+
+def test_entry_times_follow_a_session_that_opens_the_evening_before():
+    """Hourly bars of a 24x5-style calendar: session D runs from 17:00 on D-1 to 17:00 on D
+    (New York). An 18:00 entry is on the evening before, a 09:30 entry on the session's date."""
+    rows = []
+    for d in (dt.date(2024, 3, 5), dt.date(2024, 3, 6)):
+        start = dt.datetime.combine(d - dt.timedelta(days=1), dt.time(17), tzinfo=ZoneInfo(TZ))
+        for h in range(24):
+            ts = (start + dt.timedelta(hours=h)).astimezone(dt.timezone.utc)
+            price = 100.0 + h + (d.day - 5) * 50
+            rows.append({"ts": ts, "open": price, "high": price + 0.5, "low": price - 0.25, "session_date": d, "atr": 2.0})
+    bars = pl.DataFrame(rows).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    evening = holding_excursions(bars, TZ, ["18:00"], [60])
+    assert evening["session_date"].to_list() == [dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
+    # the window is the single 18:00 bar: up 0.5 / 2, down 0.25 / 2
+    assert evening["up_atr"].to_list() == [0.25, 0.25] and evening["down_atr"].to_list() == [0.125, 0.125]
+    morning = holding_excursions(bars, TZ, ["09:30"], [120])
+    # first bar at or after 09:30 is 10:00 on the session's date; two hourly bars in 120 minutes
+    assert morning["up_atr"].to_list() == [(1.0 + 0.5) / 2] * 2 and morning["down_atr"].to_list() == [0.125] * 2
+    # 17:00 on the date is the next session's open, so the entry is at 17:00 the evening before
+    assert holding_excursions(bars, TZ, ["17:00"], [60]).height == 2

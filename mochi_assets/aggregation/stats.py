@@ -10,9 +10,10 @@ Conventions chosen here (and tested):
   deviation (e.g. a trader that never traded). Nothing is coerced to 0.
 * ``deflated_sharpe_ratios``: the number of trials N is every trader (row) of the scenario, idle
   ones included; the variance V of the trial Sharpes is taken over the traders whose per-period
-  Sharpe is defined (an undefined Sharpe is left out of the variance only). A trader with an undefined Sharpe cannot be the selected "best" trial and gets
-  ``nan``. With fewer than 2 defined Sharpes V is 0, so SR0 = 0 and the DSR equals the PSR against
-  zero; with N = 1 there is no selection to deflate for either. T < 2 gives all ``nan``.
+  Sharpe is defined (an undefined Sharpe is left out of the variance only). A trader with an
+  undefined Sharpe cannot be the selected "best" trial and gets ``nan``. With fewer than 2 defined
+  Sharpes V is 0, so SR0 = 0 and the DSR equals the PSR against zero; with N = 1 there is no
+  selection to deflate for either. T < 2 gives all ``nan``.
 * ``effective_trials``: many traders of a grid differ by one notch of one parameter and trade
   almost alike, so N overstates how many independent tries were made. The effective number is the
   participation ratio of the eigenvalues of the correlation matrix of the defined traders' daily
@@ -26,8 +27,8 @@ Conventions chosen here (and tested):
   effective number (rounded to a whole number of trials); the conservative ``dsr`` (every trader
   a trial) is the one that ranks.
 * ``probability_of_backtest_overfitting``: the trials are the traders with a defined full-series
-  Sharpe (an idle trader has nothing to rank). Each half must hold at least 2 dates, so the block count is
-  ``min(n_blocks, T // 2)`` rounded down to even; fewer than 2 blocks or 2 trials gives ``nan``.
+  Sharpe (an idle trader has nothing to rank). Each half must hold at least 2 dates, so the
+  block count is ``min(n_blocks, T // 2)`` rounded down to even; fewer than 2 blocks or 2 trials gives ``nan``.
   A half in which a trial is flat (no trade there) scores 0 (or +/-inf for a constant non-zero
   series), so it still takes part in that split's ranking.
 """
@@ -293,8 +294,8 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
     with the best in-sample per-period Sharpe is found (ties: lowest row), its out-of-sample rank r
     among the N traders (1 = worst, ties averaged) gives w = r / (N + 1) and logit log(w / (1 - w));
     PBO is the share of splits with logit <= 0. Only rows with a defined full-series Sharpe are
-    trials (a trader that never traded is left out: it has nothing to rank). Returns ``(pbo, S)``; ``(nan, S)``
-    when fewer than 2 trials or S < 2.
+    trials (a trader that never traded is left out: it has nothing to rank). Returns
+    ``(pbo, S)``; ``(nan, S)`` when fewer than 2 trials or S < 2.
     """
     x = np.asarray(daily, dtype=np.float64)
     if x.ndim != 2:

@@ -11,19 +11,20 @@ offsets). Axes a family leaves out are derived from the data:
 - offsets: fractions of the median daily ATR expressed in ticks — breakouts 0, 5%, 10% and 25%
   of it, pullbacks the negative 5%, 10% and 25% (repeats after rounding to whole ticks dropped);
 - stop_atr and limit_atr: scaled to the holding window, from the data. For every session with an
-  ATR, every entry time and every duration of the family, the window runs from the session's
-  first bar at or after the entry time (its open P is the reference price) for ``duration_min``
-  minutes (the entry time is taken on the session's date, or on the day before when the session
-  opens the evening before and the time falls after its roll, as in a 24x5 calendar); its upward excursion is (highest high - P) / ATR and its downward excursion
-  (P - lowest low) / ATR, in the session's ATR. A long's stops are the 20%, 40%, 60% and 80%
-  quantiles (``EXCURSION_QUANTILES``) of the downward (adverse) excursion and its limits the same
-  quantiles of the upward (favourable) one; a short's the other way round. Levels are rounded to
-  two significant digits, repeats and non-positive levels dropped. A stop at the q quantile is
-  reached in about 1 - q of the windows, so between two neighbouring levels about 20% of the
-  sessions end differently: every level changes some trades, which a fixed 0.5..3 daily-ATR
-  ladder did not (with 240-minute holds the upper daily-ATR levels are almost never reached, so
-  their traders duplicated each other). With no window in the data (no bar at or after an entry
-  time in any session with an ATR) the axes cannot be derived: the error says to give them.
+  ATR, every entry time and every duration of the family, the window runs from the session's first
+  bar at or after the entry time (its open P is the reference price) for ``duration_min`` minutes
+  (the entry time is taken on the session's date, or on the day before when the session opens the
+  evening before and the time falls after its roll, as in a 24x5 calendar); its upward excursion
+  is (highest high - P) / ATR and its downward excursion (P - lowest low) / ATR, in the session's
+  ATR. A long's stops are the 20%, 40%, 60% and 80% quantiles (``EXCURSION_QUANTILES``) of the
+  downward (adverse) excursion and its limits the same quantiles of the upward (favourable) one; a
+  short's the other way round. Levels are rounded to two significant digits, repeats and
+  non-positive levels dropped. A stop at the q quantile is reached in about 1 - q of the windows, so
+  between two neighbouring levels about 20% of the sessions end differently: every level changes
+  some trades, which a fixed 0.5..3 daily-ATR ladder did not (with 240-minute holds the upper
+  daily-ATR levels are almost never reached, so their traders duplicated each other). With no
+  window in the data (no bar at or after an entry time in any session with an ATR) the axes cannot
+  be derived: the error says to give them.
 - entry_times, duration_min and timeout_min: the request's values.
 
 The excursions are computed with NumPy over all windows at once (``np.maximum.reduceat`` over

@@ -7,12 +7,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mochi_assets.market_data.indicators import enhance_bars
 from mochi_assets.market_data.synthetic import synthetic_minute_bars
 from mochi_assets.request import parse_request
 from mochi_assets.scenarios.grids import (
     EXCURSION_QUANTILES,
+    _window_extremes,
     expand_traders,
     holding_excursions,
     scenario_grids,
@@ -183,3 +186,21 @@ def test_entry_times_follow_a_session_that_opens_the_evening_before():
     assert morning["up_atr"].to_list() == [(1.0 + 0.5) / 2] * 2 and morning["down_atr"].to_list() == [0.125] * 2
     # 17:00 on the date is the next session's open, so the entry is at 17:00 the evening before
     assert holding_excursions(bars, TZ, ["17:00"], [60]).height == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    prices=st.lists(st.floats(-50, 50), min_size=1, max_size=60),
+    windows=st.lists(st.tuples(st.integers(0, 59), st.integers(1, 40)), min_size=1, max_size=20),
+)
+def test_window_extremes_match_slices(prices, windows):
+    """Any sorted windows, overlapping or not, against max/min of plain slices."""
+    high = np.array(prices) + 1.0
+    low = np.array(prices) - 1.0
+    n = high.shape[0]
+    spans = sorted({(s % n, min(n, s % n + length)) for s, length in windows})
+    starts = np.array([s for s, _ in spans], dtype=np.int64)
+    ends = np.array([e for _, e in spans], dtype=np.int64)
+    highest, lowest = _window_extremes(high, low, starts, ends)
+    assert highest.tolist() == [high[s:e].max() for s, e in spans]
+    assert lowest.tolist() == [low[s:e].min() for s, e in spans]

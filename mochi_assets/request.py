@@ -69,8 +69,9 @@ OffsetTicks = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 
 # The grids derived when a request leaves a family or an axis out (scenarios/grids.py builds
 # them; they live here because the trader limits count them before any data is read).
-DEFAULT_STOP_ATR = [0.5, 1.0, 1.5, 2.0]
-DEFAULT_LIMIT_ATR = [0.5, 1.0, 2.0, 3.0]
+# stop_atr and limit_atr levels left out are these quantiles of the data's price excursions
+# (at most one level each, so at most len(EXCURSION_QUANTILES) levels)
+EXCURSION_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 BREAKOUT_FRACTIONS = [0.0, 0.05, 0.10, 0.25]
 PULLBACK_FRACTIONS = [0.05, 0.10, 0.25]
 DEFAULT_FAMILIES = {
@@ -280,8 +281,8 @@ def trader_bounds(request: BacktestRequest) -> dict[str, int]:
         sizes = [
             len(spec.entry_times or request.entry_times),
             len(spec.offset_ticks) if spec.offset_ticks is not None else derived_offsets,
-            len(spec.stop_atr or DEFAULT_STOP_ATR),
-            len(spec.limit_atr or DEFAULT_LIMIT_ATR),
+            len(spec.stop_atr or EXCURSION_QUANTILES),
+            len(spec.limit_atr or EXCURSION_QUANTILES),
             len(spec.duration_min or request.duration_axis),
             len(spec.timeout_min or request.timeout_axis),
         ]

@@ -8,7 +8,9 @@ SELECT
     COUNT(*) AS trades,
     CAST(SUM(CAST(pnl AS DECIMAL(38, 18))) AS DOUBLE) AS net_pnl,
     CAST(SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS win_rate,
-    CAST(AVG(CAST(r AS DECIMAL(38, 18))) AS DOUBLE) AS avg_r
+    CAST(AVG(CAST(r AS DECIMAL(38, 18))) AS DOUBLE) AS avg_r,
+    CAST(SUM(CAST(pnl_ticks AS DECIMAL(38, 18))) AS DOUBLE) AS net_pnl_ticks,
+    CAST(SUM(CAST(r AS DECIMAL(38, 18))) AS DOUBLE) AS net_r
 FROM trades
 GROUP BY trader_id, CAST(EXTRACT(YEAR FROM session_date) AS BIGINT)
 ORDER BY trader_id, year

@@ -19,7 +19,7 @@ from mochi_assets.reporting.graphs import GraphContext
 from mochi_assets.request import BacktestRequest
 from mochi_assets.store import stored_request
 from mochi_assets.validation.graph import walk_forward_graph
-from mochi_assets.validation.panel import PANEL_TRADE_COLUMNS, build_panel, session_starts
+from mochi_assets.validation.panel import build_panel, panel_trades, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
 from mochi_resources.io_manager import LakeResource, lake_metadata
@@ -49,7 +49,7 @@ def _panel(context, trades: dict, enhanced_bars: pl.LazyFrame):
     started = time.perf_counter()
     traders = trades["traders"].collect()
     panel = build_panel(
-        trades["trades"].select(PANEL_TRADE_COLUMNS).collect(),
+        panel_trades(trades["trades"]),
         traders["trader_id"].to_numpy(),
         session_starts(enhanced_bars),
     )

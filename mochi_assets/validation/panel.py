@@ -28,6 +28,13 @@ from mochi_resources.errors import MochiError
 PANEL_TRADE_COLUMNS = ("trader_id", "session_date", "exit_ts", "r", "pnl_ticks", "pnl")
 
 
+def panel_trades(trades: pl.LazyFrame) -> pl.DataFrame:
+    """The columns ``build_panel`` reads, with ``pnl`` reduced to the boolean ``win`` (pnl > 0)."""
+    return trades.select(
+        "trader_id", "session_date", "exit_ts", "r", "pnl_ticks", (pl.col("pnl") > 0).alias("win")
+    ).collect()
+
+
 @dataclass(frozen=True)
 class LateTrades:
     """Trades still open at the start of the session after their entry session (parallel arrays)."""
@@ -48,8 +55,8 @@ class Panel:
     dates: np.ndarray  # (T,) datetime64[D], sorted session dates after ATR warm-up
     r: np.ndarray  # (T, N) float64
     ticks: np.ndarray  # (T, N) float64
-    count_cum: np.ndarray  # (T + 1, N) int64: trades entered before session t
-    win_cum: np.ndarray  # (T + 1, N) int64
+    count_cum: np.ndarray  # (T + 1, N) int32: trades entered before session t
+    win_cum: np.ndarray  # (T + 1, N) int32
     late: LateTrades
 
     @property
@@ -90,9 +97,11 @@ def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessio
     """The panel of ``trades`` over the traders ``trader_ids`` and the calendar ``sessions``.
 
     ``sessions`` has session_date and start_ts (``session_starts``); ``trades`` the columns of
-    ``PANEL_TRADE_COLUMNS``. A trade of an unknown trader or off the calendar is an error.
+    ``PANEL_TRADE_COLUMNS``, or ``win`` (pnl > 0) instead of ``pnl`` (``panel_trades``). A trade of an unknown trader or off the calendar, or a second trade of
+    a trader on one session date, is an error. Temporaries are freed as soon as they are used:
+    5 million trades need about 0.6 GB at the peak besides the trades themselves.
     """
-    missing = [c for c in PANEL_TRADE_COLUMNS if c not in trades.columns]
+    missing = [c for c in PANEL_TRADE_COLUMNS if c not in trades.columns and not (c == "pnl" and "win" in trades.columns)]
     if missing:
         raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
     for column in ("session_date", "start_ts"):
@@ -101,9 +110,10 @@ def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessio
     ids = np.unique(np.asarray(trader_ids, dtype=np.int64))
     if len(ids) != len(trader_ids):
         raise MochiError("traders: trader_id is not unique")
-    dates = sessions["session_date"].cast(pl.Date).to_numpy().astype("datetime64[D]")
-    if len(dates) > 1 and not (np.diff(dates.astype(np.int64)) > 0).all():
+    days = sessions["session_date"].cast(pl.Date).to_physical().to_numpy()
+    if len(days) > 1 and not (np.diff(days) > 0).all():
         raise MochiError("sessions: session dates must be unique and sorted")
+    dates = days.astype("datetime64[D]")
     starts = _epoch_us(sessions["start_ts"], "sessions.start_ts")
     n_sessions, n_traders = len(dates), len(ids)
 
@@ -114,18 +124,36 @@ def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessio
             f"trades: {int(unknown.sum())} trade(s) belong to traders not in the trader table "
             f"(e.g. trader_id {int(trader_col[unknown][0])})"
         )
-    day_col = trades["session_date"].cast(pl.Date).to_numpy().astype("datetime64[D]")
-    session, off = _positions(dates, day_col)
+    del trader_col, unknown
+    day_col = trades["session_date"].cast(pl.Date).to_physical().to_numpy()
+    session, off = _positions(days, day_col)
     if off.any():
         raise MochiError(
             f"trades: {int(off.sum())} trade(s) have a session_date outside the session calendar "
-            f"(e.g. {day_col[off][0]})"
+            f"(e.g. {day_col[off][0].astype('datetime64[D]')})"
         )
+    del day_col, off
 
-    r = trades["r"].cast(pl.Float64).to_numpy()
-    ticks = trades["pnl_ticks"].cast(pl.Float64).to_numpy()
-    win = trades["pnl"].cast(pl.Float64).to_numpy() > 0
-    cell = session.astype(np.int64) * n_traders + trader
+    # a trade is late when its exit bar starts at or after the next session's first bar
+    next_start = np.append(starts[1:], np.iinfo(np.int64).max)
+    exit_us = _epoch_us(trades["exit_ts"], "trades.exit_ts")
+    is_late = exit_us >= next_start[session]
+    late_exit = exit_us[is_late]
+    del exit_us, next_start
+    win = trades["win"].to_numpy() if "win" in trades.columns else trades["pnl"].cast(pl.Float64).to_numpy() > 0
+    late = LateTrades(
+        trader=trader[is_late], session=session[is_late],
+        known=np.searchsorted(starts, late_exit, side="right"),
+        r=trades["r"].cast(pl.Float64).to_numpy()[is_late],
+        ticks=trades["pnl_ticks"].cast(pl.Float64).to_numpy()[is_late],
+        win=win[is_late],
+    )
+    del is_late, late_exit
+
+    cell = session * n_traders
+    del session
+    cell += trader
+    del trader
     size = n_sessions * n_traders
     per_cell = np.bincount(cell, minlength=size)
     if len(cell) and per_cell.max() > 1:
@@ -134,17 +162,15 @@ def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessio
             f"trades: trader_id {int(ids[twice % n_traders])} has {int(per_cell[twice])} trades on session "
             f"{dates[twice // n_traders]} (the strategy allows one per session date)"
         )
-    r_matrix = np.bincount(cell, weights=r, minlength=size).reshape(n_sessions, n_traders)
-    ticks_matrix = np.bincount(cell, weights=ticks, minlength=size).reshape(n_sessions, n_traders)
-    count_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int64)
-    win_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int64)
+    count_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
     np.cumsum(per_cell.reshape(n_sessions, n_traders), axis=0, out=count_cum[1:])
+    del per_cell
+    win_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
     np.cumsum(np.bincount(cell[win], minlength=size).reshape(n_sessions, n_traders), axis=0, out=win_cum[1:])
-
-    known = np.searchsorted(starts, _epoch_us(trades["exit_ts"], "trades.exit_ts"), side="right")
-    is_late = known > session + 1
-    late = LateTrades(
-        trader=trader[is_late], session=session[is_late], known=known[is_late],
-        r=r[is_late], ticks=ticks[is_late], win=win[is_late],
+    del win
+    r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=size)
+    ticks_matrix = np.bincount(cell, weights=trades["pnl_ticks"].cast(pl.Float64).to_numpy(), minlength=size)
+    return Panel(
+        ids, dates, r_matrix.reshape(n_sessions, n_traders), ticks_matrix.reshape(n_sessions, n_traders),
+        count_cum, win_cum, late,
     )
-    return Panel(ids, dates, r_matrix, ticks_matrix, count_cum, win_cum, late)

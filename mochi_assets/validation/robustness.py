@@ -40,6 +40,7 @@ from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 
 PERCENTILES = (5, 50, 95)
+_FFT_COLUMNS = 512
 
 
 def grid_axes(traders: pl.DataFrame) -> list[str]:
@@ -138,12 +139,8 @@ def _kernel_variances(loss_diff: np.ndarray, block: int) -> np.ndarray:
     inverse FFT of the power spectrum; the weighted sum of them is taken in the frequency domain
     (one real FFT of the data, one of the weights).
     """
-    t = loss_diff.shape[0]
-    demeaned = loss_diff - loss_diff.mean(axis=0)
+    t, k = loss_diff.shape
     size = sfft.next_fast_len(2 * t, real=True)
-    spectrum = sfft.rfft(demeaned, n=size, axis=0, workers=-1)
-    power = spectrum.real**2
-    power += spectrum.imag**2
     lags = np.arange(1, t)
     p = 1.0 / block
     weights = np.zeros(size)
@@ -154,7 +151,14 @@ def _kernel_variances(loss_diff: np.ndarray, block: int) -> np.ndarray:
     coeff[1:] *= 2.0
     if size % 2 == 0:
         coeff[-1] /= 2.0
-    return (coeff @ power) / t
+    out = np.empty(k)
+    for lo in range(0, k, _FFT_COLUMNS):  # a few traders at a time: the spectra stay small
+        chunk = loss_diff[:, lo : lo + _FFT_COLUMNS]
+        spectrum = sfft.rfft(chunk - chunk.mean(axis=0), n=size, axis=0, workers=-1)
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        out[lo : lo + _FFT_COLUMNS] = (coeff @ power) / t
+    return out
 
 
 def data_snooping_pvalues(daily: np.ndarray, reps: int = 1000, seed: int = 0, block: int | None = None) -> dict[str, float]:

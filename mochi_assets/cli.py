@@ -18,7 +18,7 @@ from mochi_resources.errors import MochiError
 
 LEADERBOARD_COLUMNS = [
     "rank", "scenario", "trader_id", "direction", "entry_time", "offset_ticks", "stop_atr", "limit_atr",
-    "trades", "win_rate", "net_pnl", "sharpe", "dsr", "pbo",
+    "trades", "win_rate", "net_pnl", "sharpe", "dsr", "pbo", "spa_pvalue", "oos_beats_random_share", "significant",
 ]
 
 

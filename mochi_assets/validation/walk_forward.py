@@ -20,7 +20,8 @@ No candidate: no pick, the fold stays flat. The picks' OOS daily series, stitche
 the walk-forward result: its Sharpe (DESIGN.md: mean / std (ddof 1) of the daily series over every
 OOS session, times sqrt(252)), net R and ticks, win rate, maximum drawdown (of the cumulative daily
 series, peak starting at 0) and trade count; the IS -> OOS degradation (mean IS Sharpe of the
-picks minus mean OOS Sharpe, and their ratio, the walk-forward efficiency); the share of folds in
+picks minus their mean OOS Sharpe, a flat OOS window counting 0, and the ratio OOS / IS, the
+walk-forward efficiency, when the IS mean is positive); the share of folds in
 which the pick is in the OOS top decile of all traders of the grid (fewer than ceil(N / 10)
 traders with a strictly higher OOS Sharpe; an undefined Sharpe ranks lowest).
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from mochi_assets.aggregation import stats
@@ -246,3 +248,18 @@ def test_bad_settings_and_inputs_get_one_clear_error():
     twice = pl.concat([trades.head(1), trades.head(1)])
     with pytest.raises(MochiError, match="one per session date"):
         build_panel(twice, [0, 1], sessions)
+
+
+@given(cut=st.integers(130, 300), seed=st.integers(0, 10_000), anchored=st.booleans())
+@settings(max_examples=5, deadline=None)
+def test_property_complete_folds_do_not_depend_on_later_data(cut, seed, anchored):
+    traders = grid(2, 2, 2)
+    sessions = calendar(320)
+    trades = random_trades(traders, sessions, seed=seed, late_share=0.2)
+    kwargs = dict(is_sessions=60, oos_sessions=30, min_trades=10, random_paths=50,
+                  mode="anchored" if anchored else "rolling")
+    head = sessions.head(cut)
+    short = _run(traders, trades.filter(pl.col("session_date") <= head["session_date"].max()), head, **kwargs)["folds"]
+    full = _run(traders, trades, sessions, **kwargs)["folds"]
+    complete = short.filter(pl.col("complete"))
+    assert_frame_equal(complete, full.head(complete.height))

@@ -189,9 +189,9 @@ def _stitched_sharpe(total: np.ndarray, total_sq: np.ndarray, n: int) -> np.ndar
     mean = total / n
     var = np.maximum(total_sq - n * mean * mean, 0.0) / (n - 1)
     std = np.sqrt(var)
+    # sum-of-squares cancellation leaves about sqrt(eps) * |mean| of spread in a constant series
     with np.errstate(divide="ignore", invalid="ignore"):
-        sr = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1e-300), mean / std * SQRT_YEAR, -np.inf)
-    return sr
+        return np.where(std > 1e-6 * np.abs(mean), mean / std * SQRT_YEAR, -np.inf)
 
 
 def beats_random(share: float | None, level: float = BEAT_RANDOM_LEVEL) -> bool | None:

@@ -30,7 +30,8 @@ that fold's candidates uniformly at random; each sequence's stitched OOS Sharpe 
 the same trades. ``beats_random_share`` is the share of sequences the selection's stitched Sharpe
 beats (ties count half). On pure noise it is uniform: above 1/2 half the time. The selection
 "beats random picks out of sample" when the share is at least ``BEAT_RANDOM_LEVEL`` (0.95: a
-one-sided test at 5%), and only then may the leaderboard call its traders significant.
+one-sided test at 5%); otherwise the rankings' significance rule (``reporting.rankings.SIGNIFICANCE``)
+calls none of its traders significant.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from mochi_assets.validation.panel import Panel
 from mochi_resources.errors import MochiError
 
 BEAT_RANDOM_LEVEL = 0.95
-SIGNIFICANT_DSR = 0.95  # a DSR is a probability: 95% that the Sharpe is not the luck of the best of N
 TOP_DECILE = 0.1
 SQRT_YEAR = math.sqrt(stats.PERIODS_PER_YEAR)
 
@@ -215,13 +215,11 @@ def oos_verdict(share: float | None, folds: int, level: float = BEAT_RANDOM_LEVE
     )
 
 
-def with_oos_verdict(board: pl.DataFrame, significant_dsr: float = SIGNIFICANT_DSR) -> pl.DataFrame:
-    """Leaderboard or rankings rows with ``significant`` and ``oos_verdict`` columns.
-
-    ``significant``: DSR at least ``significant_dsr`` and, when the scenario has a walk-forward
-    result (``oos_beats_random`` not null), its selection beats random picks out of sample.
-    ``oos_verdict``: the out-of-sample clause (``oos_verdict``). Rows without the walk-forward
-    columns (``oos_beats_random_share``, ``wf_folds``) are returned unchanged.
+def with_oos_verdict(board: pl.DataFrame) -> pl.DataFrame:
+    """Leaderboard or rankings rows with an ``oos_verdict`` column: their scenario's out-of-sample
+    clause (``oos_verdict``). Rows without the walk-forward columns (``oos_beats_random_share``,
+    ``wf_folds``) are returned unchanged. Whether a trader is significant is the rankings'
+    ``SIGNIFICANCE`` rule, whose out-of-sample condition reads ``oos_beats_random``.
     """
     if "oos_beats_random_share" not in board.columns or "wf_folds" not in board.columns:
         return board
@@ -229,15 +227,17 @@ def with_oos_verdict(board: pl.DataFrame, significant_dsr: float = SIGNIFICANT_D
         oos_verdict(share, folds or 0)
         for share, folds in zip(board["oos_beats_random_share"].to_list(), board["wf_folds"].to_list())
     ]
-    return board.with_columns(
-        ((pl.col("dsr") >= significant_dsr) & beats_random_expr()).fill_null(False).alias("significant"),
-        pl.Series("oos_verdict", verdicts, dtype=pl.Utf8),
-    )
+    return board.with_columns(pl.Series("oos_verdict", verdicts, dtype=pl.Utf8))
 
 
-def beats_random_expr() -> pl.Expr:
-    """True unless the walk-forward says the selection does not beat random picks."""
-    return pl.col("oos_beats_random").fill_null(True)
+def out_of_sample_sentence(by_scenario: dict[str, pl.DataFrame]) -> str:
+    """The out-of-sample clause of each scenario, as one sentence after the verdict ("" without)."""
+    parts = []
+    for scenario, frame in sorted(by_scenario.items()):
+        if frame.height and "oos_beats_random_share" in frame.columns and "wf_folds" in frame.columns:
+            row = frame.row(0, named=True)
+            parts.append(f"{scenario}: {oos_verdict(row['oos_beats_random_share'], row['wf_folds'] or 0)}")
+    return f"Out of sample (walk-forward), {'; '.join(parts)}." if parts else ""
 
 
 def walk_forward(panel: Panel, traders: pl.DataFrame, params: WalkForwardParams, *, scenario: str, log=None) -> dict[str, pl.DataFrame]:

@@ -11,6 +11,7 @@ import pytest
 
 from mochi_assets.definitions import all_assets, build_resources, leaderboard_assets, ticker_assets
 from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+from mochi_assets.reporting.rankings import significant_traders
 from mochi_assets.request import parse_request
 from mochi_assets.store import save_request
 from mochi_resources.lake import Lake
@@ -87,9 +88,12 @@ def test_walk_forward_and_robustness_are_materialized_with_metadata(materialized
     ranked = lake.read_table(lake.key("rankings", "rankings", materialized["key"], "breakout-long"))
     assert {"oos_beats_random_share", "oos_beats_random", "spa_pvalue"} <= set(ranked.columns)
     board = lake.read_table(lake.key("rankings", "leaderboard", materialized["key"]))
-    assert {"significant", "oos_verdict"} <= set(board.columns)
-    gated = board.filter(pl.col("oos_beats_random") == False)  # noqa: E712
-    assert not gated["significant"].any()
+    assert "oos_verdict" in board.columns
+    significant = significant_traders(board)
+    assert significant.filter(pl.col("oos_beats_random") == False).is_empty()  # noqa: E712
+    board_meta = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+                  for e in materialized["board"].get_asset_materialization_events()}["leaderboard"]
+    assert "Out of sample (walk-forward), breakout-long: its selection beats" in board_meta["verdict"].value
 
 
 def test_mochi_results_shows_the_walk_forward(materialized):

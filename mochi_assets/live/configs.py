@@ -19,9 +19,7 @@ import polars as pl
 
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.live.brokers import get_broker, refuse_secrets, remove_broker
-from mochi_assets.live.forward import backtest_expectation
 from mochi_assets.live.records import RecordStore, strip_bookkeeping
-from mochi_assets.partitions import check_scenario_name, sanitize_ticker
 from mochi_resources.errors import MochiError
 from mochi_resources.lake import Lake
 
@@ -117,6 +115,9 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
             risk_per_trade: float = DEFAULT_RISK, max_open: int = DEFAULT_MAX_OPEN,
             acknowledge_not_significant: bool = False) -> dict:
     """Create (or re-create after removal) the live configuration of a ranked trader at a broker."""
+    # imported here: they pull in Dagster, numba and scipy, which list/edit/pause do not need
+    from mochi_assets.partitions import check_scenario_name, sanitize_ticker
+
     ticker_key = sanitize_ticker(ticker)
     check_scenario_name(scenario)
     if not isinstance(trader_id, int) or trader_id < 0:
@@ -129,6 +130,8 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
     if not verdict["significant"] and not acknowledge_not_significant:
         raise ConfigError(f"trader {trader_id} of {ticker} / {scenario} is not significant ({verdict['text']}); "
                           "promote it anyway with --i-understand-not-significant (recorded in the configuration)")
+    from mochi_assets.live.forward import backtest_expectation
+
     request = backtest_request(lake, ticker_key)
     meta = lake.read_table(lake.key("ticker-meta", "ticker_meta", ticker_key))
     bars = lake.scan_table(lake.key("prepared", "enhanced_bars", ticker_key))

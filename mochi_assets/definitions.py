@@ -73,7 +73,7 @@ def build_resources() -> dict:
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[ticker_job, scenario_job, leaderboard_job, live_trades_job, tracking_job, filings_job],
-    sensors=build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets),
+    sensors=[*build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets), live.portfolio_tracking_sensor],
     schedules=build_schedules(ticker_job),
     resources=build_resources(),
     executor=executor(),

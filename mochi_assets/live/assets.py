@@ -99,3 +99,11 @@ def portfolio_tracking(context: dg.AssetExecutionContext, lake: LakeResource, en
             "\n".join(f"- `{r['config_id']}`: {r['outside_reason']}" for r in outside.iter_rows(named=True))
             or "_(none)_")},
     )
+
+
+# Runs portfolio_tracking when a ticker's enhanced bars change (the daily refresh, a longer backtest);
+# on by default, unlike Dagster's default automation sensor, which must be switched on in the UI.
+portfolio_tracking_sensor = dg.AutomationConditionSensorDefinition(
+    "portfolio_tracking_sensor", target=[portfolio_tracking], default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Forward tracking after new bars of a ticker with promoted traders.",
+)

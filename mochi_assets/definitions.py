@@ -28,9 +28,10 @@ scenario_assets = [
     reporting.trade_lens,
 ]
 leaderboard_assets = [reporting.leaderboard]
+all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets]
+# After the backtest: live trading (brokers' exports, forward tracking) and SEC filings.
 live_assets = [live.live_trades, live.portfolio_tracking]
 filings_assets = [filings.sec_filings, filings.filing_day_lens]
-all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets, *live_assets, *filings_assets]
 
 # The three phases of a backtest: per ticker, then per ticker x scenario, then across scenarios.
 ticker_job = dg.define_asset_job(
@@ -71,7 +72,7 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=all_assets,
+    assets=[*all_assets, *live_assets, *filings_assets],
     jobs=[ticker_job, scenario_job, leaderboard_job, live_trades_job, tracking_job, filings_job],
     sensors=[*build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets), live.portfolio_tracking_sensor],
     schedules=build_schedules(ticker_job),

@@ -67,7 +67,7 @@ def promoted(tmp_path_factory):
         # later sessions arrive: the request is extended and the ticker's bars re-materialized
         save_request(lake, parse_request({**REQUEST, "end": LATER_END}))
         assert dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources).success
-        tracking = dg.materialize(all_assets, selection=[portfolio_tracking], partition_key=key,
+        tracking = dg.materialize([*all_assets, portfolio_tracking], selection=[portfolio_tracking], partition_key=key,
                                   instance=instance, resources=resources)
         instance.add_dynamic_partitions(BROKER_DIMENSION, ["paper"])
         export = dg.materialize([live_trades], partition_key="paper", instance=instance, resources=resources)

@@ -115,16 +115,16 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
             risk_per_trade: float = DEFAULT_RISK, max_open: int = DEFAULT_MAX_OPEN,
             acknowledge_not_significant: bool = False) -> dict:
     """Create (or re-create after removal) the live configuration of a ranked trader at a broker."""
+    check_risk(risk_per_trade)
+    check_max_open(max_open)
+    if not isinstance(trader_id, int) or trader_id < 0:
+        raise ConfigError(f"TRADER_ID: {trader_id} must be a trader id (a whole number >= 0)")
+    get_broker(lake, broker)
     # imported here: they pull in Dagster, numba and scipy, which list/edit/pause do not need
     from mochi_assets.partitions import check_scenario_name, sanitize_ticker
 
     ticker_key = sanitize_ticker(ticker)
     check_scenario_name(scenario)
-    if not isinstance(trader_id, int) or trader_id < 0:
-        raise ConfigError(f"TRADER_ID: {trader_id} must be a trader id (a whole number >= 0)")
-    check_risk(risk_per_trade)
-    check_max_open(max_open)
-    get_broker(lake, broker)
     row = _ranked_row(lake, ticker, ticker_key, scenario, trader_id)
     verdict = verdict_of(row)
     if not verdict["significant"] and not acknowledge_not_significant:

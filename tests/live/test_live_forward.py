@@ -13,13 +13,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from mochi_assets.definitions import all_assets, build_resources, leaderboard_assets, scenario_assets, ticker_assets
+from mochi_assets.definitions import all_assets, build_resources, scenario_assets, ticker_assets
 from mochi_assets.live.assets import live_trades, portfolio_tracking
 from mochi_assets.live.brokers import add_broker
 from mochi_assets.live.configs import config_store, promote
 from mochi_assets.live.export import export_key
 from mochi_assets.live.forward import trader_frame
-from mochi_assets.partitions import BROKER_DIMENSION, SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+from mochi_assets.partitions import BROKER_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.request import parse_request
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate
 from mochi_assets.store import save_request
@@ -57,8 +57,6 @@ def promoted(tmp_path_factory):
         assert dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources).success
         pk = ticker_scenario_key(key, "breakout-long")
         assert dg.materialize(all_assets, selection=scenario_assets, partition_key=pk, instance=instance,
-                              resources=resources).success
-        assert dg.materialize(all_assets, selection=leaderboard_assets, partition_key=key, instance=instance,
                               resources=resources).success
         add_broker(lake, "paper", "paper", "DU123", "USD", credentials_env="PAPER_CREDS")
         best = lake.read_table(lake.key("rankings", "rankings", key, "breakout-long")).row(0, named=True)

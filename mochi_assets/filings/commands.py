@@ -31,10 +31,8 @@ def filings(ticker, form, since, top, no_fetch):
     Example: mochi filings AAPL --form 10-K --since 2020-01-01
     """
     from mochi_assets.cli import _table
-    from mochi_assets.definitions import defs
     from mochi_assets.filings.sec import equity_refusal, select_filings, ticker_identity
     from mochi_assets.partitions import TICKER_DIMENSION, sanitize_ticker
-    from mochi_assets.runner import _run as run_partition, get_instance
     from mochi_resources.edgar import EdgarSettings
     from mochi_resources.lake import Lake
     from mochi_resources.settings import MochiSettings
@@ -58,6 +56,9 @@ def filings(ticker, form, since, top, no_fetch):
         table_key = lake.key("filings", "sec_filings", key)
         if not no_fetch:
             EdgarSettings.resolve().require_user_agent()  # one clear error before starting a run
+            from mochi_assets.definitions import defs
+            from mochi_assets.runner import _run as run_partition, get_instance
+
             instance = get_instance(settings)
             instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
             run_partition(instance, defs.resolve_job_def("filings_job"), key, {"mochi/command": "filings"},

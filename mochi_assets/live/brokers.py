@@ -47,10 +47,12 @@ def _entropy(text: str) -> float:
 
 def looks_like_secret(value: str) -> bool:
     """True for a value shaped like a key, token or password (a known format, `password=...`, or a
-    long random-looking word: 24+ characters, no spaces, letters and digits, >= 3.5 bits/char)."""
+    long random-looking word other than a link: 24+ characters, letters and digits, >= 3.5 bits/char)."""
     if any(p.search(value) for p in _SECRET_VALUE):
         return True
     for word in value.split():
+        if word.startswith(("http://", "https://")):  # a link is not a secret (a token in it is caught above)
+            continue
         if (len(word) >= 24 and re.search(r"[A-Za-z]", word) and re.search(r"\d", word)
                 and _entropy(word) >= 3.5):
             return True

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from mochi_assets.contracts import TRADER_PARAMETERS
-from mochi_assets.live.brokers import get_broker, refuse_secrets, remove_broker
+from mochi_assets.live.brokers import get_broker, remove_broker
 from mochi_assets.live.records import RecordStore, strip_bookkeeping
 from mochi_resources.errors import MochiError
 from mochi_resources.lake import Lake
@@ -166,7 +166,6 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
         "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "forward_after": str(last_session),
     }
-    refuse_secrets({"broker": broker, "ticker": request.ticker}, "live configuration")
     cid = config_id(ticker_key, scenario, trader_id, broker)
     if ".." in cid:
         raise ConfigError(f"ticker {ticker!r}: a ticker key ending in '.' cannot name a configuration")

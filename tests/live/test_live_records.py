@@ -83,7 +83,10 @@ def test_a_secret_is_refused_and_nothing_is_written(local_env):
     with pytest.raises(BrokerError, match="--currency"):
         add_broker(lake, "ib", "interactive-brokers", "U1", "dollars")
     assert broker_store(lake).names() == []
-    refuse_secrets({"account": "DU1234567", "note": "Interactive Brokers paper account, EUR"}, "broker ok")
+    refuse_secrets({"account": "DU1234567", "note": "IB paper account, see https://portal.example.com/a/9f3k2j5h8g7d6s"},
+                   "broker ok")
+    with pytest.raises(BrokerError, match="note looks like a secret"):
+        refuse_secrets({"note": "https://portal.example.com/login?token=abc123"}, "broker b")
 
 
 def test_configuration_edit_pause_resume_remove_and_history(local_env):

@@ -29,11 +29,8 @@ DEFAULT_RISK = 0.01
 MAX_RISK = 0.1
 DEFAULT_MAX_OPEN = 1
 MAX_MAX_OPEN = 100
-# The derived verdict's thresholds (used only when the rankings carry no verdict of their own).
-DSR_SIGNIFICANT = 0.95
-PBO_SIGNIFICANT = 0.5
 STATISTICS = ("rank", "trades", "wins", "win_rate", "net_pnl", "avg_r", "profit_factor", "max_drawdown",
-              "sharpe", "dsr", "psr", "pbo", "eligible", "positive_year_share")
+              "sharpe", "dsr", "dsr_eff", "psr", "pbo", "eligible", "positive_year_share", "duplicate_of")
 
 
 class ConfigError(MochiError):
@@ -61,24 +58,23 @@ def check_max_open(max_open: int) -> int:
     return max_open
 
 
-def verdict_of(row: dict[str, Any]) -> dict:
-    """The verdict on a ranked trader, from what its rankings row holds.
+def verdict_of(ranked: pl.DataFrame, trader_id: int) -> dict:
+    """The verdict on one ranked trader at promotion: the rankings' own rule, never a copy of it.
 
-    A `verdict` text and a `significant` flag in the rankings are used as they are. Without them the
-    verdict is derived: significant when the trader is eligible (enough trades), its Deflated
-    Sharpe Ratio is at least 0.95 and its scenario's PBO is below 0.5.
+    `significant`: the trader's row meets every condition of `reporting.rankings.SIGNIFICANCE`
+    (eligible, DSR >= 0.95, its scenario's PBO < 0.5). `text` says so with the trader's figures;
+    `scenario_verdict` is the rankings' one-sentence verdict of the whole scenario.
     """
-    if row.get("significant") is not None:
-        return {"significant": bool(row["significant"]), "text": row.get("verdict") or "", "source": "rankings"}
-    eligible = bool(row.get("eligible"))
-    dsr, pbo = row.get("dsr"), row.get("pbo")
-    significant = (eligible and dsr is not None and not math.isnan(dsr) and dsr >= DSR_SIGNIFICANT
-                   and pbo is not None and not math.isnan(pbo) and pbo < PBO_SIGNIFICANT)
-    text = row.get("verdict") or (
-        f"{'significant' if significant else 'not significant'}: eligible={eligible}, dsr={_num(dsr)} "
-        f"(needs >= {DSR_SIGNIFICANT}), scenario pbo={_num(pbo)} (needs < {PBO_SIGNIFICANT})")
-    return {"significant": significant, "text": text,
-            "source": f"derived: eligible and dsr >= {DSR_SIGNIFICANT} and pbo < {PBO_SIGNIFICANT}"}
+    from mochi_assets.reporting import rankings as ranking
+
+    row = ranked.filter(pl.col("trader_id") == trader_id)
+    significant = not ranking.significant_traders(row).is_empty()
+    r = row.row(0, named=True)
+    text = (f"trader {trader_id} is {'significant' if significant else 'not significant'}: "
+            f"eligible={bool(r.get('eligible'))}, dsr={_num(r.get('dsr'))}, scenario pbo={_num(r.get('pbo'))} "
+            f"(significant needs {', '.join(name for name, _ in ranking.SIGNIFICANCE)})")
+    return {"significant": significant, "text": text, "scenario_verdict": ranking.verdict(ranked),
+            "source": "mochi_assets.reporting.rankings.SIGNIFICANCE"}
 
 
 def _num(x: Any) -> str:
@@ -92,17 +88,16 @@ def backtest_request(lake: Lake, ticker_key: str):
     return stored_request(lake, ticker_key)
 
 
-def _ranked_row(lake: Lake, ticker: str, ticker_key: str, scenario: str, trader_id: int) -> dict:
+def _rankings(lake: Lake, ticker: str, ticker_key: str, scenario: str, trader_id: int) -> pl.DataFrame:
     key = lake.key("rankings", "rankings", ticker_key, scenario)
     if not lake.exists(key):
         raise ConfigError(f"no rankings for {ticker} / {scenario} in {lake.location}: run `mochi backtest` "
                           f"first (`mochi results {ticker}` lists its scenarios)")
     ranked = lake.read_table(key)
-    row = ranked.filter(pl.col("trader_id") == trader_id)
-    if row.is_empty():
+    if ranked.filter(pl.col("trader_id") == trader_id).is_empty():
         raise ConfigError(f"unknown trader {trader_id} in {ticker} / {scenario} (trader ids 0 to "
                           f"{ranked['trader_id'].max()}; see `mochi results {ticker} --scenario {scenario}`)")
-    return row.row(0, named=True)
+    return ranked
 
 
 def _clean(value: Any) -> Any:
@@ -125,8 +120,9 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
 
     ticker_key = sanitize_ticker(ticker)
     check_scenario_name(scenario)
-    row = _ranked_row(lake, ticker, ticker_key, scenario, trader_id)
-    verdict = verdict_of(row)
+    ranked = _rankings(lake, ticker, ticker_key, scenario, trader_id)
+    row = ranked.filter(pl.col("trader_id") == trader_id).row(0, named=True)
+    verdict = verdict_of(ranked, trader_id)
     if not verdict["significant"] and not acknowledge_not_significant:
         raise ConfigError(f"trader {trader_id} of {ticker} / {scenario} is not significant ({verdict['text']}); "
                           "promote it anyway with --i-understand-not-significant (recorded in the configuration)")

@@ -81,10 +81,11 @@ def test_promotion_copies_parameters_statistics_request_and_verdict(promoted):
     stats = config["backtest"]["statistics"]
     assert stats["sharpe"] == pytest.approx(best["sharpe"]) and stats["dsr"] == pytest.approx(best["dsr"])
     assert config["backtest"]["request_hash"] == parse_request(REQUEST).request_hash
-    # the rankings carry no verdict yet: derived as eligible and dsr >= 0.95 and pbo < 0.5
+    # the rankings' rule: eligible and dsr >= 0.95 and its scenario's pbo < 0.5
     significant = best["eligible"] and best["dsr"] >= 0.95 and best["pbo"] < 0.5
     assert significant and config["verdict"]["significant"] is True  # so no flag was needed
-    assert config["verdict"]["source"].startswith("derived") and config["acknowledged_not_significant"] is False
+    assert config["acknowledged_not_significant"] is False
+    assert config["verdict"]["scenario_verdict"].startswith(f"Trader {best['trader_id']} beats what luck explains")
     assert config["forward_after"] == str(promoted["bars_at_promotion"]["session_date"].max())
     # the expectation's Sharpe is the rankings' Sharpe (same daily series, same convention)
     assert config["backtest"]["expectation"]["sharpe"] == pytest.approx(best["sharpe"])

@@ -85,7 +85,7 @@ def test_promotion_copies_parameters_statistics_request_and_verdict(promoted):
     significant = best["eligible"] and best["dsr"] >= 0.95 and best["pbo"] < 0.5
     assert significant and config["verdict"]["significant"] is True  # so no flag was needed
     assert config["acknowledged_not_significant"] is False
-    assert config["verdict"]["scenario_verdict"].startswith(f"Trader {best['trader_id']} beats what luck explains")
+    assert config["verdict"]["scenario_verdict"].startswith(f"Trader {best['trader_id']} (breakout-long) beats what luck")
     assert config["forward_after"] == str(promoted["bars_at_promotion"]["session_date"].max())
     # the expectation's Sharpe is the rankings' Sharpe (same daily series, same convention)
     assert config["backtest"]["expectation"]["sharpe"] == pytest.approx(best["sharpe"])

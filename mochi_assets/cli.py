@@ -53,7 +53,7 @@ def main() -> None:
 @click.option("--start", help="First session date, YYYY-MM-DD (inclusive).")
 @click.option("--end", help="Last session date, YYYY-MM-DD (inclusive).")
 @click.option("--request", "request_file", type=click.Path(dir_okay=False), help="A request document (YAML or JSON).")
-@click.option("--timezone", help="Zone of session dates and entry times [default: America/New_York].")
+@click.option("--timezone", help="Zone of explicit session hours (a request's `session` key); session dates and entry times follow the ticker's session calendar [default: America/New_York].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def backtest(ticker, start, end, request_file, timezone, no_progress):
     """Run the whole pipeline for TICKER (or the ticker of --request FILE), every scenario.

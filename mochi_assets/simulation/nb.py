@@ -1,6 +1,6 @@
 """Numba kernels of the trade simulation: NumPy arrays in, NumPy arrays out, nothing else.
 
-The rules are those of DESIGN.md "Strategy semantics". Bars are addressed by index; timestamps are
+The rules are those of docs/strategy.md. Bars are addressed by index; timestamps are
 int64 microseconds (UTC, bar open times). Windows ("within N minutes of t" = ts < t + N) become
 half-open index ranges [a, b) found by galloping search on ts. Finding the first bar of a window
 whose high/low reaches a level, and the extremes of a window (MAE/MFE), use block range tables

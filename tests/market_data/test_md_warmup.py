@@ -95,6 +95,10 @@ def test_an_import_starting_after_start_reports_its_first_tradable_session(late_
     # sessions 4, 5, 6, 7 and 8 March warm the ATR up: the first tradable one is Monday 11 March
     assert meta["enhanced_bars"]["first_tradable_session"].value == "2024-03-11"
     assert meta["enhanced_bars"]["traded_range"].value == "2024-03-11 to 2024-04-19"
+    # the ticker meta carries the traded range, which the graphs' subtitles state
+    ticker_meta = late_import.read_table(late_import.key("ticker-meta", "ticker_meta", "ACME")).row(0, named=True)
+    assert (ticker_meta["first_session"], ticker_meta["last_session"]) == (dt.date(2024, 3, 11), dt.date(2024, 4, 19))
+    assert ticker_meta["trading_session"].startswith("forex: ")
     _print_sessions(request)
     out = capsys.readouterr().out
     assert "Traded sessions: 2024-03-11 to 2024-04-19 (30 sessions)" in out

@@ -122,35 +122,28 @@ def _check_imported_range(lake: Lake, request: BacktestRequest) -> None:
     dates = (
         lake.scan_table(imported_bars_key(lake, request.ticker_key))
         .select(session_date_expr(calendar).alias("session_date"))
-        .filter(pl.col("session_date").is_not_null() & (pl.col("session_date") <= request.end))
+        .drop_nulls()
         .unique()
         .collect()
         .get_column("session_date")
+        .sort()
     )
     need = warmup_sessions(request)
     first = first_tradable_session(dates, need, request.start)
     if first is not None and first <= request.end:
         return
-    if dates.is_empty():
-        raise _no_tradable_session(request, f"the imported bars have no session ({calendar.describe()}) "
-                                            f"on or before {request.end}")
-    ever = first_tradable_session(_all_import_sessions(lake, request, calendar), need, request.start)
-    hint = (f"the first session that would work is {ever} (use --start {ever} and an end after it)"
-            if ever is not None else "the imported bars hold too few sessions for it")
+    in_range = dates.filter(dates.is_between(request.start, request.end))
+    if in_range.is_empty():
+        held = f"they hold sessions {dates.min()} to {dates.max()}" if dates.len() else "they hold no session"
+        raise _no_tradable_session(request, f"the imported bars have no session in that range ({held}, "
+                                            f"{calendar.describe()})")
+    if first is None:
+        raise _no_tradable_session(
+            request, f"the imported bars hold {dates.len()} sessions ({dates.min()} to {dates.max()}) and the ATR "
+                     f"needs {need} sessions before a session can trade: too few sessions")
     raise _no_tradable_session(
-        request, f"the imported bars start with session {dates.min()} and the ATR needs {need} sessions before "
-                 f"a session can trade; {hint}")
-
-
-def _all_import_sessions(lake: Lake, request: BacktestRequest, calendar: SessionCalendar) -> pl.Series:
-    return (
-        lake.scan_table(imported_bars_key(lake, request.ticker_key))
-        .select(session_date_expr(calendar).alias("session_date"))
-        .drop_nulls()
-        .unique()
-        .collect()
-        .get_column("session_date")
-    )
+        request, f"the imported bars start with session {dates.min()} and the ATR needs {need} sessions before a "
+                 f"session can trade; the first session that would work is {first}: choose an end on or after it")
 
 
 def check_source(lake: Lake, request: BacktestRequest) -> str:

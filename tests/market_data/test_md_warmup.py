@@ -112,6 +112,9 @@ def test_a_range_without_tradable_session_is_refused_naming_the_first_that_works
     too_short = parse_request({"ticker": "ACME", "start": "2024-03-01", "end": "2024-04-19"})  # long 50
     with pytest.raises(ProviderError, match="too few sessions"):
         check_source(late_import, too_short)
+    before = parse_request({"ticker": "ACME", "start": "2024-01-01", "end": "2024-02-29"})
+    with pytest.raises(ProviderError, match="no session in that range \\(they hold sessions 2024-03-04 to 2024-04-19"):
+        check_source(late_import, before)
 
 
 def test_mochi_backtest_refuses_before_any_run_and_writes_nothing(tmp_path, late_import, mochi_home):

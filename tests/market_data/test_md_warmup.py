@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 
 from mochi_assets.market_data.sessions import parse_session, session_date_expr
-from mochi_assets.market_data.sources import check_source
+from mochi_assets.market_data.sources import check_source, session_calendar
 from mochi_assets.market_data.synthetic import synthetic_minute_bars
 from mochi_assets.request import parse_request
-from mochi_assets.store import save_import, save_request
+from mochi_assets.store import save_import, save_request, stored_import
 from mochi_resources.errors import ProviderError
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
@@ -128,3 +128,33 @@ def test_mochi_backtest_refuses_before_any_run_and_writes_nothing(tmp_path, late
     assert len(lines) == 1 and lines[0].startswith("mochi: error: ticker ACME: no tradable session between 2024-03-01")
     assert "too few sessions" in lines[0]
     assert sorted(p for p in mochi_home.rglob("*")) == before
+
+
+def run_mochi(args: list[str], home) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MOCHI_S3_ENDPOINT", "POLYGON_API_KEY")}
+    env["MOCHI_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "mochi_assets.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_import_bars_stores_the_session_and_refuses_a_bad_one(tmp_path, mochi_home):
+    bars = synthetic_minute_bars("SYN:USERDATA", dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    path = tmp_path / "acme.csv"
+    bars.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(path)
+    common = ["import-bars", "ACME", str(path), "--tick-size", "0.01", "--timezone", NY]
+    bad = run_mochi([*common, "--session", "08:00-16:30/funday"], mochi_home)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "mochi: error: --session: session days 'funday' are not 'daily', 'weekdays', a range such as 'mon-fri' "
+        "or a list such as 'mon,wed,fri'"]
+    assert not mochi_home.exists() or not any(mochi_home.rglob("*.parquet"))
+    good = run_mochi([*common, "--session", "18:00-17:00/mon-fri"], mochi_home)
+    assert good.returncode == 0, good.stderr
+    assert ("Sessions: 18:00 (previous evening) to 17:00 America/New_York, sessions mon-fri, day rolls at 18:00"
+            in good.stdout)
+    lake = Lake(MochiSettings.from_env())
+    assert stored_import(lake, "ACME")["session"] == "18:00-17:00/mon-fri"
+    request = parse_request({"ticker": "ACME", "start": "2024-03-04", "end": "2024-03-08", "atr": {"short": 1, "long": 1}})
+    assert session_calendar(lake, request).open_min == 18 * 60 - 24 * 60
+    # a request's `session` key overrides the import's calendar
+    override = parse_request({**request.model_dump(mode="json"), "session": "crypto"})
+    assert session_calendar(lake, override).describe().startswith("crypto: ")

@@ -77,6 +77,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
         # a refresh (the daily schedule, `mochi refresh`) extends the range to the latest complete session
         request = refresh_request(the_lake, request, log=context.log.info)
     bars = load_raw_bars(the_lake, request, log=context.log.info)
+    calendar = session_calendar(the_lake, request)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
         + (" (synthetic data)" if bars.synthetic else "")
@@ -95,7 +96,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
             "minute_rows": bars.minute.height,
             "hour_rows": bars.hour.height,
             "day_rows": bars.day.height,
-            "session_calendar": session_calendar(the_lake, request).describe(),
+            "session_calendar": calendar.describe(),
             **ts_range(bars.minute),
             "preview": preview(bars.minute),
         },
@@ -117,7 +118,6 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
         "hour and day bars against the minutes inside them",
         warn=True,
     )
-    calendar = session_calendar(the_lake, request)
     yield _check(
         "sessions_covered",
         missing_sessions(bars.minute, request.start, request.end, calendar),
@@ -188,8 +188,9 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
             "preview": preview(enhanced.filter(pl.col("atr").is_not_null())),
         },
     )
-    untradable = 0 if first is None else int(enhanced.filter(pl.col("session_date") < first)["session_date"].n_unique())
-    yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=untradable if first else sessions),
+    # sessions of the range before the first tradable one (all of them when none is tradable)
+    untradable = sessions if first is None else enhanced.filter(pl.col("session_date") < first)["session_date"].n_unique()
+    yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=untradable),
                  "enhanced_bars", "ATR defined from the first tradable session on")
     yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
     yield _check(

@@ -297,7 +297,6 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], calendar: Sessio
     entry_slot = {text: i for i, text in enumerate(entry_times)}
     references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
     for text, i in entry_slot.items():
-        _parse_entry_time(text)
         entry_us = calendar.entry_offset_min(text) * MICROS_PER_MINUTE
         references[i] = nb.reference_bars_nb(starts, ends, clock, entry_us)
     no_entry_bar = {text: int((references[i] < 0).sum()) for text, i in entry_slot.items()}
@@ -505,7 +504,7 @@ def _run(
     chunk_size: int,
     streaming: bool,
 ) -> tuple[Iterator[tuple[pa.Table, int]], _Market, int, _Tally]:
-    """Validate and prepare; return (chunk tables with traders done so far, traders, sessions, tally).
+    """Validate and prepare; return (chunk tables with traders done so far, market, traders, tally).
 
     While the caller converts and writes chunk i, the kernels (which release the GIL) already
     run chunk i + 1 in a worker thread, so writing does not leave a core idle. At most two

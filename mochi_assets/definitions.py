@@ -8,11 +8,13 @@ from mochi_assets.automation.sensors import build_sensors
 from mochi_assets.execution import executor
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.reporting import assets as reporting
+from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
 from mochi_resources.io_manager import LakeIOManager, LakeResource
 from mochi_resources.sql_resource import SqlEngineResource
 
+request_assets = [backtest_request]
 ticker_assets = [market_data.raw_bars, market_data.enhanced_bars, scenarios.scenarios]
 scenario_assets = [
     simulation.trades,
@@ -25,9 +27,15 @@ scenario_assets = [
     reporting.trade_lens,
 ]
 leaderboard_assets = [reporting.leaderboard]
-all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets]
+all_assets = [*request_assets, *ticker_assets, *scenario_assets, *leaderboard_assets]
 
-# The three phases of a backtest: per ticker, then per ticker x scenario, then across scenarios.
+# Launching a backtest is materializing its request (UI launchpad, CLI, request sensor); the three
+# phases after it (per ticker, per ticker x scenario, across scenarios) follow by declarative
+# automation, or are run in order by `mochi backtest`.
+request_job = dg.define_asset_job(
+    "request_job", selection=request_assets,
+    description="Validates and stores a ticker's backtest request (run config: the request's fields).",
+)
 ticker_job = dg.define_asset_job(
     "ticker_job", selection=ticker_assets,
     description="Raw bars, enhanced bars and scenario grids of one ticker.",
@@ -48,13 +56,18 @@ leaderboard_job = dg.define_asset_job(
 def build_resources() -> dict:
     """Resources of the embedded default; settings resolve from the environment when a run starts."""
     lake = LakeResource()
-    return {"lake": lake, "io_manager": LakeIOManager(lake=lake), "sql_engine": SqlEngineResource()}
+    return {
+        "lake": lake,
+        "io_manager": LakeIOManager(lake=lake),
+        REQUEST_IO_MANAGER: RequestIOManager(lake=lake),
+        "sql_engine": SqlEngineResource(),
+    }
 
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[ticker_job, scenario_job, leaderboard_job],
-    sensors=build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets),
+    jobs=[request_job, ticker_job, scenario_job, leaderboard_job],
+    sensors=build_sensors(request_job),
     schedules=build_schedules(ticker_job),
     resources=build_resources(),
     executor=executor(),

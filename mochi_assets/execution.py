@@ -23,6 +23,9 @@ _SIZES = {
 
 # The heavy simulation runs one at a time: dagster.yaml (and the Helm values) limit this pool to 1.
 SIMULATION_POOL = "mochi_simulation"
+# Raw bars download from the data provider one step at a time, so the Polygon requests-per-minute
+# budget (enforced inside one client) holds across concurrent runs; limit 1 in dagster.yaml too.
+PROVIDER_POOL = "mochi_provider"
 
 
 def step_tags(size: str, pool: str | None = None) -> dict:

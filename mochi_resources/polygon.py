@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mochi_resources.errors import ProviderError
+from mochi_resources.errors import ProviderError, ProviderUnavailable
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
 _KEY_PARAM = re.compile(r"(?i)(api_?key=)[^&\s\"']*")
@@ -265,7 +265,7 @@ class PolygonClient:
                 reason = scrub(retry.reason, self.config.api_key)
                 if retry.rate_limited:
                     if rate_limited >= self.config.max_rate_limit_retries:
-                        raise ProviderError(
+                        raise ProviderUnavailable(
                             f"{what}: still rate limited after {rate_limited + 1} attempts ({reason}); "
                             "lower MOCHI_POLYGON_RPM or try again later"
                         ) from None
@@ -274,7 +274,7 @@ class PolygonClient:
                     rate_limited += 1
                 else:
                     if failures >= self.config.max_retries:
-                        raise ProviderError(
+                        raise ProviderUnavailable(
                             f"{what}: the Polygon API at {self.config.base_url} failed {failures + 1} times, "
                             f"last: {reason}"
                         ) from None

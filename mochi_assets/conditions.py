@@ -15,17 +15,19 @@ ticker only has the scenario families its grids define: `scenario_of_its_ticker(
 pairs named in the latest materialization of the ticker's `scenarios` asset (its `scenarios`
 metadata), so no step is ever launched for a scenario the ticker does not have.
 
-The leaderboard reads every scenario of its ticker: it waits until none of them is in progress
-or about to be requested, so it runs once after a whole backtest, not once per scenario.
+The leaderboard reads every scenario of its ticker: it waits until each has rankings and none is
+in progress, so it runs once after a whole backtest, not once per scenario.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION
+from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 
 SCENARIOS_ASSET = dg.AssetKey("scenarios")
+RANKINGS_ASSET = dg.AssetKey("rankings")
+REQUEST_ASSET = dg.AssetKey("backtest_request")
 SCENARIOS_METADATA = "scenarios"
 
 
@@ -71,31 +73,64 @@ def scenario_of_its_ticker() -> dg.AutomationCondition:
     return ScenarioOfItsTicker()
 
 
-def _changed_or_new() -> dg.AutomationCondition:
-    deps_changed = dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.data_version_changed() | dg.AutomationCondition.will_be_requested()
-    ).with_label("any_deps_data_changed")
+def _changed_or_new(ignore: list[dg.AssetKey] | None = None, same_tick: bool = True) -> dg.AutomationCondition:
+    changed = dg.AutomationCondition.data_version_changed()
+    if same_tick:
+        changed = changed | dg.AutomationCondition.will_be_requested()
+    deps_changed = dg.AutomationCondition.any_deps_match(changed)
+    if ignore:
+        deps_changed = deps_changed.ignore(dg.AssetSelection.assets(*ignore))
     return (
-        dg.AutomationCondition.newly_missing() | deps_changed | dg.AutomationCondition.code_version_changed()
+        dg.AutomationCondition.newly_missing()
+        | deps_changed.with_label("any_deps_data_changed")
+        | dg.AutomationCondition.code_version_changed()
     ).since_last_handled()
 
 
 def follows_upstream(partitions_def: dg.PartitionsDefinition | None = None) -> dg.AutomationCondition:
     """The condition of every stage below the request (see the module docstring)."""
+    scenario_level = isinstance(partitions_def, dg.MultiPartitionsDefinition)
+    # A scenario stage follows the request through the ticker stages (whose data versions include
+    # the request's): reacting to the request itself would start it before the new grids exist.
     condition = (
-        _changed_or_new()
+        _changed_or_new(ignore=[REQUEST_ASSET] if scenario_level else None)
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     )
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+    if scenario_level:
         condition = scenario_of_its_ticker() & condition
     return condition.with_label("follows_upstream")
 
 
+class ScenariosRanked(dg.AutomationCondition):
+    """True for the ticker partitions whose every scenario (of its latest grids) has rankings."""
+
+    @property
+    def name(self) -> str:
+        return "every_scenario_ranked"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        candidates = context.candidate_subset
+        instance = context.asset_graph_view.instance
+        keep = set()
+        ranked = instance.get_materialized_partitions(RANKINGS_ASSET)
+        for ticker in candidates.expensively_compute_partition_keys():
+            names = ticker_scenarios(instance, ticker)
+            if names and all(str(ticker_scenario_key(ticker, n)) in ranked for n in names):
+                keep.add(ticker)
+        return dg.AutomationResult(context, true_subset=candidates.compute_intersection_with_partition_keys(keep))
+
+
 def leaderboard_follows() -> dg.AutomationCondition:
-    """The leaderboard's condition: after its ticker's scenarios, once none is still running or due."""
-    busy = dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.in_progress() | dg.AutomationCondition.will_be_requested()
-    ).with_label("any_deps_busy")
-    return (_changed_or_new() & ~busy & ~dg.AutomationCondition.in_progress()).with_label("leaderboard_follows")
+    """The leaderboard's condition: once every scenario of its ticker is ranked and none is running.
+
+    Rankings live in another partitions definition, so they are never requested in the same run
+    as the leaderboard: it follows on the tick after they changed, once none is in progress."""
+    # the request and the grids reach it through the rankings, like the scenario stages
+    return (
+        _changed_or_new(ignore=[REQUEST_ASSET, SCENARIOS_ASSET], same_tick=False)
+        & ScenariosRanked()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("leaderboard_follows")

@@ -5,7 +5,7 @@ import dagster as dg
 from mochi_assets.aggregation import assets as aggregation
 from mochi_assets.automation.schedules import build_schedules
 from mochi_assets.automation.sensors import build_sensors
-from mochi_assets.execution import executor
+from mochi_assets.execution import mochi_executor
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.reporting import assets as reporting
 from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
@@ -70,5 +70,5 @@ defs = dg.Definitions(
     sensors=build_sensors(request_job),
     schedules=build_schedules(ticker_job),
     resources=build_resources(),
-    executor=executor(),
+    executor=mochi_executor,
 )

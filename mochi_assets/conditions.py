@@ -99,7 +99,9 @@ def follows_upstream(partitions_def: dg.PartitionsDefinition | None = None) -> d
         & ~dg.AutomationCondition.in_progress()
     )
     if scenario_level:
-        condition = scenario_of_its_ticker() & condition
+        # last: an AND narrows its candidates left to right, so the grids are read only for the
+        # partitions every other condition already selected (none in the steady state)
+        condition = condition & scenario_of_its_ticker()
     return condition.with_label("follows_upstream")
 
 
@@ -130,7 +132,7 @@ def leaderboard_follows() -> dg.AutomationCondition:
     # the request and the grids reach it through the rankings, like the scenario stages
     return (
         _changed_or_new(ignore=[REQUEST_ASSET, SCENARIOS_ASSET], same_tick=False)
-        & ScenariosRanked()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
+        & ScenariosRanked()
     ).with_label("leaderboard_follows")

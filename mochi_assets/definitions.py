@@ -1,6 +1,9 @@
 """The Mochi code location: assets, checks, jobs and resources, assembled (nothing else here)."""
 
+import os
+
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from mochi_assets.aggregation import assets as aggregation
 from mochi_assets.automation.schedules import build_schedules
@@ -12,6 +15,7 @@ from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, bac
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
 from mochi_resources.io_manager import LakeIOManager, LakeResource
+from mochi_resources.polygon import PolygonResource
 from mochi_resources.sql_resource import SqlEngineResource
 
 request_assets = [backtest_request]
@@ -53,14 +57,22 @@ leaderboard_job = dg.define_asset_job(
 )
 
 
+def _env(name: str) -> dg.EnvVar | None:
+    """`dg.EnvVar(name)` when the variable is set as the code location loads (its value is resolved
+    by Dagster when a run starts and shown by name only in the UI), else None: the resource then
+    reads the variable when a run starts, and an unset optional endpoint stays off."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 def build_resources() -> dict:
-    """Resources of the embedded default; settings resolve from the environment when a run starts."""
-    lake = LakeResource()
+    """Resources; endpoints and secrets as `dg.EnvVar`, every other setting resolved when a run starts."""
+    lake = LakeResource(s3_endpoint=_env("MOCHI_S3_ENDPOINT"))
     return {
         "lake": lake,
+        "polygon": PolygonResource(api_key=_env("POLYGON_API_KEY"), base_url=_env("MOCHI_POLYGON_BASE_URL")),
         "io_manager": LakeIOManager(lake=lake),
         REQUEST_IO_MANAGER: RequestIOManager(lake=lake),
-        "sql_engine": SqlEngineResource(),
+        "sql_engine": SqlEngineResource(duckdb=DuckDBResource(database=":memory:"), trino_url=_env("MOCHI_TRINO_URL")),
     }
 
 

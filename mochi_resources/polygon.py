@@ -45,6 +45,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import dagster as dg
+
 from mochi_resources.errors import ProviderError, ProviderUnavailable
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
@@ -329,3 +331,42 @@ def _retry_after(headers) -> float | None:
             return None
         seconds = when.timestamp() - time.time()
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)
+
+
+class PolygonResource(dg.ConfigurableResource):
+    """The Polygon (Massive) aggregates API as a Dagster resource.
+
+    The definitions pass the key and base URL as `dg.EnvVar` (resolved when a run starts, shown by
+    name only in the UI); a field left unset falls back to the environment variable of the module
+    docstring, read when the client is built.
+    """
+
+    api_key: str | None = None
+    base_url: str | None = None
+    requests_per_minute: int | None = None
+    max_retries: int | None = None
+    timeout_s: float | None = None
+
+    def configured(self) -> bool:
+        """Whether a key is available (the resource's, or POLYGON_API_KEY)."""
+        return bool((self.api_key or os.environ.get("POLYGON_API_KEY") or "").strip())
+
+    def get_config(self) -> PolygonConfig:
+        env = PolygonConfig.from_env() if not (self.api_key or "").strip() else None
+        key = (self.api_key or "").strip() or env.api_key
+        base = (self.base_url or "").strip().rstrip("/") or base_url_from_env()
+        parts = urllib.parse.urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ProviderError(f"polygon base_url: {base!r} is not an http(s) URL (e.g. {DEFAULT_BASE_URL})")
+        return PolygonConfig(
+            api_key=key,
+            base_url=base,
+            requests_per_minute=self.requests_per_minute if self.requests_per_minute is not None
+            else int(_env_number("MOCHI_POLYGON_RPM", 5, int)),
+            max_retries=self.max_retries if self.max_retries is not None
+            else int(_env_number("MOCHI_POLYGON_MAX_RETRIES", 4, int)),
+            timeout_s=self.timeout_s or float(_env_number("MOCHI_POLYGON_TIMEOUT_S", 30.0, float)) or 30.0,
+        )
+
+    def get_client(self, log: Callable[[str], None] | None = None) -> PolygonClient:
+        return PolygonClient(self.get_config(), log=log)

@@ -14,7 +14,7 @@ from mochi_assets.market_data.checks import (
     timestamp_violations,
 )
 from mochi_assets.market_data.indicators import enhance_bars
-from mochi_assets.market_data.sources import check_source, load_raw_bars, refresh_request
+from mochi_assets.market_data.sources import POLYGON, check_source, load_raw_bars, refresh_request
 from mochi_assets.execution import PROVIDER_POOL, step_tags
 from mochi_assets.automation.retries import LAKE_RETRY, NETWORK_RETRY
 from mochi_assets.metadata import code_version, frames_version, preview, provenance, ts_range
@@ -24,6 +24,7 @@ from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
 from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_resources.polygon import PolygonResource
 
 RAW_TABLES = ["bars_minute", "bars_hour", "bars_day"]
 REFRESH_TAG = "mochi/refresh"
@@ -68,13 +69,16 @@ def _source_tags(source: str) -> dict:
     ],
 )
 @fails_at_once
-def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, request: BacktestRequest):
+def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: PolygonResource, request: BacktestRequest):
     """Minute, hour and day OHLCV bars of the requested range, from the ticker's data source."""
     the_lake = lake.get_lake()
     if context.run.tags.get(REFRESH_TAG):
         # a refresh (the daily schedule, `mochi refresh`) extends the range to the latest complete session
         request = refresh_request(the_lake, request, log=context.log.info)
-    bars = load_raw_bars(the_lake, request, log=context.log.info)
+    client = None
+    if check_source(the_lake, request, polygon=polygon.configured()) == POLYGON:
+        client = polygon.get_client(log=context.log.info)
+    bars = load_raw_bars(the_lake, request, client=client, log=context.log.info)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
         + (" (synthetic data)" if bars.synthetic else "")

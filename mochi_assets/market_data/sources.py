@@ -59,13 +59,16 @@ class RawBars:
         return self.info.asset_class
 
 
-def check_source(lake: Lake, request: BacktestRequest) -> str:
-    """Name of the source that will serve this ticker, or a ProviderError saying what to do."""
+def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None = None) -> str:
+    """Name of the source that will serve this ticker, or a ProviderError saying what to do.
+    `polygon`: whether a Polygon key is configured (default: POLYGON_API_KEY is set)."""
     if stored_import(lake, request.ticker_key) is not None:
         return "import"
     if is_synthetic(request.ticker):
         return "synthetic"
-    if (os.environ.get("POLYGON_API_KEY") or "").strip():
+    if polygon:
+        return POLYGON
+    if polygon is None and (os.environ.get("POLYGON_API_KEY") or "").strip():
         base_url_from_env()  # a malformed MOCHI_POLYGON_BASE_URL fails here, before anything is written
         return POLYGON
     raise ProviderError(
@@ -109,7 +112,7 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
     decides which bars are complete. Raises ProviderError when the source has no minute bars in
     the range, BarsError when its bars break the bars contract.
     """
-    source = check_source(lake, request)
+    source = check_source(lake, request, polygon=True if client is not None else None)
     fetch: dict = {}
     if source == POLYGON:
         client = client or PolygonClient.from_env(log=log)

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 import sqlglot
+from dagster_duckdb import DuckDBResource
 from sqlglot import exp
 
 from mochi_assets.aggregation.tables import SCRIPT, TRADER_COLUMNS, aggregate_scenario, lake_trades, load_sql
@@ -454,7 +455,7 @@ def _closed_port() -> int:
 
 def test_resource_picks_the_engine_at_run_time(monkeypatch, mochi_home):
     monkeypatch.delenv("MOCHI_TRINO_URL", raising=False)
-    resource = SqlEngineResource()
+    resource = SqlEngineResource(duckdb=DuckDBResource(database=":memory:"))
     assert resource.get_engine().name == "duckdb"
     port = _closed_port()
     monkeypatch.setenv("MOCHI_TRINO_URL", f"https://ann:hunter2@127.0.0.1:{port}/hive/mochi")
@@ -466,4 +467,4 @@ def test_resource_picks_the_engine_at_run_time(monkeypatch, mochi_home):
     message = str(err.value)
     assert message.startswith(f"Trino at https://ann@127.0.0.1:{port}/hive/mochi is unreachable")
     assert "hunter2" not in message and err.value.__cause__ is None
-    assert SqlEngineResource(trino_url="").get_engine().name == "duckdb"
+    assert SqlEngineResource(duckdb=DuckDBResource(database=":memory:"), trino_url="").get_engine().name == "duckdb"

@@ -18,8 +18,11 @@ from mochi_resources.errors import MochiError
 
 LEADERBOARD_COLUMNS = [
     "rank", "scenario", "trader_id", "direction", "entry_time", "offset_ticks", "stop_atr", "limit_atr",
-    "trades", "win_rate", "net_pnl", "sharpe", "dsr", "pbo",
+    "trades", "eligible", "win_rate", "net_pnl", "net_pnl_ticks", "net_r", "sharpe", "dsr", "dsr_eff", "pbo",
+    "duplicate_of",
 ]
+# Shown only when some row has a value (the leaderboard never lists a duplicate).
+OPTIONAL_COLUMNS = {"duplicate_of"}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -28,19 +31,44 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _table(df: pl.DataFrame, columns: list[str]) -> str:
-    cols = [c for c in columns if c in df.columns]
-    rows = [[_cell(v) for v in row] for row in df.select(cols).iter_rows()]
+    """Text table of ``columns`` (those present); floats formatted per column to their magnitude,
+    an ineligible trader's ``eligible`` cell reads NO."""
+    from mochi_assets.reporting.numbers import value_labels
+
+    cols = [
+        c for c in columns if c in df.columns and not (c in OPTIONAL_COLUMNS and df[c].null_count() == df.height)
+    ]
+    cells = []
+    for c in cols:
+        if df[c].dtype.is_float():
+            cells.append(value_labels(df[c].to_list()))
+        elif df[c].dtype == pl.Boolean:
+            cells.append(["-" if v is None else "yes" if v else "NO" for v in df[c].to_list()])
+        else:
+            cells.append(["-" if v is None else str(v) for v in df[c].to_list()])
+    rows = [list(r) for r in zip(*cells)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.4g}"
-    return str(value)
+def _ranked_table(df: pl.DataFrame, top: int) -> str:
+    """The first ``top`` rows, a note on ineligible or duplicate rows, and the verdict sentence
+    of all the traders of ``df``."""
+    from mochi_assets.reporting.rankings import MIN_TRADES_DEFAULT, verdict
+
+    shown = df.head(top)
+    text = _table(shown, LEADERBOARD_COLUMNS)
+    if "eligible" in shown.columns and not shown["eligible"].fill_null(False).all():
+        text += (
+            f"\neligible NO: fewer than {MIN_TRADES_DEFAULT} trades; such a trader's statistics mean little "
+            "and it ranks after every eligible one."
+        )
+    if "duplicate_of" in shown.columns and shown["duplicate_of"].null_count() < shown.height:
+        text += "\nduplicate_of: the trader's trades are identical to that trader's (one outcome, counted once)."
+    if {"trader_id", "eligible", "dsr", "pbo"} <= set(df.columns):
+        text += f"\n\nVerdict: {verdict(df)}"
+    return text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -140,8 +168,8 @@ def _report(result) -> None:
     if result.skipped:
         click.echo(f"Up to date, not re-run (code and data versions unchanged): {', '.join(result.skipped)}"
                    " (--force re-runs them)")
-    click.echo("\nLeaderboard (top 10):")
-    click.echo(_table(result.leaderboard.head(10), LEADERBOARD_COLUMNS))
+    click.echo("\nLeaderboard (top 10; each distinct outcome once; P&L in price units, ticks and R):")
+    click.echo(_ranked_table(result.leaderboard, 10))
 
 
 def _print_locations(result) -> None:
@@ -254,7 +282,7 @@ def results(ticker, scenario, top):
     synthetic = lake.exists(meta_key) and bool(lake.read_table(meta_key)["synthetic"].any())
     title = f"{ticker} {'scenario ' + scenario if scenario else 'leaderboard'}"
     click.echo(title + (" (synthetic data)" if synthetic else ""))
-    click.echo(_table(df.head(top), LEADERBOARD_COLUMNS))
+    click.echo(_ranked_table(df, top))
     graphs = [lake.uri(k) for k in lake.list_files("graphs", None, key, scenario, suffix=".png")]
     if graphs:
         click.echo("\nGraphs:")

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.aggregation.tables import aggregate_scenario, lake_trades
+from mochi_assets.aggregation.tables import OUTCOME_COLUMNS, aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
@@ -69,6 +69,7 @@ def aggregates(
         trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].collect(),
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
+        outcomes=trades["trades"].select(OUTCOME_COLUMNS) if engine.lake_inputs else None,
     )
     stats = tables["scenario_stats"].row(0, named=True)
     summary = tables["trader_summary"]
@@ -80,6 +81,9 @@ def aggregates(
             "trader_count": summary.height,
             "trades": int(stats["trades"]),
             "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),
+            "dsr_trials": int(stats["dsr_trials"]),
+            "dsr_trials_eff": float(stats["dsr_trials_eff"]) if stats["dsr_trials_eff"] is not None else float("nan"),
+            "distinct_outcomes": int(stats["distinct_outcomes"]),
             "best_trader_by_sharpe": int(best["trader_id"].item()) if best.height else -1,
             "summary_preview": preview(summary.sort("sharpe", descending=True, nulls_last=True)),
             "stops_by_level": preview(tables["stops_by_level"]),

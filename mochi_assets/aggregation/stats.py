@@ -8,13 +8,27 @@ Conventions chosen here (and tested):
 
 * A Sharpe ratio is undefined (``nan``) when the series has fewer than 2 values or a zero standard
   deviation (e.g. a trader that never traded). Nothing is coerced to 0.
-* ``deflated_sharpe_ratios``: the number of trials N and the variance V of the trial Sharpes are
-  taken over the traders whose per-period Sharpe is defined; a trader with an undefined Sharpe
-  cannot be the selected "best" trial and gets ``nan``. With a single defined trial there is no
-  selection to deflate for: SR0 = 0 and DSR equals the PSR against zero. T < 2 gives all ``nan``.
-* ``probability_of_backtest_overfitting``: the trials are the same traders as for the DSR (defined
-  full-series Sharpe). Each half must hold at least 2 dates, so the block count is
-  ``min(n_blocks, T // 2)`` rounded down to even; fewer than 2 blocks or 2 trials gives ``nan``.
+* ``deflated_sharpe_ratios``: the number of trials N is every trader (row) of the scenario, idle
+  ones included; the variance V of the trial Sharpes is taken over the traders whose per-period
+  Sharpe is defined (an undefined Sharpe is left out of the variance only). A trader with an
+  undefined Sharpe cannot be the selected "best" trial and gets ``nan``. With fewer than 2 defined
+  Sharpes V is 0, so SR0 = 0 and the DSR equals the PSR against zero; with N = 1 there is no
+  selection to deflate for either. T < 2 gives all ``nan``.
+* ``effective_trials``: many traders of a grid differ by one notch of one parameter and trade
+  almost alike, so N overstates how many independent tries were made. The effective number is the
+  participation ratio of the eigenvalues of the correlation matrix of the defined traders' daily
+  series, ``(sum l)^2 / sum l^2 = n^2 / sum_ij C_ij^2`` (``n`` = traders with a defined Sharpe),
+  plus one trial for the traders without a defined Sharpe (nearly always idle traders, identical
+  to one another). It is n for uncorrelated series, k for k groups of perfectly correlated ones,
+  and always between 1 and n; unlike a count of identical outcomes it also discounts traders that
+  differ by a few trades, and unlike a threshold clustering it has no tuning parameter. It needs
+  only the sum of squared correlations (the squared Frobenius norm of a Gram matrix, computed on
+  the smaller side), not an eigendecomposition. ``dsr_eff`` is the DSR against the SR0 of this
+  effective number (rounded to a whole number of trials); the conservative ``dsr`` (every trader
+  a trial) is the one that ranks.
+* ``probability_of_backtest_overfitting``: the trials are the traders with a defined full-series
+  Sharpe (an idle trader has nothing to rank). Each half must hold at least 2 dates, so the
+  block count is ``min(n_blocks, T // 2)`` rounded down to even; fewer than 2 blocks or 2 trials gives ``nan``.
   A half in which a trial is flat (no trade there) scores 0 (or +/-inf for a constant non-zero
   series), so it still takes part in that split's ranking.
 """
@@ -89,7 +103,7 @@ def expected_max_sharpe(variance: float, n_trials: int) -> float:
     ``sqrt(V) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g = Euler's constant.
     One trial has no selection bias: 0. ``nan`` for a negative or nan variance or N < 1.
     """
-    if n_trials < 1 or not variance >= 0:
+    if not n_trials >= 1 or not variance >= 0:
         return float("nan")
     if n_trials == 1:
         return 0.0
@@ -132,7 +146,10 @@ class SharpeTests(NamedTuple):
     dsr: np.ndarray  # Deflated Sharpe Ratio against all traders as trials
     psr: np.ndarray  # Probabilistic Sharpe Ratio against 0
     sr0: float  # the DSR's benchmark: expected maximum per-period Sharpe of n_trials unskilled trials
-    n_trials: int  # traders with a defined Sharpe
+    n_trials: int  # every trader (row), idle ones included
+    dsr_eff: np.ndarray  # Deflated Sharpe Ratio against round(n_trials_eff) trials
+    sr0_eff: float  # expected maximum per-period Sharpe of round(n_trials_eff) unskilled trials
+    n_trials_eff: float  # effective number of independent trials (``effective_trials``)
 
 
 def sharpe_tests(daily: np.ndarray) -> SharpeTests:
@@ -146,41 +163,77 @@ def sharpe_tests(daily: np.ndarray) -> SharpeTests:
     if x.ndim != 2:
         raise ValueError(f"daily must be a 2-D traders x dates matrix, got shape {x.shape}")
     n_traders, n_periods = x.shape
+    nan = float("nan")
     if n_traders == 0:
-        return SharpeTests(np.empty(0), np.empty(0), np.empty(0), float("nan"), 0)
+        return SharpeTests(np.empty(0), np.empty(0), np.empty(0), nan, 0, np.empty(0), nan, nan)
     if n_periods < 2:
         undefined = np.full(n_traders, np.nan)
-        return SharpeTests(undefined, undefined.copy(), undefined.copy(), float("nan"), 0)
+        return SharpeTests(undefined, undefined.copy(), undefined.copy(), nan, n_traders, undefined.copy(), nan, nan)
     sr, skew, kurt = _moments(x)
     sr0, n_trials = dsr_benchmark(sr)
-    dsr = _psr_array(sr, n_periods, skew, kurt, sr0) if n_trials else np.full(n_traders, np.nan)
+    n_eff = effective_trials(x, sr)
+    sr0_eff, _ = dsr_benchmark(sr, n_trials=max(1, round(n_eff)))
+    dsr = _psr_array(sr, n_periods, skew, kurt, sr0)
+    dsr_eff = _psr_array(sr, n_periods, skew, kurt, sr0_eff)
     psr = _psr_array(sr, n_periods, skew, kurt, 0.0)
-    return SharpeTests(sr, dsr, psr, sr0, n_trials)
+    return SharpeTests(sr, dsr, psr, sr0, n_trials, dsr_eff, sr0_eff, n_eff)
 
 
 def deflated_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
     """Deflated Sharpe Ratio of every row of ``daily`` (traders x T) against all rows as trials.
 
     For each trader: PSR of its per-period Sharpe with its own skewness and raw kurtosis over T
-    periods, against SR0 = ``expected_max_sharpe(V, N)`` where N counts the traders with a defined
-    Sharpe and V is the variance (ddof 1) of those Sharpes. Returns an array of probabilities in
+    periods, against SR0 = ``expected_max_sharpe(V, N)`` where N counts every trader (idle ones
+    included) and V is the variance (ddof 1) of the defined Sharpes. Returns an array of probabilities in
     [0, 1], ``nan`` for traders with an undefined Sharpe and everywhere when T < 2.
     """
     return sharpe_tests(daily).dsr
 
 
-def dsr_benchmark(sharpes_per_period: np.ndarray) -> tuple[float, int]:
+def dsr_benchmark(sharpes_per_period: np.ndarray, n_trials: int | None = None) -> tuple[float, int]:
     """SR0 and the trial count N used by the DSR, from all traders' per-period Sharpes.
 
-    N counts the defined (finite) Sharpes and V is their variance (ddof 1); returns
-    ``(expected_max_sharpe(V, N), N)``, ``(nan, 0)`` without a defined Sharpe and ``(0, 1)`` for one.
+    N is ``n_trials`` or, by default, every trader (undefined Sharpes included); V is the
+    variance (ddof 1) of the defined (finite) Sharpes, 0 with fewer than two. Returns
+    ``(expected_max_sharpe(V, N), N)``; SR0 is ``nan`` without a defined Sharpe or with N < 1.
     """
     sr = np.asarray(sharpes_per_period, dtype=np.float64)
+    n = int(sr.size if n_trials is None else n_trials)
     trials = sr[np.isfinite(sr)]
     if trials.size == 0:
-        return float("nan"), 0
+        return float("nan"), n
     variance = float(np.var(trials, ddof=1)) if trials.size > 1 else 0.0
-    return expected_max_sharpe(variance, int(trials.size)), int(trials.size)
+    return expected_max_sharpe(variance, n), n
+
+
+def effective_trials(daily: np.ndarray, sharpes_per_period: np.ndarray | None = None) -> float:
+    """Effective number of independent trials among the rows of ``daily`` (traders x T).
+
+    The participation ratio ``n^2 / sum_ij C_ij^2`` of the correlation matrix C of the rows with a
+    defined Sharpe (n of them), plus 1 when some rows have none (see the module docstring). ``nan``
+    without rows or with T < 2; 1 for a single row. ``sharpes_per_period`` (the rows' per-period
+    Sharpes) saves recomputing them.
+    """
+    x = np.asarray(daily, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"daily must be a 2-D traders x dates matrix, got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] < 2:
+        return float("nan")
+    sr = sharpe_per_period(x, axis=1) if sharpes_per_period is None else np.asarray(sharpes_per_period)
+    defined = np.isfinite(sr)
+    n = int(defined.sum())
+    undefined_trial = 1.0 if n < x.shape[0] else 0.0
+    if n <= 1:
+        return n + undefined_trial
+    z = x[defined]
+    z = z - z.mean(axis=1, keepdims=True)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    # Unit rows: C = z z^T, and ||z z^T||_F = ||z^T z||_F, so the Gram matrix is formed on the
+    # smaller side. float32 halves the work; squared correlations need no more precision.
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    gram = z @ z.T if z.shape[0] <= z.shape[1] else z.T @ z
+    sum_sq = float(np.square(gram, dtype=np.float64).sum())
+    return float(min(n, max(1.0, n * n / sum_sq))) + undefined_trial
 
 
 def probabilistic_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
@@ -240,9 +293,9 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
     at most one). For every choice of S/2 blocks as in-sample (the rest out-of-sample), the trader
     with the best in-sample per-period Sharpe is found (ties: lowest row), its out-of-sample rank r
     among the N traders (1 = worst, ties averaged) gives w = r / (N + 1) and logit log(w / (1 - w));
-    PBO is the share of splits with logit <= 0. As in the DSR, only rows with a defined full-series
-    Sharpe are trials (a trader that never traded is left out). Returns ``(pbo, S)``; ``(nan, S)``
-    when fewer than 2 trials or S < 2.
+    PBO is the share of splits with logit <= 0. Only rows with a defined full-series Sharpe are
+    trials (a trader that never traded is left out: it has nothing to rank). Returns
+    ``(pbo, S)``; ``(nan, S)`` when fewer than 2 trials or S < 2.
     """
     x = np.asarray(daily, dtype=np.float64)
     if x.ndim != 2:

@@ -7,6 +7,15 @@ Ratio and the Probability of Backtest Overfitting from the dense traders x sessi
 daily ``r`` sums (2,000 traders x 2,500 dates is 40 MB; no Python loop ever runs over trades).
 
 Undefined statistics (a ratio without a denominator, a Sharpe without spread) are nulls, not NaN.
+
+Identical traders: two traders whose trades come out the same (same session dates, entry and exit
+times and prices, pnl) are one outcome counted twice, typically because a stop or limit of the
+grid is never reached within the holding window. Polars hashes each trade row
+(``OUTCOME_COLUMNS``) with two seeds and sums the 32-bit halves of the hashes per trader, an
+order-independent fingerprint of the trade set (a false match needs two different trade sets to
+agree on four 32-bit sums and the count). ``duplicate_of`` is the lowest trader_id with the same
+fingerprint (null for that lowest one and for unique traders); traders without trades are one
+outcome. The hash values are only compared within one computation, never stored.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from mochi_resources.sql_engine import LakePartition, SqlEngine, SqlSession
 
 TRADE_COLUMNS = ("trader_id", "session_date", "entry_ts", "pnl", "pnl_ticks", "r", "mae", "mfe")
 TRADER_COLUMNS = ("trader_id", "stop_atr", "limit_atr")
+# What makes two traders' trades identical (r differs with the stop even when the trades do not).
+OUTCOME_COLUMNS = ("trader_id", "session_date", "entry_ts", "exit_ts", "entry_price", "exit_price", "pnl")
 
 # The trades table in the lake (bucket "trades", written by the simulation), as an engine that
 # reads the lake itself (Trino) declares it: every column of the trades contract, Trino types.
@@ -157,6 +168,49 @@ def daily_matrix(
     return matrix
 
 
+def trader_outcomes(trades: pl.DataFrame | pl.LazyFrame | pa.Table) -> pl.DataFrame:
+    """Fingerprint of each trader's set of trades: trader_id, trades, h0..h3 (see module docstring).
+
+    One row per trader with at least one trade; equal fingerprints mean identical trades.
+    """
+    if isinstance(trades, pa.Table):
+        trades = pl.from_arrow(trades)
+    if not isinstance(trades, (pl.DataFrame, pl.LazyFrame)):
+        raise MochiError(f"trades: expected a polars or Arrow table, got {type(trades).__name__}")
+    columns = trades.collect_schema().names()
+    missing = [c for c in OUTCOME_COLUMNS if c not in columns]
+    if missing:
+        raise MochiError(f"trades: missing column(s) {', '.join(missing)} (needed to find identical traders)")
+    row = pl.struct(list(OUTCOME_COLUMNS[1:]))
+    halves = []
+    for seed in (0, 1):
+        hashed = row.hash(seed=seed)
+        halves += [(hashed // 2**32).cast(pl.Int64), (hashed % 2**32).cast(pl.Int64)]
+    out = (
+        trades.lazy()
+        .select(pl.col("trader_id").cast(pl.Int64), *[h.alias(f"h{i}") for i, h in enumerate(halves)])
+        .group_by("trader_id")
+        .agg(pl.len().cast(pl.Int64).alias("trades"), *[pl.col(f"h{i}").sum() for i in range(4)])
+        .collect()
+    )
+    return out.sort("trader_id")
+
+
+def duplicate_traders(trader_ids: np.ndarray | pl.Series, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """trader_id and duplicate_of (lowest trader_id with identical trades; null if none lower).
+
+    ``outcomes`` is ``trader_outcomes(...)``; traders absent from it (no trades) share one outcome.
+    """
+    ids = pl.DataFrame({"trader_id": pl.Series(trader_ids, dtype=pl.Int64)})
+    keys = ["trades", "h0", "h1", "h2", "h3"]
+    table = ids.join(outcomes, on="trader_id", how="left").with_columns(pl.col(keys).fill_null(0))
+    table = table.with_columns(pl.col("trader_id").min().over(keys).alias("first"))
+    return table.select(
+        "trader_id",
+        pl.when(pl.col("first") != pl.col("trader_id")).then(pl.col("first")).alias("duplicate_of"),
+    ).sort("trader_id")
+
+
 def aggregate_scenario(
     engine: SqlEngine,
     *,
@@ -164,24 +218,31 @@ def aggregate_scenario(
     traders: pl.DataFrame,
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
+    outcomes: pl.DataFrame | pl.LazyFrame | pa.Table | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Statistics tables of one scenario from its traders and trades.
 
     ``session_dates``: every session date after ATR warm-up (the calendar of the daily series).
     ``trades``: in memory, or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``.
-    Returns, by name:
+    ``outcomes``: the trade rows (``OUTCOME_COLUMNS``) to find identical traders from, by default
+    ``trades`` when it is in memory (required with ``lake_trades``). Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
       ``sql/trader_summary.sql``; plus ``dsr`` (Deflated Sharpe Ratio against all traders of the
-      scenario) and ``psr`` (Probabilistic Sharpe Ratio against 0), null where undefined.
+      scenario as trials), ``dsr_eff`` (the same against the effective number of independent
+      trials), ``psr`` (Probabilistic Sharpe Ratio against 0), null where undefined, and
+      ``duplicate_of`` (see the module docstring).
     * ``trader_by_year``: trader_id, year, trades, net_pnl, win_rate, avg_r for each year in which
       the trader traded (years without trades do not appear).
     * ``stops_by_level`` / ``limits_by_level``: one row per stop_atr / limit_atr level.
     * ``mae_profile``: MAE in R of winners and losers, per stop level and overall.
     * ``scenario_stats``: one row: traders, traders_with_trades, trades, sessions, pbo,
-      n_blocks_used, dsr_trials, expected_max_sharpe (annualized SR0: the best Sharpe luck alone
-      would give), best_trader_id / best_sharpe / best_dsr (the trader with the highest Sharpe,
-      lowest id on ties, the in-sample pick whose DSR says whether it is likely real).
+      n_blocks_used, dsr_trials (every trader), expected_max_sharpe (annualized SR0: the best
+      Sharpe luck alone would give), dsr_trials_eff and expected_max_sharpe_eff (the same for the
+      effective number of independent trials), distinct_outcomes (traders with different trades;
+      traders without trades are one outcome), best_trader_id / best_sharpe / best_dsr (the trader
+      with the highest Sharpe, lowest id on ties, the in-sample pick whose DSR says whether it is
+      likely real).
     """
     if n_blocks < 2:
         raise MochiError(f"n_blocks: must be at least 2, got {n_blocks}")
@@ -189,9 +250,12 @@ def aggregate_scenario(
         missing = [c for c in TRADE_COLUMNS if c not in trades.selected]
         if missing:
             raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
+        if outcomes is None:
+            raise MochiError("outcomes: give the trade rows to find identical traders with lake trades")
         trades_tbl = trades
     else:
         trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
+    fingerprints = trader_outcomes(trades if outcomes is None else outcomes)
     if not isinstance(traders, pl.DataFrame):
         raise MochiError(f"traders: expected a polars DataFrame, got {type(traders).__name__}")
     traders_tbl = _select(traders, TRADER_COLUMNS, "traders")
@@ -214,13 +278,20 @@ def aggregate_scenario(
     del results["trader_daily"]
 
     tests = stats.sharpe_tests(matrix)
-    dsr, psr, sr0, n_trials = tests.dsr, tests.psr, tests.sr0, tests.n_trials
     pbo, blocks_used = stats.probability_of_backtest_overfitting(matrix, n_blocks=n_blocks)
     del matrix
 
+    duplicates = duplicate_traders(trader_ids, fingerprints)
     summary = summary.with_columns(
-        pl.col("sharpe").fill_nan(None), _nullable(dsr, "dsr"), _nullable(psr, "psr")
+        pl.col("sharpe").fill_nan(None),
+        _nullable(tests.dsr, "dsr"),
+        _nullable(tests.dsr_eff, "dsr_eff"),
+        _nullable(tests.psr, "psr"),
+        duplicates["duplicate_of"],
     )
+
+    def annualized(sr0: float) -> float | None:
+        return None if math.isnan(sr0) else sr0 * math.sqrt(stats.PERIODS_PER_YEAR)
 
     ranked = summary.filter(pl.col("sharpe").is_not_null()).sort(
         ["sharpe", "trader_id"], descending=[True, False]
@@ -234,10 +305,11 @@ def aggregate_scenario(
             "sessions": [sessions.height],
             "pbo": [None if math.isnan(pbo) else pbo],
             "n_blocks_used": [blocks_used],
-            "dsr_trials": [n_trials],
-            "expected_max_sharpe": [
-                None if math.isnan(sr0) else sr0 * math.sqrt(stats.PERIODS_PER_YEAR)
-            ],
+            "dsr_trials": [tests.n_trials],
+            "expected_max_sharpe": [annualized(tests.sr0)],
+            "dsr_trials_eff": [None if math.isnan(tests.n_trials_eff) else tests.n_trials_eff],
+            "expected_max_sharpe_eff": [annualized(tests.sr0_eff)],
+            "distinct_outcomes": [int(duplicates["duplicate_of"].is_null().sum())],
             "best_trader_id": [best["trader_id"] if best else None],
             "best_sharpe": [best["sharpe"] if best else None],
             "best_dsr": [best["dsr"] if best else None],
@@ -251,6 +323,9 @@ def aggregate_scenario(
             "n_blocks_used": pl.Int64,
             "dsr_trials": pl.Int64,
             "expected_max_sharpe": pl.Float64,
+            "dsr_trials_eff": pl.Float64,
+            "expected_max_sharpe_eff": pl.Float64,
+            "distinct_outcomes": pl.Int64,
             "best_trader_id": pl.Int64,
             "best_sharpe": pl.Float64,
             "best_dsr": pl.Float64,

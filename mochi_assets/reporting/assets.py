@@ -81,10 +81,17 @@ def rankings(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, 
         pbo=stats["pbo"],
     )
     best = ranked.head(1).row(0, named=True) if ranked.height else {}
+    sentence = ranking.verdict(ranked)
+    context.log.info(f"{request.ticker} / {scenario}: {sentence}")
     context.add_output_metadata(
         {
             **provenance(request, synthetic=bool(scenarios["ticker_meta"].collect()["synthetic"].item())),
+            "verdict": sentence,
             "trader_count": ranked.height,
+            "eligible_traders": int(ranked["eligible"].sum()),
+            "distinct_outcomes": int(stats["distinct_outcomes"]),
+            "dsr_trials": int(stats["dsr_trials"]),
+            "dsr_trials_eff": float(stats["dsr_trials_eff"]) if stats["dsr_trials_eff"] is not None else float("nan"),
             "best_trader": int(best.get("trader_id", -1)),
             "best_dsr": float(best["dsr"]) if best.get("dsr") is not None else float("nan"),
             "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),
@@ -110,8 +117,11 @@ def _graph_asset(name: str, description: str, deps: list[str]):
 def years_graph(context: dg.AssetExecutionContext, aggregates: dict, rankings: pl.LazyFrame, scenarios: dict,
                 request: BacktestRequest) -> dict:
     request, ctx = _graph_context(context, request, scenarios)
-    top = ranking.top_trader_ids(rankings.collect(), GRAPH_TOP_N)
-    png, data = graphs.years_graph(aggregates["trader_by_year"].collect(), top, ctx)
+    ranked = rankings.collect()
+    top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
+    png, data = graphs.years_graph(
+        aggregates["trader_by_year"].collect(), top, ctx, ineligible=ranking.ineligible_ids(ranked)
+    )
     return _graph_output(context, "years", png, data, request, ctx)
 
 
@@ -131,9 +141,12 @@ def stops_graph(context: dg.AssetExecutionContext, aggregates: dict, trades: dic
 def best_traders_graph(context: dg.AssetExecutionContext, trades: dict, rankings: pl.LazyFrame, scenarios: dict,
                        request: BacktestRequest) -> dict:
     request, ctx = _graph_context(context, request, scenarios)
-    top = ranking.top_trader_ids(rankings.collect(), GRAPH_TOP_N)
+    ranked = rankings.collect()
+    top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
     top_trades = trades["trades"].filter(pl.col("trader_id").is_in(top)).collect()
-    png, data = graphs.best_traders_graph(top_trades, top, ctx)
+    png, data = graphs.best_traders_graph(
+        top_trades, top, ctx, verdict=ranking.verdict(ranked), ineligible=ranking.ineligible_ids(ranked)
+    )
     return _graph_output(context, "best_traders", png, data, request, ctx)
 
 
@@ -149,10 +162,13 @@ def trade_extracts(context: dg.AssetExecutionContext, trades: dict, rankings: pl
                    request: BacktestRequest) -> pl.DataFrame:
     """Every trade of the top-ranked traders, with their parameters."""
     request, ctx = _graph_context(context, request, scenarios)
-    top = ranking.top_trader_ids(rankings.collect(), EXTRACT_TOP_N)
+    ranked = rankings.collect()
+    top = ranking.top_trader_ids(ranked, EXTRACT_TOP_N)
     extract = extract_trades(
         trades["trades"].filter(pl.col("trader_id").is_in(top)).collect(), trades["traders"].collect(), top
     )
+    # Which rank each trader holds and whether it had enough trades to be ranked on merit.
+    extract = extract.join(ranked.select("trader_id", "rank", "eligible"), on="trader_id", how="left")
     context.add_output_metadata(
         {**provenance(request, synthetic=ctx.synthetic), "traders": len(top), "rows": extract.height, "preview": preview(extract)}
     )
@@ -208,9 +224,17 @@ def leaderboard(context: dg.AssetExecutionContext, rankings: dict, scenarios: di
             f"{request.ticker}: rankings missing for scenario(s) {', '.join(missing)}; materialize them first"
         )
     board = ranking.leaderboard(by_scenario)
+    sentence = ranking.verdict(pl.concat(list(by_scenario.values()), how="diagonal_relaxed"))
+    context.log.info(f"{request.ticker}: {sentence}")
     synthetic = bool(scenarios["ticker_meta"].collect()["synthetic"].item())
     board = board.with_columns(pl.lit(request.ticker).alias("ticker"), pl.lit(synthetic).alias("synthetic"))
     context.add_output_metadata(
-        {**provenance(request, synthetic=synthetic), "scenarios": ", ".join(names), "rows": board.height, "preview": preview(board)}
+        {
+            **provenance(request, synthetic=synthetic),
+            "verdict": sentence,
+            "scenarios": ", ".join(names),
+            "rows": board.height,
+            "preview": preview(board),
+        }
     )
     return board

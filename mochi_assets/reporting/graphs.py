@@ -9,12 +9,19 @@ fixed size and dpi so that the files stay small and a given input always renders
 to the same bytes. Every title names the ticker, scenario and date range, and says
 "synthetic data" when the bars came from the synthetic generator. Degenerate input
 (no trades, no top traders) still renders a readable PNG that says so.
+
+Units: the years graph is in price units, the stops heatmap in price units with ticks beside
+them (cell labels), the equity curves in R. Numbers printed on a graph are formatted to the
+magnitude of the values shown together (``value_labels``), so a forex pair's P&L of 0.0042 does
+not print as 0.00.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -58,6 +65,7 @@ from plotnine.composition import Compose  # noqa: E402
 
 from mochi_assets.reporting.extracts import require_columns, unique_ids  # noqa: E402
 from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
+from mochi_assets.reporting.numbers import value_labels  # noqa: E402
 from mochi_resources.errors import MochiError  # noqa: E402
 
 FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
@@ -145,8 +153,12 @@ def _message_plot(title: str, message: str, title_size: float = 11) -> ggplot:
     )
 
 
-def _trader_labels(ids: list[int]) -> dict[int, str]:
-    return {trader_id: f"#{rank} trader {trader_id}" for rank, trader_id in enumerate(ids, start=1)}
+def _trader_labels(ids: list[int], ineligible: frozenset[int] = frozenset()) -> dict[int, str]:
+    """Legend labels in rank order; a trader with too few trades to be ranked on merit says so."""
+    return {
+        trader_id: f"#{rank} trader {trader_id}" + (" (ineligible: too few trades)" if trader_id in ineligible else "")
+        for rank, trader_id in enumerate(ids, start=1)
+    }
 
 
 def _ranks(ids: list[int]) -> pl.DataFrame:
@@ -156,9 +168,9 @@ def _ranks(ids: list[int]) -> pl.DataFrame:
     )
 
 
-def _labelled(frame: pl.DataFrame, ids: list[int]) -> pd.DataFrame:
+def _labelled(frame: pl.DataFrame, ids: list[int], ineligible: frozenset[int] = frozenset()) -> pd.DataFrame:
     """Pandas copy for plotnine with an ordered ``trader`` category (legend in rank order)."""
-    labels = _trader_labels(ids)
+    labels = _trader_labels(ids, ineligible)
     data = frame.to_pandas()
     data["trader"] = pd.Categorical(
         [labels[i] for i in data["trader_id"]], categories=[labels[i] for i in ids], ordered=True
@@ -179,20 +191,15 @@ def _date_labels(times: pl.Series) -> str:
     return "%Y-%m-%d %H:%M" if span < timedelta(days=3) else "%Y-%m-%d"
 
 
-def _value_label(value: float) -> str:
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
 # ---------------------------------------------------------------- years
 
 
-def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+def years_graph(
+    by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext, ineligible: Iterable[int] = ()
+) -> tuple[bytes, pl.DataFrame]:
     """Annual net P&L of the top traders, one bar per trader per year (dodged, in rank order).
+
+    Traders in ``ineligible`` (too few trades) are marked so in the legend.
 
     ``by_year`` is the trader-by-year table (trader_id, year, trades, net_pnl, win_rate).
     The table returned is: rank, trader_id, year, trades, net_pnl, win_rate for the top
@@ -217,7 +224,7 @@ def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) ->
         message = "no trades" if ids else "no top traders"
         return _render(_message_plot(title, message)), table
 
-    data = _labelled(table, ids)
+    data = _labelled(table, ids, frozenset(ineligible))
     years = [str(y) for y in sorted(set(data["year"]))]
     data["year"] = pd.Categorical(data["year"].astype(str), categories=years, ordered=True)
     plot = (
@@ -225,6 +232,7 @@ def years_graph(by_year: pl.DataFrame, top_ids: list[int], ctx: GraphContext) ->
         + geom_col(position=position_dodge(width=0.85, preserve="single"), width=0.8)
         + geom_hline(yintercept=0, color="#333333", size=0.4)
         + _trader_colours(ids)[1]
+        + scale_y_continuous(labels=value_labels)
         + labs(title=title, x="year (session dates)", y=f"net P&L ({ctx.currency})", fill="trader (rank)")
         + _theme()
     )
@@ -239,13 +247,20 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
 
     A trader absent from ``summary`` made no trade and counts with net_pnl 0.
     Columns: stop_atr, limit_atr, traders, traders_with_trades, mean_net_pnl,
-    median_net_pnl, best_net_pnl, worst_net_pnl; sorted by stop_atr, limit_atr.
+    median_net_pnl, best_net_pnl, worst_net_pnl, mean_net_pnl_ticks (null when the summary has no
+    net_pnl_ticks); sorted by stop_atr, limit_atr.
     """
     require_columns(traders, ("trader_id", "stop_atr", "limit_atr"), "traders")
     require_columns(summary, ("trader_id", "net_pnl"), "trader summary")
     trades_col = pl.col("trades").cast(pl.Int64) if "trades" in summary.columns else pl.lit(1, dtype=pl.Int64)
+    ticks_col = (
+        pl.col("net_pnl_ticks").cast(pl.Float64) if "net_pnl_ticks" in summary.columns else pl.lit(None, dtype=pl.Float64)
+    )
     results = summary.select(
-        pl.col("trader_id").cast(pl.Int64), pl.col("net_pnl").cast(pl.Float64), trades_col.alias("trades")
+        pl.col("trader_id").cast(pl.Int64),
+        pl.col("net_pnl").cast(pl.Float64),
+        trades_col.alias("trades"),
+        ticks_col.alias("net_pnl_ticks"),
     )
     return (
         traders.select(
@@ -254,7 +269,11 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
             pl.col("limit_atr").cast(pl.Float64),
         )
         .join(results, on="trader_id", how="left")
-        .with_columns(pl.col("net_pnl").fill_null(0.0), pl.col("trades").fill_null(0))
+        .with_columns(
+            pl.col("net_pnl").fill_null(0.0),
+            pl.col("trades").fill_null(0),
+            pl.col("net_pnl_ticks").fill_null(0.0) if "net_pnl_ticks" in summary.columns else pl.col("net_pnl_ticks"),
+        )
         .group_by("stop_atr", "limit_atr")
         .agg(
             traders=pl.len().cast(pl.Int64),
@@ -263,6 +282,7 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
             median_net_pnl=pl.col("net_pnl").median(),
             best_net_pnl=pl.col("net_pnl").max(),
             worst_net_pnl=pl.col("net_pnl").min(),
+            mean_net_pnl_ticks=pl.col("net_pnl_ticks").mean(),
         )
         .sort("stop_atr", "limit_atr")
     )
@@ -408,16 +428,21 @@ def stops_graph(
         data["limit"] = pd.Categorical(
             [f"{v:g}" for v in data["limit_atr"]], categories=[f"{v:g}" for v in limits]
         )
-        data["label"] = [_value_label(v) for v in data["mean_net_pnl"]]
+        data["label"] = value_labels(data["mean_net_pnl"])
+        if data["mean_net_pnl_ticks"].notna().all():
+            ticks = value_labels(data["mean_net_pnl_ticks"], significant=2)
+            data["label"] = [f"{price}\n{tick} t" for price, tick in zip(data["label"], ticks)]
         left = (
             ggplot(data, aes("stop", "limit", fill="mean_net_pnl"))
             + geom_tile(color="white")
-            + scale_fill_gradient2(low="#b2182b", mid="#f7f7f7", high="#2166ac", midpoint=0)
             + labs(
                 title=title,
                 x="stop (ATR multiples)",
                 y="limit (ATR multiples)",
-                fill=f"mean net P&L\n({ctx.currency})",
+                fill=f"mean net P&L\n({ctx.currency};\nlabels: also ticks, t)",
+            )
+            + scale_fill_gradient2(
+                low="#b2182b", mid="#f7f7f7", high="#2166ac", midpoint=0, labels=value_labels
             )
             + _theme(title_size=10)
         )
@@ -472,21 +497,32 @@ def equity_in_r(trades: pl.DataFrame, top_ids: list[int]) -> pl.DataFrame:
     )
 
 
-def best_traders_graph(trades: pl.DataFrame, top_ids: list[int], ctx: GraphContext) -> tuple[bytes, pl.DataFrame]:
+def best_traders_graph(
+    trades: pl.DataFrame,
+    top_ids: list[int],
+    ctx: GraphContext,
+    verdict: str | None = None,
+    ineligible: Iterable[int] = (),
+) -> tuple[bytes, pl.DataFrame]:
     """Equity curves in R of the top traders (top panel) and their drawdowns (bottom panel).
 
-    The table returned is ``equity_in_r(trades, top_ids)``.
+    ``verdict`` (the rankings' one-sentence verdict) is the caption under the graph; traders in
+    ``ineligible`` (too few trades) are marked so in the legend. The table returned is
+    ``equity_in_r(trades, top_ids)``.
     """
     ids = unique_ids(top_ids)
     table = equity_in_r(trades, ids)
     title = graph_title(ctx, "Equity of the top traders in R (cumulative r by exit time)")
+    caption = labs(caption="\n".join(textwrap.wrap(verdict, 140))) if verdict else None
     if table.is_empty():
-        return _render(_message_plot(title, "no trades" if ids else "no top traders")), table
+        plot = _message_plot(title, "no trades" if ids else "no top traders")
+        return _render(plot + caption if caption else plot), table
 
     # Panels share the time axis and have their own R scale; exit times shown in UTC.
     base = table.with_columns(pl.col("exit_ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
-    equity = _labelled(base.select("trader_id", "exit_ts", value="cum_r"), ids)
-    drawdown = _labelled(base.select("trader_id", "exit_ts", value="drawdown_r"), ids)
+    marked = frozenset(ineligible)
+    equity = _labelled(base.select("trader_id", "exit_ts", value="cum_r"), ids, marked)
+    drawdown = _labelled(base.select("trader_id", "exit_ts", value="drawdown_r"), ids, marked)
     panels = ["cumulative R", "drawdown from peak (R)"]
     equity["panel"] = pd.Categorical([panels[0]] * len(equity), categories=panels)
     drawdown["panel"] = pd.Categorical([panels[1]] * len(drawdown), categories=panels)
@@ -509,6 +545,8 @@ def best_traders_graph(trades: pl.DataFrame, top_ids: list[int], ctx: GraphConte
     if len(table) == 1:
         # A single trade draws no line; show it as a point.
         plot = plot + geom_point(data=equity, size=2) + geom_point(data=drawdown, size=2)
+    if caption:
+        plot = plot + caption + theme(plot_caption=element_text(size=9, ha="left"))
     return _render(plot), table
 
 

@@ -17,9 +17,22 @@ Nulls (undefined statistics) sort after every value at each step. ``rank`` 1 is 
 ``positive_year_share`` = years with positive net_pnl / years in the scenario, where the years of
 the scenario are the distinct years of its ``trader_by_year`` table (years in which any trader
 traded). A trader that trades in one good year out of ten scores 0.1, not 1.0.
+
+The conservative ``dsr`` (every trader of the scenario a trial) ranks; ``dsr_eff`` (deflated by
+the effective number of independent trials, see ``mochi_assets.aggregation.stats``) is shown
+beside it. A trader whose trades are identical to a lower trader_id's carries ``duplicate_of``:
+it ranks right after that trader (same statistics, higher id) and is left out of the leaderboard
+and of the top traders drawn in graphs, so each distinct outcome shows once.
+
+The verdict (``verdict``) says in one sentence whether anything beats luck: a trader is
+significant only when every condition of ``SIGNIFICANCE`` holds (eligible, DSR >= 0.95, its
+scenario's PBO < 0.5). The best significant trader is named; otherwise the sentence says that no
+trader in this backtest beats what luck explains, with the best DSR and its scenario's PBO.
 """
 
 from __future__ import annotations
+
+import math
 
 import polars as pl
 
@@ -27,6 +40,18 @@ from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 
 MIN_TRADES_DEFAULT = 30
+SIGNIFICANT_DSR = 0.95
+MAX_PBO = 0.5
+
+# What a trader must meet to be called significant: (what the sentence calls it, condition). A
+# null fact (undefined DSR or PBO) fails its condition. A new condition (for example an
+# out-of-sample check) is one more entry here, over a column the ranked tables carry.
+SIGNIFICANCE = (
+    ("eligible", pl.col("eligible")),
+    (f"DSR >= {SIGNIFICANT_DSR:g}", pl.col("dsr") >= SIGNIFICANT_DSR),
+    (f"PBO < {MAX_PBO:g}", pl.col("pbo") < MAX_PBO),
+)
+NO_LUCK_BEATEN = "No trader in this backtest beats what luck explains"
 
 PARAMETER_COLUMNS = TRADER_PARAMETERS
 
@@ -64,8 +89,9 @@ def rank_traders(
 
     Inputs: the trader table (rows of other scenarios are ignored when it has a ``scenario``
     column), ``trader_summary`` and ``trader_by_year`` from ``aggregate_scenario``. Columns: rank,
-    trader_id, scenario, the trader parameters, the summary statistics (dsr among them),
-    positive_year_share, eligible (trades >= min_trades) and pbo (the scenario's, on every row).
+    trader_id, scenario, the trader parameters, the summary statistics (net_pnl_ticks, net_r,
+    dsr_eff, duplicate_of ... when the summary has them; dsr last), positive_year_share, eligible
+    (trades >= min_trades) and pbo (the scenario's, on every row).
     """
     if min_trades < 0:
         raise MochiError(f"min_trades: must be >= 0, got {min_trades}")
@@ -124,12 +150,81 @@ def rank_traders(
     )
 
 
+def distinct_outcomes(rankings: pl.DataFrame) -> pl.DataFrame:
+    """The rows that are not a duplicate of another trader (all rows without ``duplicate_of``)."""
+    if "duplicate_of" not in rankings.columns:
+        return rankings
+    return rankings.filter(pl.col("duplicate_of").is_null())
+
+
 def top_trader_ids(rankings: pl.DataFrame, n: int = 5) -> list[int]:
-    """trader_id of the ``n`` best-ranked traders (by ``rank``), best first."""
+    """trader_id of the ``n`` best-ranked distinct traders (by ``rank``, duplicates left out), best first."""
     _require(rankings, ("rank", "trader_id"), "rankings")
     if n < 0:
         raise MochiError(f"n: must be >= 0, got {n}")
-    return rankings.sort("rank").head(n)["trader_id"].to_list()
+    return distinct_outcomes(rankings).sort("rank").head(n)["trader_id"].to_list()
+
+
+def ineligible_ids(rankings: pl.DataFrame) -> set[int]:
+    """trader_id of the traders with too few trades to be eligible."""
+    _require(rankings, ("trader_id", "eligible"), "rankings")
+    return set(rankings.filter(~pl.col("eligible").fill_null(False))["trader_id"].to_list())
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
+    return f"{value:.{digits}f}"
+
+
+def significant_traders(traders: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a rankings or leaderboard table that meet every condition of ``SIGNIFICANCE``,
+    best DSR first (ties: scenario, trader_id)."""
+    _require(traders, ("trader_id", "eligible", "dsr", "pbo"), "traders")
+    passes = pl.all_horizontal([condition.fill_null(False) for _, condition in SIGNIFICANCE])
+    return _best_first(traders.filter(passes))
+
+
+def _best_first(traders: pl.DataFrame) -> pl.DataFrame:
+    """Rows by DSR descending, ties broken by scenario and trader_id ascending."""
+    by = ["dsr", "scenario", "trader_id"] if "scenario" in traders.columns else ["dsr", "trader_id"]
+    return traders.sort(by, descending=[True] + [False] * (len(by) - 1), nulls_last=True)
+
+
+def verdict(traders: pl.DataFrame, *, min_trades: int = MIN_TRADES_DEFAULT) -> str:
+    """One sentence: does any trader of this table beat what luck explains (module docstring)?
+
+    ``traders``: rows of ``rank_traders`` (one scenario) or ``leaderboard`` (several): trader_id,
+    eligible, dsr, pbo, and scenario and trades when present. The leaderboard gives the same
+    sentence as all of its scenarios' rankings together: the top of each scenario is its eligible
+    trader with the best DSR. ``min_trades`` only words the sentence (the eligibility rule of the
+    table).
+    """
+    winners = significant_traders(traders)
+    if winners.height:
+        best = winners.row(0, named=True)
+        where = f" ({best['scenario']})" if best.get("scenario") is not None else ""
+        trades = f", {best['trades']} trades" if best.get("trades") is not None else ""
+        return (
+            f"Trader {best['trader_id']}{where} beats what luck explains: DSR {_number(best['dsr'], 3)} "
+            f">= {SIGNIFICANT_DSR:g} and its scenario's PBO {_number(best['pbo'])} < {MAX_PBO:g}{trades}."
+        )
+    with_dsr = traders.filter(pl.col("dsr").is_not_null())
+    if with_dsr.is_empty():
+        return f"{NO_LUCK_BEATEN}: no trader has a defined DSR (too few trades or sessions)."
+    eligible = with_dsr.filter(pl.col("eligible").fill_null(False))
+    best = _best_first(eligible if eligible.height else with_dsr).row(0, named=True)
+    where = f", {best['scenario']}" if best.get("scenario") is not None else ""
+    facts = (
+        f"the best DSR is {_number(best['dsr'], 3)} (trader {best['trader_id']}{where}) "
+        f"and its scenario's PBO is {_number(best['pbo'])}"
+    )
+    if not eligible.height:
+        return (
+            f"{NO_LUCK_BEATEN}: no trader is eligible (at least {min_trades} trades); "
+            f"among the ineligible, {facts}."
+        )
+    return f"{NO_LUCK_BEATEN}: {facts} (significant needs DSR >= {SIGNIFICANT_DSR:g} and PBO < {MAX_PBO:g})."
 
 
 def leaderboard(
@@ -138,7 +233,9 @@ def leaderboard(
     """The ``top_per_scenario`` best traders of each scenario of a ticker, in one ranked table.
 
     ``rankings``: ``rank_traders`` outputs (a dict's keys name the scenario when a frame lacks the
-    column). Rows are ordered by the module's rule (ties: scenario, then trader_id, ascending).
+    column). Each distinct outcome shows once: rows with a ``duplicate_of`` are left out before the
+    top of each scenario is taken. Rows are ordered by the module's rule (ties: scenario, then
+    trader_id, ascending).
     Columns: rank (overall), scenario, scenario_rank, trader_id, then the rankings' other columns
     (parameters, statistics, dsr, pbo ...; columns missing from a scenario are null).
     """
@@ -153,7 +250,8 @@ def leaderboard(
             if key is None:
                 raise MochiError(f"{what}: missing column scenario")
             frame = frame.with_columns(pl.lit(key, dtype=pl.Utf8).alias("scenario"))
-        parts.append(frame.sort("rank").head(top_per_scenario).rename({"rank": "scenario_rank"}))
+        top = distinct_outcomes(frame).sort("rank").head(top_per_scenario)
+        parts.append(top.rename({"rank": "scenario_rank"}))
     if not parts:
         return pl.DataFrame(
             schema={"rank": pl.Int64, "scenario": pl.Utf8, "scenario_rank": pl.Int64, "trader_id": pl.Int64}

@@ -9,7 +9,7 @@ from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, ticker_partitions_def
-from mochi_assets.scenarios.grids import scenario_grids
+from mochi_assets.scenarios.grids import EXCURSION_QUANTILES, scenario_grids
 from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
@@ -82,7 +82,7 @@ def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_ba
               request: BacktestRequest) -> dict:
     """Ticker meta (tick size, session) and the scenario grids; registers scenario partitions."""
     the_lake = lake.get_lake()
-    enhanced = enhanced_bars.select("ts", "session_date", "atr").collect()
+    enhanced = enhanced_bars.select("ts", "open", "high", "low", "session_date", "atr").collect()
     meta = ticker_meta_row(the_lake, request, enhanced)
     grids = scenario_grids(request, enhanced, meta["tick_size"].item())
     names = [check_scenario_name(n) for n in grids["scenario"].to_list()]
@@ -90,6 +90,13 @@ def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_ba
     if new:
         context.instance.add_dynamic_partitions(SCENARIO_DIMENSION, new)
     context.log.info(f"{request.ticker}: scenarios {', '.join(names)} ({grids['traders'].sum()} traders)")
+    for row in grids.iter_rows(named=True):
+        if "stop_atr" in row["derived_axes"] or "limit_atr" in row["derived_axes"]:
+            context.log.info(
+                f"{row['scenario']}: stop_atr {row['stop_atr']}, limit_atr {row['limit_atr']} (ATR multiples from the "
+                f"price moves within {'/'.join(map(str, row['duration_min']))} minutes of entry, quantiles "
+                f"{'/'.join(f'{q:.0%}' for q in EXCURSION_QUANTILES)})"
+            )
     context.add_output_metadata(
         {
             **provenance(request, synthetic=bool(meta["synthetic"].item())),

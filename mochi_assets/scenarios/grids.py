@@ -10,21 +10,48 @@ offsets). Axes a family leaves out are derived from the data:
 
 - offsets: fractions of the median daily ATR expressed in ticks — breakouts 0, 5%, 10% and 25%
   of it, pullbacks the negative 5%, 10% and 25% (repeats after rounding to whole ticks dropped);
-- stop_atr: 0.5, 1.0, 1.5, 2.0; limit_atr: 0.5, 1.0, 2.0, 3.0;
+- stop_atr and limit_atr: scaled to the holding window, from the data. For every session with an
+  ATR, every entry time and every duration of the family, the window runs from the session's first
+  bar at or after the entry time (its open P is the reference price) for ``duration_min`` minutes
+  (the entry time is taken on the session's date, or on the day before when the session opens the
+  evening before and the time falls after its roll, as in a 24x5 calendar); its upward excursion
+  is (highest high - P) / ATR and its downward excursion (P - lowest low) / ATR, in the session's
+  ATR. A long's stops are the 20%, 40%, 60% and 80% quantiles (``EXCURSION_QUANTILES``) of the
+  downward (adverse) excursion and its limits the same quantiles of the upward (favourable) one; a
+  short's the other way round. Levels are rounded to two significant digits, repeats and
+  non-positive levels dropped. A stop at the q quantile is reached in about 1 - q of the windows, so
+  between two neighbouring levels about 20% of the sessions end differently: every level changes
+  some trades, which a fixed 0.5..3 daily-ATR ladder did not (with 240-minute holds the upper
+  daily-ATR levels are almost never reached, so their traders duplicated each other). With no
+  window in the data (no bar at or after an entry time in any session with an ATR) the axes cannot
+  be derived: the error says to give them.
 - entry_times, duration_min and timeout_min: the request's values.
+
+The excursions are computed with NumPy over all windows at once (``np.maximum.reduceat`` over
+window bounds found by ``searchsorted``; windows that overlap, when a hold is longer than the gap
+between sessions, are split into interleaved disjoint sets).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from mochi_assets.request import BacktestRequest, ScenarioSpec
 from mochi_resources.errors import MochiError
 
-DEFAULT_STOP_ATR = [0.5, 1.0, 1.5, 2.0]
-DEFAULT_LIMIT_ATR = [0.5, 1.0, 2.0, 3.0]
+EXCURSION_QUANTILES = (0.2, 0.4, 0.6, 0.8)
+EXCURSION_SCHEMA = {
+    "session_date": pl.Date,
+    "entry_time": pl.Utf8,
+    "duration_min": pl.Int64,
+    "up_atr": pl.Float64,
+    "down_atr": pl.Float64,
+}
 BREAKOUT_FRACTIONS = [0.0, 0.05, 0.10, 0.25]
 PULLBACK_FRACTIONS = [0.05, 0.10, 0.25]
 DEFAULT_FAMILIES = {
@@ -80,8 +107,120 @@ def _offsets(fractions: list[float], atr_ticks: float, sign: int) -> list[int]:
     return values
 
 
+def _window_extremes(high: np.ndarray, low: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """Highest high and lowest low of each window [starts[i], ends[i]) (sorted starts, ends > starts)."""
+    n, m = high.shape[0], starts.shape[0]
+    highest, lowest = np.empty(m), np.empty(m)
+    if m == 0:
+        return highest, lowest
+    # Window i overlaps the windows that start before it ends; taking every k-th window, with k
+    # the deepest overlap, gives sets of disjoint windows that reduceat handles in one pass each.
+    k = int(max(1, (np.searchsorted(starts, ends, side="left") - np.arange(m)).max()))
+    for phase in range(k):
+        s, e = starts[phase::k], ends[phase::k]
+        bounds = np.empty(2 * s.shape[0], dtype=np.int64)
+        bounds[0::2], bounds[1::2] = s, e
+        if bounds[-1] == n:  # the last segment runs to the end anyway
+            bounds = bounds[:-1]
+        highest[phase::k] = np.maximum.reduceat(high, bounds)[0::2]
+        lowest[phase::k] = np.minimum.reduceat(low, bounds)[0::2]
+    return highest, lowest
+
+
+def _local_instants(dates: pl.Series, hours: int, minutes: int, timezone: str) -> np.ndarray:
+    """UTC microseconds of the local time hours:minutes on each date (a time skipped by a
+    daylight-saving change: -1, i.e. no entry that day)."""
+    local = (dates.cast(pl.Datetime("us")) + timedelta(hours=hours, minutes=minutes)).dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    )
+    return local.dt.convert_time_zone("UTC").to_physical().fill_null(-1).to_numpy()
+
+
+def _reference_bars(ts: np.ndarray, day: np.ndarray, session_day: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per session: index of its first bar at or after ``target`` (-1 when none or no target)."""
+    ref = np.searchsorted(ts, target, side="left")
+    found = (target >= 0) & (ref < ts.shape[0])
+    found[found] = day[ref[found]] == session_day[found]
+    return np.where(found, ref, -1)
+
+
+def holding_excursions(
+    enhanced: pl.DataFrame, timezone: str, entry_times: list[str], durations: list[int]
+) -> pl.DataFrame:
+    """Per session with an ATR, entry time and duration: the price excursions in ATR units.
+
+    ``enhanced``: bars (ts, open, high, low, session_date, atr) in time order. Returns
+    session_date, entry_time, duration_min, up_atr (highest high - P) / ATR and down_atr
+    (P - lowest low) / ATR over the bars from the reference bar (first bar of the session at or
+    after the entry time, its open P) to ``duration_min`` minutes after it. Sessions without such a
+    bar have no row.
+    """
+    bars = enhanced.select(
+        pl.col("ts").dt.replace_time_zone("UTC") if enhanced["ts"].dtype.time_zone is None else pl.col("ts"),
+        pl.col("open").cast(pl.Float64),
+        pl.col("high").cast(pl.Float64),
+        pl.col("low").cast(pl.Float64),
+        pl.col("session_date").cast(pl.Date),
+        pl.col("atr").cast(pl.Float64),
+    )
+    ts = bars["ts"].dt.cast_time_unit("us").to_physical().to_numpy()
+    high, low, open_ = bars["high"].to_numpy(), bars["low"].to_numpy(), bars["open"].to_numpy()
+    day = bars["session_date"].cast(pl.Int32).to_numpy()
+    sessions = (
+        bars.with_columns(pl.col("ts").dt.cast_time_unit("us").to_physical().alias("us"))
+        .group_by("session_date")
+        .agg(pl.col("atr").first(), pl.col("us").min().alias("first_us"))
+        .filter(pl.col("atr").is_finite() & (pl.col("atr") > 0))
+        .sort("session_date")
+    )
+    session_day = sessions["session_date"].cast(pl.Int32).to_numpy()
+    frames = []
+    for entry in entry_times:
+        hours, minutes = (int(part) for part in entry.split(":"))
+        # The entry time on the session's date; for a session that opens the evening before (a
+        # 24x5 calendar rolling at 17:00), a time after the roll falls on the day before.
+        ref = _reference_bars(ts, day, session_day, _local_instants(sessions["session_date"], hours, minutes, timezone))
+        earlier = _local_instants(sessions["session_date"] - timedelta(days=1), hours, minutes, timezone)
+        retry = (ref < 0) & (earlier >= sessions["first_us"].to_numpy())
+        ref[retry] = _reference_bars(ts, day, session_day[retry], earlier[retry])
+        inside = ref >= 0
+        ref, atr = ref[inside], sessions["atr"].to_numpy()[inside]
+        dates = sessions["session_date"].filter(pl.Series(inside))
+        for duration in durations:
+            ends = np.searchsorted(ts, ts[ref] + duration * 60_000_000, side="left")
+            highest, lowest = _window_extremes(high, low, ref, ends)
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "session_date": dates,
+                        "entry_time": entry,
+                        "duration_min": duration,
+                        "up_atr": (highest - open_[ref]) / atr,
+                        "down_atr": (open_[ref] - lowest) / atr,
+                    },
+                    schema=EXCURSION_SCHEMA,
+                )
+            )
+    return pl.concat(frames) if frames else pl.DataFrame(schema=EXCURSION_SCHEMA)
+
+
+def excursion_levels(excursions: pl.Series) -> list[float]:
+    """``EXCURSION_QUANTILES`` of an excursion sample, two significant digits, positive, distinct."""
+    values = excursions.drop_nulls().to_numpy()
+    levels = []
+    for q in np.quantile(values, EXCURSION_QUANTILES) if values.size else []:
+        if q > 0:
+            level = round(float(q), 1 - math.floor(math.log10(q)))
+            if level not in levels:
+                levels.append(level)
+    return levels
+
+
 def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: float) -> pl.DataFrame:
-    """One row per scenario family with its axes (see the module docstring for the derivation)."""
+    """One row per scenario family with its axes (see the module docstring for the derivation).
+
+    ``enhanced``: the enhanced bars (ts, open, high, low, session_date, atr) in time order.
+    """
     atr_ticks = median_atr_ticks(enhanced, tick_size)
     families = request.scenarios or {
         name: ScenarioSpec(direction=direction) for name, direction in DEFAULT_FAMILIES.items()
@@ -95,12 +234,26 @@ def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: 
             derived.append("offset_ticks")
             pullback = name.startswith("pullback")
             offsets = _offsets(PULLBACK_FRACTIONS if pullback else BREAKOUT_FRACTIONS, atr_ticks, -1 if pullback else 1)
+        entry_times = spec.entry_times or list(request.entry_times)
+        durations = spec.duration_min or request.duration_axis
+        stops, limits = spec.stop_atr, spec.limit_atr
+        if stops is None or limits is None:
+            moves = holding_excursions(enhanced, request.timezone, list(entry_times), list(durations))
+            adverse, favourable = ("down_atr", "up_atr") if spec.direction == "long" else ("up_atr", "down_atr")
+            stops = stops or excursion_levels(moves[adverse])
+            limits = limits or excursion_levels(moves[favourable])
+            if not stops or not limits:
+                raise MochiError(
+                    f"scenarios: {name}: cannot derive stop_atr/limit_atr from the data: no session with an "
+                    f"ATR has a price move after entry time(s) {', '.join(entry_times)} within "
+                    f"{'/'.join(str(d) for d in durations)} minutes; give stop_atr and limit_atr in the request"
+                )
         axes = {
-            "entry_times": spec.entry_times or list(request.entry_times),
+            "entry_times": entry_times,
             "offset_ticks": offsets,
-            "stop_atr": spec.stop_atr or DEFAULT_STOP_ATR,
-            "limit_atr": spec.limit_atr or DEFAULT_LIMIT_ATR,
-            "duration_min": spec.duration_min or request.duration_axis,
+            "stop_atr": stops,
+            "limit_atr": limits,
+            "duration_min": durations,
             "timeout_min": spec.timeout_min or request.timeout_axis,
         }
         derived += [a for a in ("stop_atr", "limit_atr") if getattr(spec, a) is None]

@@ -191,6 +191,9 @@ def test_aggregate_then_rank_end_to_end():
         schema_overrides={"trader_id": pl.Int64},
     ).with_columns(
         entry_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")),
+        exit_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=1),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
         pnl_ticks=pl.col("pnl") * 10,
         r=pl.col("pnl") / 2,
         mae=pl.lit(0.5),
@@ -204,3 +207,22 @@ def test_aggregate_then_rank_end_to_end():
     assert (row["trades"], row["wins"], row["net_pnl"], row["max_drawdown"]) == (3, 2, 4.0, 1.0)
     assert row["positive_year_share"] == 1.0
     assert ranked.filter(pl.col("trader_id") == 20)["positive_year_share"].to_list() == [0.5]
+
+
+def test_duplicates_rank_after_their_original_and_show_once(inputs):
+    traders, summary, by_year = inputs
+    # trader 3 has the same trades as 1 (same statistics), 5 the same as 4
+    dup = summary.with_columns(
+        duplicate_of=pl.when(pl.col("trader_id") == 3).then(1).when(pl.col("trader_id") == 5).then(4)
+    )
+    dup = dup.with_columns(
+        pl.when(pl.col("trader_id") == 3).then(1.0).otherwise(pl.col("sharpe")).alias("sharpe"),
+        pl.when(pl.col("trader_id") == 5).then(0.90).otherwise(pl.col("dsr")).alias("dsr"),
+    )
+    ranked = rank_traders(traders, dup, by_year, scenario="s1", pbo=0.1)
+    order = ranked["trader_id"].to_list()
+    assert order.index(3) == order.index(1) + 1 and ranked["duplicate_of"].to_list()[order.index(3)] == 1
+    assert top_trader_ids(ranked, 10) == [t for t in order if t not in (3, 5)]
+    board = leaderboard({"s1": ranked}, top_per_scenario=4)
+    assert board["duplicate_of"].null_count() == board.height
+    assert board["trader_id"].to_list() == [6, 4, 1, 2]

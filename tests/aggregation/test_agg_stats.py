@@ -82,28 +82,42 @@ def test_psr_benchmark_and_undefined():
 # ---- DSR ------------------------------------------------------------------------------------------
 
 
-def _reference_dsr(daily: np.ndarray) -> list[float]:
-    """Straightforward loops, biased moments as scipy computes them, stdlib normal distribution."""
+def _reference_dsr(daily: np.ndarray, n_trials: int | None = None) -> list[float]:
+    """Straightforward loops, biased moments as scipy computes them, stdlib normal distribution.
+
+    N is ``n_trials`` (default: every row, DESIGN.md); the variance of the Sharpes is taken over
+    the rows that have one (a row without spread has no Sharpe and gets nan).
+    """
     n_rows, t = daily.shape
+    n_trials = n_rows if n_trials is None else n_trials
     rows = [list(map(float, r)) for r in daily]
     sharpes, skews, kurts = [], [], []
     for r in rows:
         mean = sum(r) / t
         m2 = sum((v - mean) ** 2 for v in r) / t
+        if m2 == 0:
+            sharpes.append(None)
+            skews.append(None)
+            kurts.append(None)
+            continue
         m3 = sum((v - mean) ** 3 for v in r) / t
         m4 = sum((v - mean) ** 4 for v in r) / t
         std = math.sqrt(sum((v - mean) ** 2 for v in r) / (t - 1))
         sharpes.append(mean / std)
         skews.append(m3 / m2**1.5)
         kurts.append(m4 / m2**2)
-    sr_mean = sum(sharpes) / n_rows
-    variance = sum((s - sr_mean) ** 2 for s in sharpes) / (n_rows - 1)
+    defined = [s for s in sharpes if s is not None]
+    sr_mean = sum(defined) / len(defined)
+    variance = sum((s - sr_mean) ** 2 for s in defined) / (len(defined) - 1)
     nd = NormalDist()
     sr0 = math.sqrt(variance) * (
-        (1 - GAMMA) * nd.inv_cdf(1 - 1 / n_rows) + GAMMA * nd.inv_cdf(1 - 1 / (n_rows * math.e))
+        (1 - GAMMA) * nd.inv_cdf(1 - 1 / n_trials) + GAMMA * nd.inv_cdf(1 - 1 / (n_trials * math.e))
     )
     out = []
     for sr, g3, g4 in zip(sharpes, skews, kurts):
+        if sr is None:
+            out.append(math.nan)
+            continue
         z = (sr - sr0) * math.sqrt(t - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
         out.append(nd.cdf(z))
     return out
@@ -156,13 +170,25 @@ def test_dsr_single_trader_is_psr_against_zero():
     assert 0.0 < expected < 1.0
 
 
-def test_dsr_zero_variance_trader_is_nan_and_not_a_trial():
+def test_dsr_idle_traders_count_in_n_but_not_in_the_variance():
+    """Brute force on a small grid: 6 active traders and 3 that never traded, N = 9 (DESIGN.md)."""
     rng = np.random.default_rng(4)
-    daily = rng.normal(0.0, 1.0, size=(6, 200))
-    with_idle = np.vstack([daily, np.zeros((1, 200))])
+    daily = rng.normal(0.0, 1.0, size=(6, 200)) * (rng.random((6, 200)) < 0.5)
+    daily[1] += 0.05 * (daily[1] != 0)
+    with_idle = np.vstack([daily[:2], np.zeros((2, 200)), daily[2:], np.zeros((1, 200))])
     dsr = stats.deflated_sharpe_ratios(with_idle)
-    assert math.isnan(dsr[-1])
-    np.testing.assert_allclose(dsr[:-1], stats.deflated_sharpe_ratios(daily))
+    idle = [2, 3, 8]
+    assert all(math.isnan(dsr[i]) for i in idle)
+    np.testing.assert_allclose(dsr, _reference_dsr(with_idle, n_trials=9), rtol=1e-9, atol=1e-12)
+    # More trials, same Sharpe variance: the idle traders deflate every active trader's DSR
+    without = stats.deflated_sharpe_ratios(daily)
+    active = np.delete(dsr, idle)
+    assert np.all(active < without)
+    out = stats.sharpe_tests(with_idle)
+    assert out.n_trials == 9
+    assert out.sr0 == pytest.approx(
+        stats.expected_max_sharpe(float(np.var(out.sharpe[np.isfinite(out.sharpe)], ddof=1)), 9)
+    )
 
 
 def test_dsr_too_few_periods_is_nan():
@@ -265,12 +291,12 @@ def test_pbo_half_without_trades_scores_zero():
 def test_sharpe_tests_equal_the_separate_statistics():
     rng = np.random.default_rng(4)
     daily = rng.standard_t(5, size=(9, 250)) * (rng.random((9, 250)) < 0.5)
-    daily[2] = 0.0  # a trader that never traded: undefined everywhere, not a trial
+    daily[2] = 0.0  # a trader that never traded: undefined everywhere, a trial all the same
     out = stats.sharpe_tests(daily)
     np.testing.assert_array_equal(out.sharpe, stats.sharpe_per_period(daily, axis=1))
     np.testing.assert_array_equal(out.dsr, stats.deflated_sharpe_ratios(daily))
     np.testing.assert_array_equal(out.psr, stats.probabilistic_sharpe_ratios(daily))
-    assert (out.sr0, out.n_trials) == stats.dsr_benchmark(out.sharpe) and out.n_trials == 8
+    assert (out.sr0, out.n_trials) == stats.dsr_benchmark(out.sharpe) and out.n_trials == 9
     # the moments are scipy's biased skewness and raw kurtosis
     _, skew, kurt = stats._moments(daily)
     active = np.arange(9) != 2
@@ -280,4 +306,42 @@ def test_sharpe_tests_equal_the_separate_statistics():
     empty = stats.sharpe_tests(np.zeros((0, 10)))
     assert empty.dsr.size == 0 and empty.n_trials == 0
     short = stats.sharpe_tests(np.ones((3, 1)))
-    assert np.isnan(short.dsr).all() and np.isnan(short.psr).all() and short.n_trials == 0
+    assert np.isnan(short.dsr).all() and np.isnan(short.psr).all() and short.n_trials == 3
+
+
+# ---- effective number of trials ---------------------------------------------------------------
+
+
+def _reference_effective_trials(daily: np.ndarray) -> float:
+    """From the eigenvalues of the correlation matrix (numpy's corrcoef and eigvalsh)."""
+    defined = daily.std(axis=1) > 0
+    eig = np.linalg.eigvalsh(np.corrcoef(daily[defined]))
+    return float(eig.sum() ** 2 / (eig**2).sum()) + (0.0 if defined.all() else 1.0)
+
+
+def test_effective_trials_matches_eigenvalues_and_counts_clusters():
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(4, 300))
+    # 4 independent series, each repeated 3 times with a little noise; one idle trader
+    daily = np.vstack([np.repeat(base, 3, axis=0) + 1e-3 * rng.normal(size=(12, 300)), np.zeros((1, 300))])
+    n_eff = stats.effective_trials(daily)
+    assert n_eff == pytest.approx(_reference_effective_trials(daily), rel=1e-4)
+    assert n_eff == pytest.approx(4 + 1, rel=0.02)  # four clusters plus the idle outcome
+    independent = rng.normal(size=(30, 2000))
+    assert stats.effective_trials(independent) == pytest.approx(_reference_effective_trials(independent), rel=1e-4)
+    assert 25 < stats.effective_trials(independent) <= 30
+    assert stats.effective_trials(np.vstack([base[0], base[0], 2 * base[0]])) == pytest.approx(1.0, rel=1e-5)
+    assert math.isnan(stats.effective_trials(np.zeros((0, 5))))
+
+
+def test_dsr_eff_uses_the_effective_number_of_trials():
+    rng = np.random.default_rng(12)
+    base = rng.normal(0.0, 1.0, size=(3, 400))
+    base[0] += 0.1
+    daily = np.repeat(base, 5, axis=0) + 0.05 * rng.normal(size=(15, 400))
+    out = stats.sharpe_tests(daily)
+    assert out.n_trials == 15 and 2.5 < out.n_trials_eff < 4
+    expected = _reference_dsr(daily, n_trials=round(out.n_trials_eff))
+    np.testing.assert_allclose(out.dsr_eff, expected, rtol=1e-9)
+    # fewer effective trials deflate less: dsr_eff >= dsr for every trader
+    assert np.all(out.dsr_eff >= out.dsr)

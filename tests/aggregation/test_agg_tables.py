@@ -77,7 +77,9 @@ def _scenario(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, list[date]]:
     trades = pl.DataFrame(rows).with_columns(
         entry_ts=(pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=14, minutes=30)),
         bars_held=pl.lit(3, dtype=pl.Int64),
-    )
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
+    ).with_columns(exit_ts=pl.col("entry_ts") + pl.duration(minutes=3))
     # Storage order is not trade order: the aggregation must sort by itself.
     trades = trades.sample(fraction=1.0, shuffle=True, seed=seed)
     return traders, trades, sessions
@@ -161,7 +163,10 @@ def test_dsr_psr_pbo_come_from_the_daily_matrix(case):
     assert row["pbo"] == pytest.approx(pbo) and row["n_blocks_used"] == used == 8
     assert row["traders"] == traders.height and row["traders_with_trades"] == traders.height - 2
     assert row["trades"] == trades.height and row["sessions"] == len(sessions)
-    assert row["dsr_trials"] == traders.height - 2
+    assert row["dsr_trials"] == traders.height  # idle traders count in N
+    assert row["dsr_trials_eff"] == pytest.approx(stats.effective_trials(matrix), rel=1e-6)
+    dsr_eff = got["dsr_eff"].fill_null(np.nan).to_numpy()
+    np.testing.assert_allclose(dsr_eff, stats.sharpe_tests(matrix).dsr_eff, rtol=1e-9)
     best = got.sort(["sharpe", "trader_id"], descending=[True, False], nulls_last=True).row(0, named=True)
     assert row["best_trader_id"] == best["trader_id"]
     assert row["best_sharpe"] == pytest.approx(best["sharpe"]) and row["best_dsr"] == pytest.approx(best["dsr"])
@@ -297,6 +302,9 @@ def test_constant_series_has_no_sharpe_in_sql_or_numpy():
         }
     ).with_columns(
         entry_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")),
+        exit_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=1),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
         pnl_ticks=pl.col("pnl") * 10,
         r=pl.col("pnl"),
         mae=pl.lit(0.0),
@@ -307,7 +315,7 @@ def test_constant_series_has_no_sharpe_in_sql_or_numpy():
     # trader 1 earns 0.1 R every session: zero spread, so no Sharpe, DSR or PSR
     assert summary["sharpe"].to_list()[0] is None and summary["dsr"].to_list()[0] is None
     assert summary["sharpe"].to_list()[1] is not None
-    assert out["scenario_stats"]["dsr_trials"].to_list() == [1]
+    assert out["scenario_stats"]["dsr_trials"].to_list() == [2]  # every trader is a trial
     assert out["scenario_stats"]["pbo"].to_list() == [None]  # one trial: nothing to overfit
 
 
@@ -335,3 +343,61 @@ def test_blocked_drawdown_sql_equals_running_peak(pnl_by_trader, rnd):
     assert got["trader_id"].to_list() == list(range(1, len(pnl_by_trader) + 1))
     want = [stats.max_drawdown(np.array(pnls)) for pnls in pnl_by_trader]
     np.testing.assert_allclose(got["max_drawdown"].to_numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def _copied_trades(rng: np.random.Generator, sessions: list[date]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Traders 1..6: 2 trades exactly like 1 (with another stop, so another r), 5 like 3,
+    4 like 1 but one exit price a tick apart, 6 never trades."""
+    traders = pl.DataFrame(
+        {"trader_id": [1, 2, 3, 4, 5, 6], "stop_atr": [1.0, 2.0, 1.0, 1.0, 0.5, 1.0], "limit_atr": [2.0] * 6}
+    )
+    base = pl.DataFrame(
+        {"session_date": sessions, "pnl": rng.normal(0.0, 1.0, len(sessions))}
+    ).with_columns(
+        entry_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=14),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
+        pnl_ticks=pl.col("pnl") * 100,
+        mae=pl.lit(0.1),
+        mfe=pl.lit(0.2),
+    ).with_columns(exit_ts=pl.col("entry_ts") + pl.duration(minutes=30))
+    other = base.with_columns(pl.col("pnl") * -0.5, pl.col("exit_ts") + pl.duration(minutes=5))
+    nudged = base.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.col("exit_price") + 0.01).otherwise(pl.col("exit_price"))
+    )
+    parts = [
+        base.with_columns(trader_id=pl.lit(1), r=pl.col("pnl")),
+        base.with_columns(trader_id=pl.lit(2), r=pl.col("pnl") / 2),
+        other.with_columns(trader_id=pl.lit(3), r=pl.col("pnl")),
+        nudged.with_columns(trader_id=pl.lit(4), r=pl.col("pnl")),
+        other.with_columns(trader_id=pl.lit(5), r=pl.col("pnl") * 2),
+    ]
+    trades = pl.concat(parts).with_columns(pl.col("trader_id").cast(pl.Int64))
+    return traders, trades.sample(fraction=1.0, shuffle=True, seed=3)
+
+
+def test_identical_traders_are_reported_as_duplicates():
+    rng = np.random.default_rng(9)
+    sessions = [date(2021, 3, 1) + timedelta(days=i) for i in range(40)]
+    traders, trades = _copied_trades(rng, sessions)
+    out = aggregate_scenario(ENGINE, trades=trades, traders=traders, session_dates=sessions)
+    summary = out["trader_summary"].sort("trader_id")
+    assert summary["duplicate_of"].to_list() == [None, 1, None, None, 3, None]
+    assert out["scenario_stats"]["distinct_outcomes"].to_list() == [4]
+    # identical trades, different stop: r scales but Sharpe and DSR are the same
+    first, copy = summary.row(0, named=True), summary.row(1, named=True)
+    assert copy["sharpe"] == pytest.approx(first["sharpe"]) and copy["dsr"] == pytest.approx(first["dsr"])
+    assert copy["net_r"] == pytest.approx(first["net_r"] / 2) and copy["net_pnl"] == pytest.approx(first["net_pnl"])
+    # two idle traders are one outcome: the second is a duplicate of the first
+    extra = pl.concat([traders, pl.DataFrame({"trader_id": [7], "stop_atr": [1.0], "limit_atr": [1.0]})])
+    again = aggregate_scenario(ENGINE, trades=trades, traders=extra, session_dates=sessions)
+    assert again["trader_summary"].sort("trader_id")["duplicate_of"].to_list() == [None, 1, None, None, 3, None, 6]
+    assert again["scenario_stats"]["distinct_outcomes"].to_list() == [4]
+
+
+def test_duplicate_detection_needs_the_trade_identity_columns():
+    rng = np.random.default_rng(9)
+    sessions = [date(2021, 3, 1) + timedelta(days=i) for i in range(10)]
+    traders, trades = _copied_trades(rng, sessions)
+    with pytest.raises(MochiError, match="exit_price.*identical traders"):
+        aggregate_scenario(ENGINE, trades=trades.drop("exit_price"), traders=traders, session_dates=sessions)

@@ -198,7 +198,11 @@ def _scenario(seed: int):
         )
     trades = pl.concat(frames).with_columns(
         entry_ts=pl.col("session_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=14, minutes=30),
-    ).with_columns(exit_ts=pl.col("entry_ts") + pl.duration(minutes=45))
+    ).with_columns(
+        exit_ts=pl.col("entry_ts") + pl.duration(minutes=45),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
+    )
     return traders, trades.sample(fraction=1.0, shuffle=True, seed=seed), sessions
 
 
@@ -242,7 +246,8 @@ def test_aggregation_on_trino_sql_equals_duckdb(lake):
     engine = TrinoEngine(URL, connect=conn)
     assert isinstance(engine, SqlEngine) and engine.lake_inputs
     got = aggregate_scenario(
-        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
+        outcomes=trades.lazy(),
     )
     want = aggregate_scenario(DuckDBEngine(), trades=trades, traders=traders, session_dates=sessions, n_blocks=4)
     assert set(got) == set(want)
@@ -373,10 +378,12 @@ def _compress(kinds: list[str]) -> list[str]:
 
 
 def test_statement_order_and_cleanup(lake):
-    root, traders, _, sessions = lake
+    root, traders, trades, sessions = lake
     conn = TrinoOnDuckDB(root)
     engine = TrinoEngine(URL, connect=conn)
-    aggregate_scenario(engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions)
+    aggregate_scenario(
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+    )
     kinds = [_kind(s) for s in conn.statements]
     assert _compress(kinds) == [
         "schema", "external", "lookup", "partition",  # DDL, then the partition of this run
@@ -393,18 +400,22 @@ def test_statement_order_and_cleanup(lake):
 
     # a second run: the partition is known, so it is not registered again; names are new
     conn.statements.clear()
-    aggregate_scenario(engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions)
+    aggregate_scenario(
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+    )
     assert "partition" not in [_kind(s) for s in conn.statements]
     again = [s.split()[2] for s in conn.statements if _kind(s) in ("ctas", "create")]
     assert not set(again) & set(created)
 
 
 def test_sync_mode_and_failures_still_drop_scratch_tables(lake):
-    root, traders, _, sessions = lake
+    root, traders, trades, sessions = lake
     conn = TrinoOnDuckDB(root, fail_on="_trader_by_year AS")
     engine = TrinoEngine(URL + "?partitions=sync&scratch_schema=tmp_mochi", connect=conn)
     with pytest.raises(MochiError, match=r"SQL statement 'trader_by_year' failed on Trino \(http://mochi@trino.test:8080"):
-        aggregate_scenario(engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions)
+        aggregate_scenario(
+            engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+        )
     kinds = [_kind(s) for s in conn.statements]
     assert "sync_partition_metadata('mochi', 'trades', 'ADD')" in conn.statements[2]
     created = [s.split()[2] for s in conn.statements if s.startswith("CREATE TABLE hive.tmp_mochi.")]

@@ -52,7 +52,10 @@ def test_backtest_runs_and_reports(backtest):
     assert "Backtest of SYN:GOLD (synthetic data)" in out
     assert "2 scenarios (breakout-long, breakout-short)" in out
     assert f"Results in {home / 'lake'}" in out
-    assert "Leaderboard" in out and "dsr" in out
+    assert "Leaderboard" in out and "dsr" in out and "net_pnl_ticks" in out and "net_r" in out
+    # seven weeks of noise-like synthetic bars: nothing beats luck, and the sentence says so
+    assert "Verdict: No trader in this backtest beats what luck explains: the best DSR is" in out
+    assert "eligible" in out.split("Leaderboard")[1].splitlines()[1]
     # the progress bar went to stderr and reached the end
     assert "100%" in proc.stderr
     board = pl.read_parquet(next((home / "lake").glob("*rankings/leaderboard/ticker=SYN_GOLD/data.parquet")))
@@ -65,6 +68,7 @@ def test_results_command_reads_the_finished_backtest(backtest):
     proc = run([*MOCHI, "results", "SYN:GOLD"], home)
     assert proc.returncode == 0, proc.stderr
     assert "SYN:GOLD leaderboard (synthetic data)" in proc.stdout
+    assert "Verdict: No trader in this backtest beats what luck explains" in proc.stdout
     assert "years.png" in proc.stdout
     proc = run([*MOCHI, "results", "SYN:GOLD", "--scenario", "breakout-short", "--top", "3"], home)
     assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) >= 5

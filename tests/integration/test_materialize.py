@@ -151,7 +151,7 @@ def test_rankings_graphs_extracts_lens(pipeline):
             assert png.startswith(b"\x89PNG") and len(png) > 5000
             assert pl.read_csv(io.BytesIO(csv)).height > 0
         extract = _table(pipeline, "extracts", "trade_extracts", scenario)
-        top = ranked.head(10)["trader_id"].to_list()
+        top = ranked.filter(pl.col("duplicate_of").is_null()).head(10)["trader_id"].to_list()  # distinct outcomes
         assert set(extract["trader_id"].unique()) <= set(top) and extract.height > 0
         lens = _table(pipeline, "extracts", "lens_by_weekday", scenario)
         assert lens["trades"].sum() == extract.height
@@ -162,6 +162,7 @@ def test_leaderboard_spans_scenarios(pipeline):
     assert set(board["scenario"]) == set(pipeline["scenarios"])
     assert board["rank"].to_list() == list(range(1, board.height + 1))
     assert board["synthetic"].all()
+    assert board["duplicate_of"].null_count() == board.height  # each distinct outcome once
 
 
 def test_materializations_carry_metadata(pipeline):
@@ -173,4 +174,6 @@ def test_materializations_carry_metadata(pipeline):
     assert trades_meta["request_id"].value == pipeline["request"].request_id
     assert "synthetic" in trades_meta["data"].value
     assert "preview" in mats["rankings"] and "best_trader" in mats["rankings"]
+    assert "beats what luck explains" in mats["rankings"]["verdict"].value
+    assert mats["rankings"]["distinct_outcomes"].value <= 32
     assert "graph" in mats["years_graph"]

@@ -23,6 +23,7 @@ from mochi_assets.reporting.graphs import (
     panel_title,
     stop_limit_cells,
     stops_graph,
+    value_labels,
     years_graph,
 )
 from mochi_assets.reporting.lens import trade_lens
@@ -182,6 +183,46 @@ def test_heatmap_cell_is_mean_net_pnl_of_its_traders(tables):
     assert cells["worst_net_pnl"].to_list() == [-4.0, 0.0]
 
 
+def test_heatmap_cells_carry_ticks_beside_price_units(tables):
+    traders = tables.make_traders([1.0, 2.0], [2.0])
+    summary = pl.DataFrame(
+        {"trader_id": [1], "trades": [4], "net_pnl": [0.0042], "net_pnl_ticks": [42.0]}
+    )
+    cells = stop_limit_cells(traders, summary)
+    assert cells["mean_net_pnl_ticks"].to_list() == [42.0, 0.0]
+    assert stop_limit_cells(traders, summary.drop("net_pnl_ticks"))["mean_net_pnl_ticks"].null_count() == 2
+
+
+def test_value_labels_follow_the_magnitude():
+    # a forex pair's P&L: never "0.00" everywhere
+    assert value_labels([0.0042, -0.0011, 0.0]) == ["0.00420", "-0.00110", "0.00000"]
+    assert value_labels([0.00005]) == ["0.0000500"]
+    assert value_labels([3.14159, -1.5]) == ["3.14", "-1.50"]
+    assert value_labels([12.5, 3.0]) == ["12.5", "3.0"]
+    # large magnitudes: no decimals, thousands separators
+    assert value_labels([123456.7, -980.2]) == ["123,457", "-980"]
+    assert value_labels([2.5e9]) == ["2,500,000,000"]
+    assert value_labels([0.0, 0.0]) == ["0", "0"]
+    assert value_labels([float("nan"), 0.25]) == ["-", "0.250"]
+
+
+def test_forex_stops_heatmap_and_verdict_caption_render(tables):
+    """A forex-sized grid (P&L of a few ten-thousandths) draws; the verdict changes the picture."""
+    traders = tables.make_traders([0.5, 1.0], [1.0, 2.0])
+    trades = tables.random_trades(traders, days=40).with_columns(
+        pl.col("pnl") / 10_000, pl.col("mae") / 10_000, pl.col("mfe") / 10_000
+    )
+    summary = tables.summarize(trades).with_columns(net_pnl_ticks=pl.col("net_pnl") * 100_000)
+    png, table = stops_graph(traders, summary, trades, CTX)
+    assert_png(png)
+    assert table.filter(pl.col("kind") == "heatmap")["mean_net_pnl_ticks"].null_count() == 0
+    top = [1, 2]
+    plain, _ = best_traders_graph(trades, top, CTX)
+    captioned, _ = best_traders_graph(trades, top, CTX, verdict="No trader in this backtest beats what luck explains.")
+    assert_png(captioned)
+    assert plain != captioned
+
+
 def test_mae_in_r_uses_the_session_atr_implied_by_the_trades(tables):
     traders = tables.make_traders([1.0, 2.0], [3.0])  # trader 1: stop 1 ATR, trader 2: stop 2 ATR
     t = tables.trade
@@ -245,3 +286,15 @@ def test_mae_histogram_bins_are_fixed_with_one_overflow_bin():
         ("loss", 3.0, None, 1),
     ]
     assert mae_histogram(mae.clear()).is_empty()
+
+
+def test_ineligible_top_traders_are_marked_in_legends(tables, random_grid_trades):
+    from mochi_assets.reporting.graphs import _trader_labels
+
+    assert _trader_labels([5, 7], frozenset({7})) == {5: "#1 trader 5", 7: "#2 trader 7 (ineligible: too few trades)"}
+    plain, _ = best_traders_graph(random_grid_trades, [1, 2], CTX)
+    marked, _ = best_traders_graph(random_grid_trades, [1, 2], CTX, ineligible=[2])
+    assert_png(marked)
+    assert plain != marked
+    by_year = tables.by_year(random_grid_trades)
+    assert years_graph(by_year, [1, 2], CTX)[0] != years_graph(by_year, [1, 2], CTX, ineligible={1})[0]

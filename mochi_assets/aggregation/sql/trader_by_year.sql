@@ -6,7 +6,9 @@ SELECT
     COUNT(*) AS trades,
     SUM(pnl) AS net_pnl,
     CAST(SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS win_rate,
-    AVG(r) AS avg_r
+    AVG(r) AS avg_r,
+    SUM(pnl_ticks) AS net_pnl_ticks,
+    SUM(r) AS net_r
 FROM trades
 GROUP BY trader_id, CAST(EXTRACT(YEAR FROM session_date) AS BIGINT)
 ORDER BY trader_id, year

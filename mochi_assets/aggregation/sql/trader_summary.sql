@@ -1,7 +1,8 @@
 -- One row per trader of the scenario, traders without trades included:
 -- trades, wins, net_pnl and max_drawdown are 0 for them; ratios and averages are NULL.
 -- win_rate = wins / trades; profit_factor = gross profit / gross loss (NULL without a losing
--- trade); expectancy = average pnl per trade (price units); sharpe = annualized Sharpe of the
+-- trade); expectancy = average pnl per trade (price units); net_pnl_ticks and net_r = net_pnl in
+-- ticks and in R (sum of r, each trade's pnl over its initial risk); sharpe = annualized Sharpe of the
 -- daily r series (mean / std ddof 1 * sqrt(252)), NULL when fewer than 2 sessions or zero spread.
 SELECT
     tr.trader_id,
@@ -21,6 +22,7 @@ SELECT
     END AS sharpe,
     s.expectancy,
     COALESCE(s.net_pnl_ticks, 0.0) AS net_pnl_ticks,
+    COALESCE(s.sum_r, 0.0) AS net_r,
     COALESCE(s.gross_profit, 0.0) AS gross_profit,
     COALESCE(s.gross_loss, 0.0) AS gross_loss,
     COALESCE(ds.active_sessions, 0) AS active_sessions

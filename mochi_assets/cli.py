@@ -19,7 +19,7 @@ from mochi_resources.errors import MochiError
 LEADERBOARD_COLUMNS = [
     "rank", "scenario", "trader_id", "direction", "entry_time", "offset_ticks", "stop_atr", "limit_atr",
     "trades", "eligible", "win_rate", "net_pnl", "net_pnl_ticks", "net_r", "sharpe", "dsr", "dsr_eff", "pbo",
-    "duplicate_of",
+    "spa_pvalue", "oos_beats_random_share", "duplicate_of",
 ]
 # Shown only when some row has a value (the leaderboard never lists a duplicate).
 OPTIONAL_COLUMNS = {"duplicate_of"}
@@ -252,7 +252,9 @@ def submit(file):
 @click.argument("ticker", required=False)
 @click.option("--scenario", help="Show this scenario's rankings instead of the leaderboard.")
 @click.option("--top", default=10, show_default=True, help="How many rows to show.")
-def results(ticker, scenario, top):
+@click.option("--walk-forward", "walk_forward", is_flag=True,
+              help="Show the walk-forward folds and the robustness table (of --scenario, or of every scenario).")
+def results(ticker, scenario, top, walk_forward):
     """Show a finished backtest's leaderboard (or a scenario's rankings); without TICKER, list tickers."""
     from mochi_assets.partitions import sanitize_ticker
     from mochi_resources.lake import Lake
@@ -268,6 +270,9 @@ def results(ticker, scenario, top):
                 click.echo(t)
             return
         key = sanitize_ticker(ticker)
+        if walk_forward:
+            _show_walk_forward(lake, ticker, key, scenario, top)
+            return
         if scenario:
             table_key = lake.key("rankings", "rankings", key, scenario)
         else:
@@ -288,6 +293,54 @@ def results(ticker, scenario, top):
         click.echo("\nGraphs:")
         for g in graphs:
             click.echo(f"  {g}")
+
+
+WALK_FORWARD_SUMMARY = [
+    "folds", "folds_with_pick", "distinct_picks", "oos_trades", "oos_net_r", "oos_sharpe", "oos_win_rate",
+    "oos_max_drawdown_r", "is_sharpe_mean", "sharpe_degradation", "top_decile_share", "beats_random_share",
+]
+WALK_FORWARD_FOLDS = [
+    "fold", "oos_start", "oos_end", "trader_id", "is_trades", "is_sharpe", "oos_trades", "oos_net_r", "oos_sharpe",
+    "oos_percentile", "oos_top_decile",
+]
+
+
+def _show_walk_forward(lake, ticker: str, key: str, scenario: str | None, top: int) -> None:
+    """Print each scenario's walk-forward summary, folds and robustness table (from the lake)."""
+    from mochi_assets.validation.assets import ROBUSTNESS_COLUMNS
+
+    if scenario:
+        scenarios = [scenario]
+    else:
+        grids_key = lake.key("ticker-meta", "scenario_grids", key)
+        scenarios = lake.read_table(grids_key)["scenario"].to_list() if lake.exists(grids_key) else []
+    shown = 0
+    for name in scenarios:
+        summary_key = lake.key("rankings", "walk_forward_summary", key, name)
+        if not lake.exists(summary_key):
+            continue
+        summary = lake.read_table(summary_key)
+        row = summary.row(0, named=True)
+        click.echo(f"{ticker} scenario {name}: walk-forward ({row['mode']}, {row['is_sessions']} in-sample / "
+                   f"{row['oos_sessions']} out-of-sample sessions, selection: {row['selection']})")
+        click.echo(_table(summary, WALK_FORWARD_SUMMARY))
+        click.echo(f"verdict: {row['note']}")
+        folds = lake.read_table(lake.key("rankings", "walk_forward_folds", key, name))
+        if folds.height:
+            click.echo("\nFolds:")
+            click.echo(_table(folds, WALK_FORWARD_FOLDS))
+        robust_key = lake.key("rankings", "robustness", key, name)
+        if lake.exists(robust_key):
+            click.echo("\nRobustness of the top traders:")
+            click.echo(_table(lake.read_table(robust_key).head(top), ROBUSTNESS_COLUMNS))
+        graph = lake.key("rankings", "walk_forward", key, name, "walk_forward.png")
+        if lake.exists(graph):
+            click.echo(f"\nGraph: {lake.uri(graph)}")
+        click.echo("")
+        shown += 1
+    if not shown:
+        _fail(f"no walk-forward results for {ticker}{' / ' + scenario if scenario else ''} in {lake.location}: "
+              "run `mochi backtest` first")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})

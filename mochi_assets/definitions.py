@@ -14,6 +14,7 @@ from mochi_assets.reporting import assets as reporting
 from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
+from mochi_assets.validation import assets as validation
 from mochi_resources.io_manager import LakeIOManager, LakeResource
 from mochi_resources.polygon import PolygonResource
 from mochi_resources.sql_resource import SqlEngineResource
@@ -23,6 +24,8 @@ ticker_assets = [market_data.raw_bars, market_data.enhanced_bars, scenarios.scen
 scenario_assets = [
     simulation.trades,
     aggregation.aggregates,
+    validation.walk_forward,
+    validation.robustness,
     reporting.rankings,
     reporting.years_graph,
     reporting.stops_graph,
@@ -48,7 +51,7 @@ ticker_job = dg.define_asset_job(
 SCENARIO_MAX_RUNTIME_S = 6 * 3600
 scenario_job = dg.define_asset_job(
     "scenario_job", selection=scenario_assets,
-    description="Simulation, aggregation, rankings, graphs and trade lens of one ticker x scenario.",
+    description="Simulation, aggregation, walk-forward and robustness, rankings, graphs and trade lens of one ticker x scenario.",
     tags={"dagster/max_runtime": SCENARIO_MAX_RUNTIME_S},
 )
 leaderboard_job = dg.define_asset_job(

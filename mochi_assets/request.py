@@ -16,10 +16,27 @@ Every key and default is documented here and in the README ("The request documen
 | cost_ticks    | 2                  | round-trip cost per trade in ticks                            |
 | tick_size     | from the data      | overrides the ticker's tick size                              |
 | scenarios     | derived            | explicit grids per scenario family (see ScenarioSpec)         |
+| walk_forward  | see below          | walk-forward validation and robustness (WalkForwardSettings)  |
 
 A scenario family (`scenarios.<name>`) has `direction` (long|short, required) and optional
 axes `offset_ticks`, `stop_atr`, `limit_atr`, `entry_times`, `duration_min`, `timeout_min`;
 axes left out are derived from the data by the scenarios asset.
+
+`walk_forward` (every key optional; see `mochi_assets/validation/`):
+
+| key            | default  | meaning                                                               |
+|----------------|----------|-----------------------------------------------------------------------|
+| is_sessions    | 504      | in-sample window in sessions (2 years of 252)                         |
+| oos_sessions   | 126      | out-of-sample window in sessions (6 months); folds step by this       |
+| mode           | rolling  | rolling (fixed in-sample length) or anchored (in-sample from start)   |
+| selection      | ranking  | ranking (the rankings' own order) or sharpe (highest in-sample Sharpe) |
+| min_trades     | 30       | in-sample trades a trader needs to be selectable                      |
+| random_paths   | 10000    | random pick sequences the selection is compared with                  |
+| top            | 10       | top-ranked traders given plateau and Monte Carlo figures              |
+| mc_paths       | 1000     | Monte Carlo resampled histories per top trader                        |
+| block_sessions | 5        | Monte Carlo bootstrap block length in sessions                        |
+| spa_reps       | 1000     | bootstrap replications of the SPA / Reality Check test                |
+| seed           | 0        | seed of every random draw (same seed, same numbers)                   |
 """
 
 from __future__ import annotations
@@ -107,6 +124,24 @@ class ScenarioSpec(BaseModel):
         return _non_empty([_check_entry_time(t) for t in v], "entry_times")
 
 
+class WalkForwardSettings(BaseModel):
+    """Walk-forward validation and robustness settings (module docstring table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_sessions: PositiveInt = 504
+    oos_sessions: PositiveInt = 126
+    mode: Literal["rolling", "anchored"] = "rolling"
+    selection: Literal["ranking", "sharpe"] = "ranking"
+    min_trades: Annotated[int, Field(ge=0)] = 30
+    random_paths: PositiveInt = 10_000
+    top: PositiveInt = 10
+    mc_paths: PositiveInt = 1000
+    block_sessions: PositiveInt = 5
+    spa_reps: PositiveInt = 1000
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
 class BacktestRequest(BaseModel):
     """A validated backtest request (see the module docstring for keys and defaults)."""
 
@@ -123,6 +158,7 @@ class BacktestRequest(BaseModel):
     cost_ticks: Annotated[float, Field(ge=0.0)] = 2.0
     tick_size: PositiveFloat | None = None
     scenarios: dict[str, ScenarioSpec] | None = None
+    walk_forward: WalkForwardSettings = Field(default_factory=WalkForwardSettings)
 
     @field_validator("ticker")
     @classmethod

@@ -26,7 +26,7 @@ from pydantic import Field
 from mochi_assets.execution import step_tags
 from mochi_assets.metadata import code_version
 from mochi_assets.partitions import by_ticker, check_ticker_key, ticker_partitions_def
-from mochi_assets.request import AtrSettings, BacktestRequest, parse_request
+from mochi_assets.request import AtrSettings, BacktestRequest, WalkForwardSettings, parse_request
 from mochi_resources.errors import RequestError
 from mochi_resources.io_manager import LakeResource
 from mochi_resources.lake import Lake
@@ -36,6 +36,7 @@ REQUEST_IO_MANAGER = "request_io_manager"
 REQUEST_HASH_KEY = "request_hash"
 _DEFAULTS = BacktestRequest.model_fields
 _ATR = AtrSettings.model_fields
+_WF = WalkForwardSettings.model_fields
 
 
 class AtrConfig(dg.Config):
@@ -60,6 +61,22 @@ class ScenarioConfig(dg.Config):
     timeout_min: list[int] | None = Field(default=None, description="Minutes an order stays live; empty: the request's.")
 
 
+class WalkForwardConfig(dg.Config):
+    """Walk-forward validation and robustness settings (README, "Walk-forward and robustness")."""
+
+    is_sessions: int = Field(default=_WF["is_sessions"].default, description="In-sample sessions per fold.")
+    oos_sessions: int = Field(default=_WF["oos_sessions"].default, description="Out-of-sample sessions per fold.")
+    mode: str = Field(default=_WF["mode"].default, description="rolling | anchored in-sample windows.")
+    selection: str = Field(default=_WF["selection"].default, description="ranking | sharpe: how a fold picks its trader.")
+    min_trades: int = Field(default=_WF["min_trades"].default, description="In-sample trades a candidate needs.")
+    random_paths: int = Field(default=_WF["random_paths"].default, description="Random pick sequences to beat.")
+    top: int = Field(default=_WF["top"].default, description="Top traders given robustness figures.")
+    mc_paths: int = Field(default=_WF["mc_paths"].default, description="Monte Carlo bootstrap paths.")
+    block_sessions: int = Field(default=_WF["block_sessions"].default, description="Bootstrap block length, sessions.")
+    spa_reps: int = Field(default=_WF["spa_reps"].default, description="SPA / Reality Check bootstrap replications.")
+    seed: int = Field(default=_WF["seed"].default, description="Seed of every random draw (results repeat).")
+
+
 class RequestConfig(dg.Config):
     """The request document's fields (README, "The request document"); the launchpad shows each one."""
 
@@ -78,6 +95,8 @@ class RequestConfig(dg.Config):
     tick_size: float | None = Field(default=None, description="Overrides the ticker's tick size (empty: from the data).")
     scenarios: dict[str, ScenarioConfig] | None = Field(
         default=None, description="Explicit grids per scenario family name (empty: four families derived from the data).")
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig,
+                                            description="Walk-forward validation and robustness settings.")
 
     def to_document(self) -> dict:
         """The request document these fields stand for (one-value axes written as plain values, so

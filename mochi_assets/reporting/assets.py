@@ -22,6 +22,8 @@ from mochi_assets.conditions import follows_upstream, leaderboard_follows
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
+from mochi_assets.validation.assets import robustness_markdown, validation_columns
+from mochi_assets.validation.walk_forward import out_of_sample_sentence, with_oos_verdict
 from mochi_resources.io_manager import lake_metadata
 
 GRAPH_TOP_N = 5
@@ -68,9 +70,12 @@ def _graph_output(context, name: str, png: bytes, data: pl.DataFrame, request, c
     ins=_SCENARIOS_IN,
 )
 @fails_at_once
-def rankings(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, scenarios: dict,
-             request: BacktestRequest) -> pl.DataFrame:
-    """Traders of the scenario in robust order (eligibility, DSR, consistent years), with PBO."""
+def rankings(
+    context: dg.AssetExecutionContext, aggregates: dict, trades: dict, scenarios: dict,
+    walk_forward: dict, robustness: pl.LazyFrame, request: BacktestRequest,
+) -> pl.DataFrame:
+    """Traders of the scenario in robust order (eligibility, DSR, consistent years), with PBO and
+    the scenario's walk-forward and data-snooping results."""
     _, scenario = split_partition_key(context)
     stats = aggregates["scenario_stats"].collect().row(0, named=True)
     ranked = ranking.rank_traders(
@@ -80,8 +85,10 @@ def rankings(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, 
         scenario=scenario,
         pbo=stats["pbo"],
     )
+    robust = robustness.collect()
+    ranked = ranked.with_columns(validation_columns(walk_forward["walk_forward_summary"].collect(), robust))
     best = ranked.head(1).row(0, named=True) if ranked.height else {}
-    sentence = ranking.verdict(ranked)
+    sentence = f"{ranking.verdict(ranked)} {out_of_sample_sentence({scenario: ranked})}".strip()
     context.log.info(f"{request.ticker} / {scenario}: {sentence}")
     context.add_output_metadata(
         {
@@ -96,6 +103,7 @@ def rankings(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, 
             "best_dsr": float(best["dsr"]) if best.get("dsr") is not None else float("nan"),
             "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),
             "preview": preview(ranked),
+            "robustness": robustness_markdown(robust),
         }
     )
     return ranked
@@ -224,7 +232,9 @@ def leaderboard(context: dg.AssetExecutionContext, rankings: dict, scenarios: di
             f"{request.ticker}: rankings missing for scenario(s) {', '.join(missing)}; materialize them first"
         )
     board = ranking.leaderboard(by_scenario)
+    board = with_oos_verdict(board)
     sentence = ranking.verdict(pl.concat(list(by_scenario.values()), how="diagonal_relaxed"))
+    sentence = f"{sentence} {out_of_sample_sentence(by_scenario)}".strip()
     context.log.info(f"{request.ticker}: {sentence}")
     synthetic = bool(scenarios["ticker_meta"].collect()["synthetic"].item())
     board = board.with_columns(pl.lit(request.ticker).alias("ticker"), pl.lit(synthetic).alias("synthetic"))

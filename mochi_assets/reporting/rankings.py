@@ -46,10 +46,14 @@ MAX_PBO = 0.5
 # What a trader must meet to be called significant: (what the sentence calls it, condition). A
 # null fact (undefined DSR or PBO) fails its condition. A new condition (for example an
 # out-of-sample check) is one more entry here, over a column the ranked tables carry.
+OOS_COLUMN = "oos_beats_random"
 SIGNIFICANCE = (
     ("eligible", pl.col("eligible")),
     (f"DSR >= {SIGNIFICANT_DSR:g}", pl.col("dsr") >= SIGNIFICANT_DSR),
     (f"PBO < {MAX_PBO:g}", pl.col("pbo") < MAX_PBO),
+    # the walk-forward (mochi_assets/validation): a scenario whose selection does not beat random
+    # picks out of sample has no significant trader; without a walk-forward result it does not block
+    ("a selection that beats random picks out of sample", pl.col(OOS_COLUMN).fill_null(True)),
 )
 NO_LUCK_BEATEN = "No trader in this backtest beats what luck explains"
 
@@ -181,6 +185,8 @@ def significant_traders(traders: pl.DataFrame) -> pl.DataFrame:
     """The rows of a rankings or leaderboard table that meet every condition of ``SIGNIFICANCE``,
     best DSR first (ties: scenario, trader_id)."""
     _require(traders, ("trader_id", "eligible", "dsr", "pbo"), "traders")
+    if OOS_COLUMN not in traders.columns:
+        traders = traders.with_columns(pl.lit(None, dtype=pl.Boolean).alias(OOS_COLUMN))
     passes = pl.all_horizontal([condition.fill_null(False) for _, condition in SIGNIFICANCE])
     return _best_first(traders.filter(passes))
 
@@ -224,7 +230,8 @@ def verdict(traders: pl.DataFrame, *, min_trades: int = MIN_TRADES_DEFAULT) -> s
             f"{NO_LUCK_BEATEN}: no trader is eligible (at least {min_trades} trades); "
             f"among the ineligible, {facts}."
         )
-    return f"{NO_LUCK_BEATEN}: {facts} (significant needs DSR >= {SIGNIFICANT_DSR:g} and PBO < {MAX_PBO:g})."
+    needs = " and ".join(name for name, _ in SIGNIFICANCE[1:])
+    return f"{NO_LUCK_BEATEN}: {facts} (significant needs {needs})."
 
 
 def leaderboard(

@@ -27,6 +27,7 @@ duration_min: 90
 scenarios:
   breakout-long: {direction: long, stop_atr: [0.5, 1.0], limit_atr: [1.0]}
   breakout-short: {direction: short, offset_ticks: [0, 30], stop_atr: [1.0], limit_atr: [1.0, 2.0]}
+walk_forward: {is_sessions: 12, oos_sessions: 6, min_trades: 3, top: 2, mc_paths: 50, spa_reps: 50, random_paths: 200}
 """
 
 
@@ -77,6 +78,16 @@ def test_results_command_reads_the_finished_backtest(backtest):
     assert proc.stdout.strip().splitlines() == ["SYN_GOLD"]
     proc = run([*MOCHI, "results", "SYN:SILVER"], home)
     assert proc.returncode == 2 and "no results for SYN:SILVER" in proc.stderr
+
+
+def test_results_shows_the_walk_forward_of_every_scenario(backtest):
+    home, _ = backtest
+    proc = run([*MOCHI, "results", "SYN:GOLD", "--walk-forward"], home)
+    assert proc.returncode == 0, proc.stderr
+    for scenario in ("breakout-long", "breakout-short"):
+        assert f"SYN:GOLD scenario {scenario}: walk-forward (rolling, 12 in-sample / 6 out-of-sample" in proc.stdout
+    assert proc.stdout.count("Robustness of the top traders:") == 2
+    assert proc.stdout.count("verdict: ") == 2 and "walk_forward.png" in proc.stdout
 
 
 def test_dagster_cli_rematerializes_a_partition(backtest):

@@ -1,0 +1,176 @@
+"""The daily panel every validation figure is computed from, built once per ticker x scenario.
+
+From the simulated trades (never simulating again) and the session calendar:
+
+* ``r`` and ``ticks``: dense sessions x traders matrices of the sum of each trader's trades' ``r``
+  (and ``pnl_ticks``) per session date, zero on sessions without a trade: DESIGN.md's daily series,
+  one column per trader (2,600 sessions x 2,000 traders is 42 MB each);
+* ``count_cum`` / ``win_cum``: cumulative trade and win (pnl > 0) counts by entry session, so the
+  counts of any window of sessions are one subtraction;
+* ``late``: the few trades still open when the session after their entry session starts (their
+  exit bar starts at or after that session's first bar). A fold's in-sample view leaves out those
+  still open when its out-of-sample window starts: selection sees only trades that closed before.
+
+A trade belongs to the session date it entered on (DESIGN.md); ``known[k]`` is the index of the
+first session whose first bar starts after trade k's exit bar, i.e. the first session at whose
+start the trade is known to have closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from mochi_resources.errors import MochiError
+
+PANEL_TRADE_COLUMNS = ("trader_id", "session_date", "exit_ts", "r", "pnl_ticks", "pnl")
+
+
+def panel_trades(trades: pl.LazyFrame) -> pl.DataFrame:
+    """The columns ``build_panel`` reads, with ``pnl`` reduced to the boolean ``win`` (pnl > 0)."""
+    return trades.select(
+        "trader_id", "session_date", "exit_ts", "r", "pnl_ticks", (pl.col("pnl") > 0).alias("win")
+    ).collect()
+
+
+@dataclass(frozen=True)
+class LateTrades:
+    """Trades still open at the start of the session after their entry session (parallel arrays)."""
+
+    trader: np.ndarray  # column index into the panel
+    session: np.ndarray  # entry session index
+    known: np.ndarray  # first session index at whose start the trade has closed
+    r: np.ndarray
+    ticks: np.ndarray
+    win: np.ndarray  # bool: pnl > 0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Sessions x traders daily series of one scenario (see the module docstring)."""
+
+    trader_ids: np.ndarray  # (N,) int64, sorted
+    dates: np.ndarray  # (T,) datetime64[D], sorted session dates after ATR warm-up
+    r: np.ndarray  # (T, N) float64
+    ticks: np.ndarray  # (T, N) float64
+    count_cum: np.ndarray  # (T + 1, N) int32: trades entered before session t
+    win_cum: np.ndarray  # (T + 1, N) int32
+    late: LateTrades
+
+    @property
+    def sessions(self) -> int:
+        return len(self.dates)
+
+    @property
+    def traders(self) -> int:
+        return len(self.trader_ids)
+
+
+def session_starts(enhanced: pl.LazyFrame) -> pl.DataFrame:
+    """session_date and start_ts (its first bar) of every session after ATR warm-up, in order."""
+    return (
+        enhanced.filter(pl.col("atr").is_not_null())
+        .group_by("session_date")
+        .agg(pl.col("ts").min().alias("start_ts"))
+        .sort("session_date")
+        .collect()
+    )
+
+
+def _epoch_us(series: pl.Series, what: str) -> np.ndarray:
+    if not isinstance(series.dtype, pl.Datetime):
+        raise MochiError(f"{what}: expected timestamps, got {series.dtype}")
+    return series.dt.epoch("us").to_numpy()
+
+
+def _positions(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each value in ``sorted_values`` and a mask of the values not found there."""
+    pos = np.searchsorted(sorted_values, values)
+    if len(sorted_values) == 0:
+        return pos, np.ones(len(values), dtype=bool)
+    return pos, sorted_values[np.minimum(pos, len(sorted_values) - 1)] != values
+
+
+def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessions: pl.DataFrame) -> Panel:
+    """The panel of ``trades`` over the traders ``trader_ids`` and the calendar ``sessions``.
+
+    ``sessions`` has session_date and start_ts (``session_starts``); ``trades`` the columns of
+    ``PANEL_TRADE_COLUMNS``, or ``win`` (pnl > 0) instead of ``pnl`` (``panel_trades``). A trade of an unknown trader or off the calendar, or a second trade of
+    a trader on one session date, is an error. Temporaries are freed as soon as they are used:
+    5 million trades need about 0.6 GB at the peak besides the trades themselves.
+    """
+    missing = [c for c in PANEL_TRADE_COLUMNS if c not in trades.columns and not (c == "pnl" and "win" in trades.columns)]
+    if missing:
+        raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
+    for column in ("session_date", "start_ts"):
+        if column not in sessions.columns:
+            raise MochiError(f"sessions: missing column {column}")
+    ids = np.unique(np.asarray(trader_ids, dtype=np.int64))
+    if len(ids) != len(trader_ids):
+        raise MochiError("traders: trader_id is not unique")
+    days = sessions["session_date"].cast(pl.Date).to_physical().to_numpy()
+    if len(days) > 1 and not (np.diff(days) > 0).all():
+        raise MochiError("sessions: session dates must be unique and sorted")
+    dates = days.astype("datetime64[D]")
+    starts = _epoch_us(sessions["start_ts"], "sessions.start_ts")
+    n_sessions, n_traders = len(dates), len(ids)
+
+    trader_col = trades["trader_id"].cast(pl.Int64).to_numpy()
+    trader, unknown = _positions(ids, trader_col)
+    if unknown.any():
+        raise MochiError(
+            f"trades: {int(unknown.sum())} trade(s) belong to traders not in the trader table "
+            f"(e.g. trader_id {int(trader_col[unknown][0])})"
+        )
+    del trader_col, unknown
+    day_col = trades["session_date"].cast(pl.Date).to_physical().to_numpy()
+    session, off = _positions(days, day_col)
+    if off.any():
+        raise MochiError(
+            f"trades: {int(off.sum())} trade(s) have a session_date outside the session calendar "
+            f"(e.g. {day_col[off][0].astype('datetime64[D]')})"
+        )
+    del day_col, off
+
+    # a trade is late when its exit bar starts at or after the next session's first bar
+    next_start = np.append(starts[1:], np.iinfo(np.int64).max)
+    exit_us = _epoch_us(trades["exit_ts"], "trades.exit_ts")
+    is_late = exit_us >= next_start[session]
+    late_exit = exit_us[is_late]
+    del exit_us, next_start
+    win = trades["win"].to_numpy() if "win" in trades.columns else trades["pnl"].cast(pl.Float64).to_numpy() > 0
+    late = LateTrades(
+        trader=trader[is_late], session=session[is_late],
+        known=np.searchsorted(starts, late_exit, side="right"),
+        r=trades["r"].cast(pl.Float64).to_numpy()[is_late],
+        ticks=trades["pnl_ticks"].cast(pl.Float64).to_numpy()[is_late],
+        win=win[is_late],
+    )
+    del is_late, late_exit
+
+    cell = session * n_traders
+    del session
+    cell += trader
+    del trader
+    size = n_sessions * n_traders
+    per_cell = np.bincount(cell, minlength=size)
+    if len(cell) and per_cell.max() > 1:
+        twice = int(np.argmax(per_cell))
+        raise MochiError(
+            f"trades: trader_id {int(ids[twice % n_traders])} has {int(per_cell[twice])} trades on session "
+            f"{dates[twice // n_traders]} (the strategy allows one per session date)"
+        )
+    count_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
+    np.cumsum(per_cell.reshape(n_sessions, n_traders), axis=0, out=count_cum[1:])
+    del per_cell
+    win_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
+    np.cumsum(np.bincount(cell[win], minlength=size).reshape(n_sessions, n_traders), axis=0, out=win_cum[1:])
+    del win
+    r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=size)
+    ticks_matrix = np.bincount(cell, weights=trades["pnl_ticks"].cast(pl.Float64).to_numpy(), minlength=size)
+    return Panel(
+        ids, dates, r_matrix.reshape(n_sessions, n_traders), ticks_matrix.reshape(n_sessions, n_traders),
+        count_cum, win_cum, late,
+    )

@@ -26,8 +26,8 @@ from tests.automation.requests import small_request
 
 PROVENANCE = ["request_id", "request_hash", "code_version", "engine_storage"]
 TICKER_STAGES = {"raw_bars", "enhanced_bars", "scenarios"}
-SCENARIO_STAGES = {"trades", "aggregates", "rankings", "years_graph", "stops_graph", "best_traders_graph",
-                   "trade_extracts", "trade_lens"}
+SCENARIO_STAGES = {"trades", "aggregates", "walk_forward", "robustness", "rankings", "years_graph", "stops_graph",
+                   "best_traders_graph", "trade_extracts", "trade_lens"}
 PARTITIONS = {"breakout-long|SYN_GOLD", "breakout-short|SYN_GOLD"}
 
 
@@ -176,7 +176,7 @@ def test_a_code_version_change_requests_only_that_stage_and_what_follows(flow):
         resources=build_resources(),
     )
     result = dg.evaluate_automation_conditions(changed, instance, cursor=flow["cursor"])
-    expected = SCENARIO_STAGES - {"trades"}
+    expected = SCENARIO_STAGES - {"trades", "walk_forward"}  # walk_forward reads the trades, not the aggregates
     assert _requested(result) == {p: expected for p in PARTITIONS}
 
 

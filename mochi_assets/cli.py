@@ -350,12 +350,13 @@ def ui(dagster_args):
     import os
     import shutil
 
-    from mochi_assets.runner import workspace_file
+    from mochi_assets.runner import get_instance, workspace_file
     from mochi_resources.settings import MochiSettings
 
     try:
         settings = MochiSettings.from_env()
         workspace = workspace_file(settings)
+        get_instance(settings).dispose()  # created once, and runs of dead `mochi` processes failed
     except MochiError as exc:
         _fail(str(exc))
     exe = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from filelock import FileLock
 
 from mochi_assets import launch
 from mochi_assets.automation.sensors import request_tags
@@ -32,6 +35,11 @@ from mochi_resources.settings import MochiSettings
 
 # Dagster's own console output is replaced by Mochi's progress bar; failures are reported by Mochi.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# A run executed by `mochi` names its process, so a later command can tell that it died.
+PID_TAG = "mochi/pid"
+HOST_TAG = "mochi/host"
+INSTANCE_LOCK = ".mochi-instance.lock"
+LOCK_TIMEOUT_S = 120
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -49,7 +57,11 @@ def ensure_dagster_home(settings: MochiSettings) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     target = home / "dagster.yaml"
     if not target.exists() and _REPO_DAGSTER_YAML.is_file():
-        shutil.copyfile(_REPO_DAGSTER_YAML, target)
+        with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+            if not target.exists():
+                staged = home / f".dagster.yaml.{os.getpid()}"
+                shutil.copyfile(_REPO_DAGSTER_YAML, staged)
+                os.replace(staged, target)
     return home
 
 
@@ -63,13 +75,59 @@ def workspace_file(settings: MochiSettings) -> Path:
         f"      location_name: {launch.LOCATION_NAME}\n"
     )
     if not target.is_file() or target.read_text() != text:
-        target.write_text(text)
+        staged = home / f".workspace.yaml.{os.getpid()}"
+        staged.write_text(text)
+        os.replace(staged, target)
     return target
 
 
-def get_instance(settings: MochiSettings) -> dg.DagsterInstance:
-    ensure_dagster_home(settings)
-    return dg.DagsterInstance.get()
+def get_instance(settings: MochiSettings, notice: Callable[[str], None] | None = None) -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME. Its SQLite storage is created (or migrated) under a file
+    lock, so any number of `mochi` commands started at once on a fresh home create it once; then
+    runs left behind by a `mochi` process that died are failed and their pool slots freed."""
+    home = ensure_dagster_home(settings)
+    with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # the storage exists before another command may touch it
+    for line in recover_dead_runs(instance):
+        (notice or _stderr)(line)
+    return instance
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(f"mochi: {line}\n")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a `mochi` process with this pid still runs (a reused pid of another program is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return b"mochi" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal check
+
+
+def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the unfinished runs whose `mochi` process (on this host) is gone, freeing their pool
+    slots; one line per run saying so."""
+    lines = []
+    host = socket.gethostname()
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if not pid or run.tags.get(HOST_TAG) != host or _process_alive(int(pid)):
+            continue
+        message = f"the mochi process {pid} that ran it is gone (killed or crashed)"
+        instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        lines.append(f"run {run.run_id} ({run.job_name}) was left behind by process {pid}, which is gone: "
+                     "marked failed, its pool slots freed")
+    return lines
 
 
 @dataclass
@@ -200,7 +258,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
             "(or cancel it in the web UI) before starting another backtest of the same ticker"
         )
     instance.add_dynamic_partitions(TICKER_DIMENSION, [ticker_key])
-    tags = request_tags(request)
+    tags = {**request_tags(request), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     ticker_keys = [a.key for a in ticker_assets]
     scenario_keys = [a.key for a in scenario_assets]
     board_keys = [a.key for a in leaderboard_assets]

@@ -264,10 +264,11 @@ def test_a_catalog_without_the_register_procedure_refuses_the_default_mode(lake)
     props = {k: v for k, v in hive_catalog_properties().items() if k != "hive.allow-register-partition-procedure"}
     with pytest.raises(Exception, match="register_partition procedure is disabled"):
         aggregate_scenario(TrinoEngine(URL, connect=TrinoOnDuckDB(root, catalog=props)),
-                           trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4)
+                           trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
+                           outcomes=trades.lazy())
     sync = TrinoEngine(URL + ("&" if "?" in URL else "?") + "partitions=sync", connect=TrinoOnDuckDB(root, catalog=props))
     got = aggregate_scenario(sync, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions,
-                             n_blocks=4)
+                             n_blocks=4, outcomes=trades.lazy())
     assert got["trader_summary"]["trades"].sum() == trades.height
 
 

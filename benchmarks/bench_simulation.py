@@ -32,6 +32,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mochi_assets.market_data.sessions import parse_session  # noqa: E402
 from mochi_assets.simulation.api import _run, simulate_to_parquet  # noqa: E402
 
 TIMEZONE = "America/New_York"
@@ -138,7 +139,7 @@ def engine_only(bars: pl.DataFrame, grid: pl.DataFrame) -> dict:
     """The same run without the Parquet writer: the tables are made and dropped (api._run is
     what simulate_to_parquet streams to its writer)."""
     started, cpu = time.perf_counter(), time.process_time()
-    chunks, _, _, tally = _run(bars, grid, TICK, TIMEZONE, 512, streaming=True)
+    chunks, _, _, tally = _run(bars, grid, TICK, parse_session("calendar-day", TIMEZONE), 512, streaming=True)
     for _table, _done in chunks:
         pass
     seconds = time.perf_counter() - started

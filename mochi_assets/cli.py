@@ -81,7 +81,7 @@ def main() -> None:
 @click.option("--start", help="First session date, YYYY-MM-DD (inclusive).")
 @click.option("--end", help="Last session date, YYYY-MM-DD (inclusive).")
 @click.option("--request", "request_file", type=click.Path(dir_okay=False), help="A request document (YAML or JSON).")
-@click.option("--timezone", help="Zone of session dates and entry times [default: America/New_York].")
+@click.option("--timezone", help="Zone of explicit session hours (a request's `session` key); session dates and entry times follow the ticker's session calendar [default: America/New_York].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 @click.option("--force", is_flag=True, help="Re-run every stage, even those whose code and data are unchanged.")
 def backtest(ticker, start, end, request_file, timezone, no_progress, force):
@@ -164,12 +164,30 @@ def _report(result) -> None:
     label = " (synthetic data)" if synthetic else ""
     click.echo(f"\nBacktest of {request.ticker}{label}, {request.start} to {request.end}: "
                f"{len(result.scenarios)} scenarios ({', '.join(result.scenarios)})")
+    _print_sessions(request)
     _print_locations(result)
     if result.skipped:
         click.echo(f"Up to date, not re-run (code and data versions unchanged): {', '.join(result.skipped)}"
                    " (--force re-runs them)")
     click.echo("\nLeaderboard (top 10; each distinct outcome once; P&L in price units, ticks and R):")
     click.echo(_ranked_table(result.leaderboard, 10))
+
+
+def _print_sessions(request) -> None:
+    """The session calendar and the sessions actually traded (the first one may be after --start)."""
+    from mochi_assets.market_data.sources import traded_sessions
+    from mochi_resources.lake import Lake
+    from mochi_resources.settings import MochiSettings
+
+    calendar, first, last, count, first_session = traded_sessions(Lake(MochiSettings.from_env()), request)
+    click.echo(f"Sessions: {calendar.describe()}")
+    if first is None:
+        click.echo(f"No tradable session between {request.start} and {request.end}.")
+        return
+    click.echo(f"Traded sessions: {first} to {last} ({count} sessions)")
+    if first_session is not None and first > first_session:
+        click.echo(f"Note: the bars start too late to warm the ATR up before {request.start}: "
+                   f"the first tradable session is {first}.")
 
 
 def _print_locations(result) -> None:
@@ -190,7 +208,10 @@ def _print_locations(result) -> None:
 @click.option("--format", "file_format", type=click.Choice(["auto", "generic", "histdata", "dukascopy"]),
               default="auto", show_default=True,
               help="File layout; auto tells HistData ASCII M1 and Dukascopy CSV exports from generic files.")
-def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format):
+@click.option("--session", default="calendar-day", show_default=True,
+              help="Trading sessions: forex, us-equity, us-equity-extended, crypto, calendar-day, or hours "
+                   "OPEN-CLOSE[/DAYS] in --timezone (e.g. 08:00-16:30, 18:00-17:00/mon-fri); see docs/strategy.md.")
+def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format, session):
     """Import a user's bars for TICKER from FILE: CSV or Parquet with ts, open, high, low, close, volume,
     a HistData.com ASCII M1 file, or a Dukascopy CSV export.
 
@@ -199,6 +220,7 @@ def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format):
     from zoneinfo import available_timezones
 
     from mochi_assets.market_data.imports import read_bars_file
+    from mochi_assets.market_data.sessions import parse_session
     from mochi_assets.partitions import sanitize_ticker
     from mochi_assets.store import save_import
     from mochi_resources.lake import Lake
@@ -211,13 +233,16 @@ def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format):
         for opt, tz in (("--timezone", timezone), ("--file-timezone", file_timezone)):
             if tz is not None and tz not in available_timezones():
                 _fail(f"{opt}: {tz!r} is not a known IANA timezone")
+        calendar = parse_session(session, timezone, field="--session")
         bars = read_bars_file(file, file_timezone=file_timezone, format=file_format)
         lake = Lake(MochiSettings.from_env())
-        info = save_import(lake, ticker, key, bars, tick_size=tick_size, timezone=timezone, source_file=str(Path(file).resolve()))
+        info = save_import(lake, ticker, key, bars, tick_size=tick_size, timezone=timezone,
+                           source_file=str(Path(file).resolve()), session=calendar.spec)
     except MochiError as exc:
         _fail(str(exc))
     click.echo(f"Imported {info['rows']} bars of {ticker} ({info['first_ts']} to {info['last_ts']}), "
                f"tick size {tick_size}, timezone {timezone}, into {lake.uri(lake.folder_key('raw', 'imported_bars', key))}")
+    click.echo(f"Sessions: {calendar.describe()}")
 
 
 @main.command()
@@ -364,6 +389,17 @@ def ui(dagster_args):
                err=True)
     os.execv(exe, [exe, "dev", "-w", str(workspace), *dagster_args])
 
+
+def _add_stage_commands() -> None:
+    """Commands whose code lives with their stage (live trading, SEC filings)."""
+    from mochi_assets.filings.commands import filings
+    from mochi_assets.live.commands import brokers, live
+
+    for command in (brokers, live, filings):
+        main.add_command(command)
+
+
+_add_stage_commands()
 
 if __name__ == "__main__":
     main()

@@ -9,12 +9,15 @@ from mochi_assets.aggregation import assets as aggregation
 from mochi_assets.automation.schedules import build_schedules
 from mochi_assets.automation.sensors import build_sensors
 from mochi_assets.execution import mochi_executor
+from mochi_assets.filings import assets as filings
+from mochi_assets.live import assets as live
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.reporting import assets as reporting
 from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
 from mochi_assets.validation import assets as validation
+from mochi_resources.edgar import EdgarResource
 from mochi_resources.io_manager import LakeIOManager, LakeResource
 from mochi_resources.polygon import PolygonResource
 from mochi_resources.sql_resource import SqlEngineResource
@@ -35,6 +38,9 @@ scenario_assets = [
 ]
 leaderboard_assets = [reporting.leaderboard]
 all_assets = [*request_assets, *ticker_assets, *scenario_assets, *leaderboard_assets]
+# After the backtest: live trading (brokers' exports, forward tracking) and SEC filings.
+live_assets = [live.live_trades, live.portfolio_tracking]
+filings_assets = [filings.sec_filings, filings.filing_day_lens]
 
 # Launching a backtest is materializing its request (UI launchpad, CLI, request sensor); the three
 # phases after it (per ticker, per ticker x scenario, across scenarios) follow by declarative
@@ -59,6 +65,19 @@ leaderboard_job = dg.define_asset_job(
     description="The ticker's leaderboard across its scenarios.",
 )
 
+live_trades_job = dg.define_asset_job(
+    "live_trades_job", selection=[live.live_trades],
+    description="Export one broker's active live-trade configurations for its execution bot.",
+)
+tracking_job = dg.define_asset_job(
+    "tracking_job", selection=[live.portfolio_tracking],
+    description="Forward tracking of the ticker's promoted traders on the bars after their promotion.",
+)
+filings_job = dg.define_asset_job(
+    "filings_job", selection=filings_assets,
+    description="The ticker's SEC EDGAR filings and the trade lens of filing days.",
+)
+
 
 def _env(name: str) -> dg.EnvVar | None:
     """`dg.EnvVar(name)` when the variable is set as the code location loads (its value is resolved
@@ -76,13 +95,14 @@ def build_resources() -> dict:
         "io_manager": LakeIOManager(lake=lake),
         REQUEST_IO_MANAGER: RequestIOManager(lake=lake),
         "sql_engine": SqlEngineResource(duckdb=DuckDBResource(database=":memory:"), trino_url=_env("MOCHI_TRINO_URL")),
+        "edgar": EdgarResource(),
     }
 
 
 defs = dg.Definitions(
-    assets=all_assets,
-    jobs=[request_job, ticker_job, scenario_job, leaderboard_job],
-    sensors=build_sensors(request_job),
+    assets=[*all_assets, *live_assets, *filings_assets],
+    jobs=[request_job, ticker_job, scenario_job, leaderboard_job, live_trades_job, tracking_job, filings_job],
+    sensors=[*build_sensors(request_job, all_assets), live.portfolio_tracking_sensor],
     schedules=build_schedules(ticker_job),
     resources=build_resources(),
     executor=mochi_executor,

@@ -9,6 +9,7 @@ from mochi_resources.errors import RequestError
 
 TICKER_DIMENSION = "ticker"
 SCENARIO_DIMENSION = "scenario"
+BROKER_DIMENSION = "broker"
 
 # A partition key becomes a path segment, an S3 key segment and a SQL literal: allow only a
 # conservative alphabet so nothing can escape a folder, a bucket or a quoted string.
@@ -18,6 +19,8 @@ _SCENARIO_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{0,47}$")
 
 ticker_partitions_def = dg.DynamicPartitionsDefinition(name=TICKER_DIMENSION)
 scenario_partitions_def = dg.DynamicPartitionsDefinition(name=SCENARIO_DIMENSION)
+# One partition per broker (`mochi brokers add` registers it): the live_trades export of that broker.
+broker_partitions_def = dg.DynamicPartitionsDefinition(name=BROKER_DIMENSION)
 ticker_scenario_partitions_def = dg.MultiPartitionsDefinition(
     {TICKER_DIMENSION: ticker_partitions_def, SCENARIO_DIMENSION: scenario_partitions_def}
 )

@@ -6,11 +6,15 @@ Every key and default is documented here and in the README ("The request documen
 |---------------|--------------------|---------------------------------------------------------------|
 | ticker        | (required)         | provider symbol, e.g. `C:XAUUSD`, `AAPL`, `SYN:GOLD`           |
 | start, end    | (required)         | session dates, both inclusive; end must be after start        |
-| timezone      | America/New_York   | zone of session dates and entry times                         |
+| timezone      | America/New_York   | zone of explicit `session` hours (named calendars have theirs) |
+| session       | by asset class     | trading-session calendar: a name (`forex`, `us-equity`,       |
+|               |                    | `us-equity-extended`, `crypto`, `calendar-day`) or hours      |
+|               |                    | `OPEN-CLOSE[/DAYS]`; session dates and entry times follow it  |
+|               |                    | (table in market_data/sessions.py and docs/strategy.md)       |
 | atr.short     | 14                 | Wilder ATR period (daily bars) of the short ATR               |
 | atr.long      | 50                 | Wilder ATR period of the long ATR                             |
 | atr.alpha     | 0.5                | atr = alpha * short + (1 - alpha) * long                      |
-| entry_times   | ["09:30"]          | local entry times (HH:MM), one trader axis                    |
+| entry_times   | ["09:30"]          | entry times (HH:MM) in the session's zone, one trader axis    |
 | duration_min  | 240                | maximum holding time in minutes (a list makes it an axis)     |
 | timeout_min   | 30                 | minutes an entry order stays live (a list makes it an axis)   |
 | cost_ticks    | 2                  | round-trip cost per trade in ticks                            |
@@ -59,6 +63,7 @@ from pydantic import (
     model_validator,
 )
 
+from mochi_assets.market_data.sessions import check_session_spec
 from mochi_assets.partitions import check_scenario_name, sanitize_ticker
 from mochi_resources.errors import RequestError
 
@@ -157,6 +162,7 @@ class BacktestRequest(BaseModel):
     timeout_min: PositiveInt | list[PositiveInt] = 30
     cost_ticks: Annotated[float, Field(ge=0.0)] = 2.0
     tick_size: PositiveFloat | None = None
+    session: str | None = None
     scenarios: dict[str, ScenarioSpec] | None = None
     walk_forward: WalkForwardSettings = Field(default_factory=WalkForwardSettings)
 
@@ -179,6 +185,16 @@ class BacktestRequest(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{v!r} is not a known IANA timezone") from None
         return v
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return check_session_spec(v).strip()
+        except RequestError as exc:
+            raise ValueError(str(exc).removeprefix("session: ")) from None
 
     @field_validator("entry_times")
     @classmethod

@@ -4,8 +4,8 @@
   written by the request IO manager beside every `request-<hash>.json` (request_asset.py) and read
   by `mochi refresh`; assets never read it (they receive their request through the graph).
 - `raw/imported_bars/ticker=T/data.parquet` and `params/imports/ticker=T/import.json`: a user's
-  bars and their tick size and timezone (`mochi import-bars`); they take precedence over any
-  provider for that ticker.
+  bars and their tick size, timezone and session calendar (`mochi import-bars`); they take
+  precedence over any provider for that ticker.
 """
 
 from __future__ import annotations
@@ -48,12 +48,15 @@ def imported_bars_key(lake: Lake, ticker_key: str) -> str:
 
 
 def save_import(lake: Lake, ticker: str, ticker_key: str, bars: pl.DataFrame, *, tick_size: float,
-                timezone: str, source_file: str) -> dict:
-    """Store a user's bars (bars first, then the info that makes them visible: all or nothing)."""
+                timezone: str, source_file: str, session: str = "calendar-day") -> dict:
+    """Store a user's bars (bars first, then the info that makes them visible: all or nothing).
+
+    `session` is the calendar spec (market_data/sessions.py), explicit hours in `timezone`."""
     info = {
         "ticker": ticker,
         "tick_size": tick_size,
         "timezone": timezone,
+        "session": session,
         "source_file": source_file,
         "rows": bars.height,
         "first_ts": str(bars["ts"].min()),

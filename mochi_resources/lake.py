@@ -206,6 +206,13 @@ class Lake:
         """Store bytes under key, atomically."""
         self.store.put_bytes(self._check_key(key), data)
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        """Create key with data unless it exists, atomically (False: it exists, nothing written).
+
+        For append-only records: two writers racing for one key cannot both succeed.
+        """
+        return self.store.put_if_absent(self._check_key(key), data)
+
     def put_table(self, key: str, df: pl.DataFrame) -> None:
         """Store a table as one Parquet object (zstd), atomically."""
         self.put_bytes(key, _parquet_bytes(df))

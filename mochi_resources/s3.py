@@ -204,6 +204,23 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "write", key) from None
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """A conditional PUT (`If-None-Match: *`): the server creates the key only if it is absent.
+
+        412 Precondition Failed: the key exists. 409 ConditionalRequestConflict: another conditional
+        write of the key is in flight; its winner is decided by the server, so this one lost too.
+        """
+        bucket, rest = _split(key)
+        try:
+            self.client.put_object(Bucket=bucket, Key=rest, Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if _status(exc) in (409, 412) or _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise self._fail(exc, "write", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "write", key) from None
+
     def get_bytes(self, key: str) -> bytes:
         bucket, rest = _split(key)
         try:

@@ -33,6 +33,9 @@ BUCKETS = (
     "graphs",
     "extracts",
     "rankings",
+    "live-trades",  # brokers and live-trade configurations (append-only versions), the exports for bots
+    "portfolio-tracking",  # forward results of promoted traders
+    "filings",  # SEC EDGAR filings of equity tickers
 )
 
 

@@ -48,6 +48,10 @@ class ObjectStore(Protocol):
         """Store bytes under key, atomically."""
         ...
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create key with data only if no object has that key (atomically); False when one exists."""
+        ...
+
     def get_bytes(self, key: str) -> bytes:
         """The whole object; KeyMissing when absent."""
         ...
@@ -126,6 +130,27 @@ class LocalStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise self._error("write", key, exc) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        # a hard link fails when the name exists, and the linked file is already complete: two
+        # processes racing for one key cannot both win, and nobody sees a partial object
+        dest = self._path(key)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            raise self._error("write", key, exc) from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -125,7 +125,7 @@ def tracked_tickers(instance: dg.DagsterInstance) -> list[str]:
     ]
 
 
-def build_sensors(request_job) -> list[dg.SensorDefinition]:
+def build_sensors(request_job, backtest_assets: list) -> list[dg.SensorDefinition]:
     """The request sensor (targeting the request job) and Dagster's automation condition sensor."""
 
     @dg.sensor(
@@ -140,7 +140,8 @@ def build_sensors(request_job) -> list[dg.SensorDefinition]:
 
     automation_sensor = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
-        target=dg.AssetSelection.all(),
+        # the backtest pipeline; live trading has its own sensor (portfolio_tracking_sensor)
+        target=dg.AssetSelection.assets(*backtest_assets),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         # the scenario condition reads each ticker's grids: Python, evaluated in the code location

@@ -14,7 +14,15 @@ from mochi_assets.market_data.checks import (
     timestamp_violations,
 )
 from mochi_assets.market_data.indicators import enhance_bars
-from mochi_assets.market_data.sources import POLYGON, check_source, load_raw_bars, refresh_request
+from mochi_assets.market_data.sessions import first_tradable_session, session_date_expr
+from mochi_assets.market_data.sources import (
+    POLYGON,
+    check_source,
+    load_raw_bars,
+    refresh_request,
+    session_calendar,
+    warmup_sessions,
+)
 from mochi_assets.execution import PROVIDER_POOL, step_tags
 from mochi_assets.automation.retries import LAKE_RETRY, NETWORK_RETRY
 from mochi_assets.metadata import code_version, frames_version, preview, provenance, ts_range
@@ -79,6 +87,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
     if check_source(the_lake, request, polygon=polygon.configured()) == POLYGON:
         client = polygon.get_client(log=context.log.info)
     bars = load_raw_bars(the_lake, request, client=client, log=context.log.info)
+    calendar = session_calendar(the_lake, request)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
         + (" (synthetic data)" if bars.synthetic else "")
@@ -97,6 +106,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
             "minute_rows": bars.minute.height,
             "hour_rows": bars.hour.height,
             "day_rows": bars.day.height,
+            "session_calendar": calendar.describe(),
             **ts_range(bars.minute),
             "preview": preview(bars.minute),
         },
@@ -120,10 +130,9 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
     )
     yield _check(
         "sessions_covered",
-        missing_sessions(bars.minute, request.start, request.end, request.timezone,
-                         every_day=bars.asset_class == "crypto"),
+        missing_sessions(bars.minute, request.start, request.end, calendar),
         "raw_bars",
-        f"sessions of {request.start} to {request.end} ({request.timezone}) without any bar",
+        f"sessions of {request.start} to {request.end} ({calendar.describe()}) without any bar",
         warn=True,
     )
     yield _check("no_suspicious_jumps", suspicious_jumps(bars.minute), "raw_bars",
@@ -150,15 +159,29 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
 )
 @fails_at_once
 def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bars: dict, request: BacktestRequest):
-    """Minute bars joined with the daily ATRs (short, long, blended) known before each session."""
+    """Minute bars of the requested sessions joined with the daily ATRs known before each session."""
     the_lake = lake.get_lake()
+    calendar = session_calendar(the_lake, request)
     minute = raw_bars["bars_minute"].collect()
-    enhanced = enhance_bars(
-        minute, timezone=request.timezone, short=request.atr.short, long=request.atr.long, alpha=request.atr.alpha
-    )
+    settings = {"short": request.atr.short, "long": request.atr.long, "alpha": request.atr.alpha}
+    # the raw bars reach back before `start` (warm-up); only the requested sessions are kept
+    enhanced = enhance_bars(minute, session=calendar, start=request.start, end=request.end, **settings)
+    loaded = minute.select(session_date_expr(calendar).drop_nulls().unique()).to_series()
+    warmup = warmup_sessions(request)
+    first = first_tradable_session(loaded, warmup, request.start)
     sessions = enhanced.select(pl.col("session_date").n_unique()).item()
     ready = enhanced.filter(pl.col("atr").is_not_null()).select(pl.col("session_date").n_unique()).item()
-    context.log.info(f"{request.ticker}: {sessions} sessions, {ready} with a defined ATR")
+    last = enhanced["session_date"].max()
+    warmup_loaded = int((loaded < request.start).sum())
+    context.log.info(
+        f"{request.ticker}: {sessions} sessions from {request.start} to {request.end} ({calendar.describe()}), "
+        f"{ready} with a defined ATR; {warmup_loaded} warm-up sessions loaded before {request.start}"
+    )
+    if first is None or first > request.start:
+        context.log.warning(
+            f"{request.ticker}: the source has too few sessions before {request.start} to warm the ATR up "
+            f"({warmup} needed, {warmup_loaded} loaded): the first tradable session is {first}"
+        )
     yield dg.Output(
         enhanced,
         metadata={
@@ -166,18 +189,23 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
             "rows": enhanced.height,
             "sessions": sessions,
             "sessions_with_atr": ready,
+            "session_calendar": calendar.describe(),
+            "warmup_sessions_loaded": warmup_loaded,
+            "first_tradable_session": str(first) if first is not None else "none",
+            "traded_range": f"{first} to {last}" if first is not None else "none",
             "atr": f"short {request.atr.short}, long {request.atr.long}, alpha {request.atr.alpha}",
             **ts_range(enhanced),
             "preview": preview(enhanced.filter(pl.col("atr").is_not_null())),
         },
     )
-    yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=request.atr.long), "enhanced_bars", "ATR defined after warm-up")
+    # sessions of the range before the first tradable one (all of them when none is tradable)
+    untradable = sessions if first is None else enhanced.filter(pl.col("session_date") < first)["session_date"].n_unique()
+    yield _check("atr_defined_after_warmup", atr_violations(enhanced, warmup_sessions=untradable),
+                 "enhanced_bars", "ATR defined from the first tradable session on")
     yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
     yield _check(
         "atr_no_lookahead",
-        atr_lookahead_violations(enhanced, timezone=request.timezone, short=request.atr.short,
-                                 long=request.atr.long, alpha=request.atr.alpha),
+        atr_lookahead_violations(enhanced, session=calendar, source=minute, **settings),
         "enhanced_bars",
         "ATR of sampled sessions recomputed from the bars before each session",
     )
-

@@ -12,7 +12,8 @@ import datetime as dt
 
 import polars as pl
 
-from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS, local_date_expr
+from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS
+from mochi_assets.market_data.sessions import SessionCalendar, session_date_expr
 
 _ROW = "row"
 _PROBLEM = "problem"
@@ -161,16 +162,16 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
     return pl.concat([checked.cast(schema), orphans.cast(schema)]).sort("ts")
 
 
-def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, timezone: str,
-                     every_day: bool = False) -> pl.DataFrame:
-    """Expected session dates start..end (local dates in `timezone`) that have no bar.
+def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, calendar: SessionCalendar) -> pl.DataFrame:
+    """Expected session dates start..end of `calendar` that have no bar.
 
-    Expected: Monday to Friday, or every day when `every_day` (crypto). Market holidays show up
-    here too, which is why the asset check is a warning. Columns: session_date, weekday, problem.
+    Expected: every date whose weekday is one of the calendar's session days. Market holidays show
+    up here too ("no bars, no session"), which is why the asset check is a warning. Columns:
+    session_date, weekday, problem.
     """
-    present = set(minute.select(local_date_expr(timezone).unique()).to_series().to_list())
+    present = set(minute.select(session_date_expr(calendar).drop_nulls().unique()).to_series().to_list())
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    expected = [d for d in days if every_day or d.weekday() < 5]
+    expected = [d for d in days if d.weekday() in calendar.days]
     missing = [d for d in expected if d not in present]
     return pl.DataFrame(
         {
@@ -212,14 +213,17 @@ def suspicious_jumps(bars: pl.DataFrame, factor: float = 3.0) -> pl.DataFrame:
     return _offending(data, [pl.when(pl.col("move") > factor * typical).then(reason)])
 
 
-def atr_lookahead_violations(enhanced: pl.DataFrame, *, timezone: str, short: int, long: int, alpha: float,
-                             samples: int = 12) -> pl.DataFrame:
+def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, alpha: float,
+                             timezone: str | None = None, session: SessionCalendar | None = None,
+                             source: pl.DataFrame | None = None, samples: int = 12) -> pl.DataFrame:
     """Sessions whose ATR differs from one recomputed from the bars strictly before the session.
 
     For up to `samples` sessions with a defined atr (spread evenly, the last one included), the
-    enhanced bars are cut before the session's first bar and the blended ATR is recomputed from
-    what is left; any difference (relative 1e-9) means the stored ATR saw data of its own session
-    or later. Columns: session_date, atr, atr_recomputed, problem.
+    source bars (`source`: the raw bars, warm-up included; default the enhanced bars themselves)
+    are cut before the session's first bar and the blended ATR is recomputed from what is left
+    under the same calendar (`session`, default calendar days of `timezone`); any difference
+    (relative 1e-9) means the stored ATR saw data of its own session or later. Columns:
+    session_date, atr, atr_recomputed, problem.
     """
     from mochi_assets.market_data.indicators import enhance_bars
 
@@ -234,13 +238,13 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, timezone: str, short: in
         return pl.DataFrame(schema=schema)
     step = max(1, sessions.height // samples)
     picked = sessions[::step].vstack(sessions.tail(1)).unique("session_date").sort("session_date")
-    bars = enhanced.select(BAR_COLUMNS).sort("ts")
+    bars = (enhanced if source is None else source).select(BAR_COLUMNS).sort("ts")
     rows = []
     for session_date, atr, first_ts in picked.iter_rows():
         before = bars.filter(pl.col("ts") < first_ts)
         # one bar of the session itself gives the recomputation a row for that date to report on
         probe = pl.concat([before, bars.filter(pl.col("ts") == first_ts)])
-        redone = enhance_bars(probe, timezone=timezone, short=short, long=long, alpha=alpha)
+        redone = enhance_bars(probe, timezone=timezone, session=session, short=short, long=long, alpha=alpha)
         value = redone.filter(pl.col("session_date") == session_date)["atr"].first()
         if value is None or abs(value - atr) > 1e-9 * max(abs(atr), 1e-12):
             rows.append({"session_date": session_date, "atr": atr, "atr_recomputed": value,

@@ -1,33 +1,49 @@
-"""Daily indicators for the strategy: daily bars in the request time zone and blended Wilder ATRs.
+"""Daily indicators for the strategy: one daily bar per trading session and blended Wilder ATRs.
 
-The ATR used on session date D is computed from the daily bars up to D-1 only
-(the daily series is shifted by one daily bar), so no bar of D leaks into the
-stop and limit distances of trades taken on D.
+A daily bar is the bars of one session of the ticker's calendar (sessions.py): for forex the
+Sunday-evening bars are part of Monday's daily bar, never a day of their own. The ATR used on
+session date D is computed from the daily bars up to D-1 only (the daily series is shifted by one
+daily bar), so no bar of D leaks into the stop and limit distances of trades taken on D.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from mochi_assets.market_data.bars import check_timezone, local_date_expr
+from mochi_assets.market_data.bars import check_timezone
+from mochi_assets.market_data.sessions import SessionCalendar, assign_sessions, parse_session
 from mochi_resources.errors import RequestError
 
 DAILY_COLUMNS = ["session_date", "open", "high", "low", "close", "volume"]
 ENHANCED_EXTRA_COLUMNS = ["session_date", "atr_short", "atr_long", "atr"]
 
 
-def daily_bars(minute: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    """Daily bars per local calendar date of ts in `timezone`.
+def _calendar(timezone: str | None, session: SessionCalendar | None) -> SessionCalendar:
+    """`session`, else calendar days of `timezone` (the sessions of a market open around the clock)."""
+    if session is not None:
+        return session
+    if timezone is None:
+        raise RequestError("session: give a session calendar or a timezone")
+    check_timezone(timezone)
+    return parse_session("calendar-day", timezone)
+
+
+def daily_bars(minute: pl.DataFrame, timezone: str | None = None, *,
+               session: SessionCalendar | None = None) -> pl.DataFrame:
+    """Daily bars, one per session of `session` (default: calendar days of `timezone`).
 
     Columns session_date (Date), open (first), high (max), low (min), close
-    (last), volume (sum); one row per date that has bars, sorted by date.
+    (last), volume (sum); one row per session that has bars, sorted by date.
+    Bars outside every session are left out.
     """
-    check_timezone(timezone)
+    calendar = _calendar(timezone, session)
     return (
-        minute.sort("ts")
-        .group_by(local_date_expr(timezone).alias("session_date"), maintain_order=True)
+        assign_sessions(minute, calendar)
+        .group_by("session_date", maintain_order=True)
         .agg(
             pl.col("open").first(),
             pl.col("high").max(),
@@ -75,23 +91,32 @@ def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
     return atr
 
 
-def enhance_bars(minute: pl.DataFrame, *, timezone: str, short: int, long: int, alpha: float) -> pl.DataFrame:
-    """Minute bars joined with the daily ATRs of their session date (enhanced bars table).
+def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, timezone: str | None = None,
+                 session: SessionCalendar | None = None, start: dt.date | None = None,
+                 end: dt.date | None = None) -> pl.DataFrame:
+    """Minute bars joined with the daily ATRs of their session (enhanced bars table).
 
-    Columns: the bar columns, session_date (local date of ts in `timezone`),
-    atr_short, atr_long (Wilder ATRs of the daily bars with periods `short`
-    and `long`), atr = alpha*atr_short + (1-alpha)*atr_long. The values on
-    session date D come from daily bars up to the previous daily bar; they are
-    null (not NaN) while undefined (warm-up). Sorted by ts.
+    Columns: the bar columns, session_date (the bar's session under `session`, default calendar
+    days of `timezone`; bars outside every session are dropped), atr_short, atr_long (Wilder ATRs
+    of the daily bars with periods `short` and `long`), atr = alpha*atr_short + (1-alpha)*atr_long.
+    The values on session date D come from daily bars up to the previous session; they are null
+    (not NaN) while undefined (warm-up). `start`/`end` keep only the sessions in [start, end]
+    AFTER the ATRs are computed, so bars loaded before `start` warm the indicators up without
+    being traded. Sorted by ts.
     """
-    check_timezone(timezone)
+    calendar = _calendar(timezone, session)
     short = _check_period(short, "atr.short")
     long = _check_period(long, "atr.long")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
         raise RequestError(f"atr.alpha: must be a number between 0 and 1, got {alpha!r}")
     alpha = float(alpha)
 
-    daily = daily_bars(minute, timezone)
+    bars = assign_sessions(minute, calendar)
+    daily = (
+        bars.group_by("session_date", maintain_order=True)
+        .agg(pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
+        .sort("session_date")
+    )
     high, low, close = (daily.get_column(c).to_numpy() for c in ("high", "low", "close"))
     atr_short = wilder_atr(high, low, close, short)
     atr_long = wilder_atr(high, low, close, long)
@@ -104,8 +129,8 @@ def enhance_bars(minute: pl.DataFrame, *, timezone: str, short: int, long: int, 
         .with_columns(pl.col("atr_short").fill_nan(None), pl.col("atr_long").fill_nan(None))
         .with_columns((alpha * pl.col("atr_short") + (1.0 - alpha) * pl.col("atr_long")).alias("atr"))
     )
-    return (
-        minute.with_columns(local_date_expr(timezone).alias("session_date"))
-        .join(indicators, on="session_date", how="left")
-        .sort("ts")
-    )
+    if start is not None:
+        indicators = indicators.filter(pl.col("session_date") >= start)
+    if end is not None:
+        indicators = indicators.filter(pl.col("session_date") <= end)
+    return bars.join(indicators, on="session_date", how="inner").sort("ts")

@@ -5,30 +5,27 @@ Polygon's reference data (`/v3/reference/tickers/{ticker}`) gives the market (`s
 this table, chosen by market (or, without reference data, by the ticker's prefix: `C:` forex,
 `X:` crypto, `I:` index, anything else a US stock):
 
-| asset class | tick size                         | timezone          | trading session                                 |
-|-------------|-----------------------------------|-------------------|-------------------------------------------------|
-| stocks, otc | 0.01 (US minimum increment >= $1) | America/New_York  | 09:30-16:00 (extended 04:00-20:00)              |
-| forex       | 0.00001; 0.001 when JPY is quoted | UTC               | 24x5, Sunday 17:00 to Friday 17:00 New York      |
-| metals      | 0.01 (XAU, XAG, XPT, XPD pairs)   | UTC               | 24x5, Sunday 18:00 to Friday 17:00 New York      |
-| crypto      | 0.01                              | UTC               | 24x7                                            |
-| indices     | 0.01                              | America/New_York  | 09:30-16:00                                     |
+| asset class | tick size                         | session calendar (sessions.py)                         |
+|-------------|-----------------------------------|--------------------------------------------------------|
+| stocks, otc | 0.01 (US minimum increment >= $1) | `us-equity`: 09:30-16:00 New York, Mon-Fri             |
+| forex       | 0.00001; 0.001 when JPY is quoted | `forex`: Sunday 17:00 to Friday 17:00 New York         |
+| metals      | 0.01 (XAU, XAG, XPT, XPD pairs)   | `forex`                                                |
+| crypto      | 0.01                              | `crypto`: 24x7, UTC days                               |
+| indices     | 0.01                              | `us-equity`                                            |
 
-A request's `tick_size` overrides the tick size in every case.
+The timezone is the calendar's. A request's `tick_size` overrides the tick size in every case,
+and its `session` the calendar.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mochi_assets.market_data.sessions import default_session
+
 METALS = ("XAU", "XAG", "XPT", "XPD")
 
-_CLASSES = {
-    "stocks": (0.01, "America/New_York", "09:30-16:00 (extended 04:00-20:00)"),
-    "forex": (0.00001, "UTC", "24x5, Sunday 17:00 to Friday 17:00 America/New_York"),
-    "metals": (0.01, "UTC", "24x5, Sunday 18:00 to Friday 17:00 America/New_York"),
-    "crypto": (0.01, "UTC", "24x7"),
-    "indices": (0.01, "America/New_York", "09:30-16:00"),
-}
+_TICK_SIZES = {"stocks": 0.01, "forex": 0.00001, "metals": 0.01, "crypto": 0.01, "indices": 0.01}
 _MARKETS = {"stocks": "stocks", "otc": "stocks", "fx": "forex", "crypto": "crypto", "indices": "indices"}
 
 
@@ -60,11 +57,12 @@ def fallback_info(ticker: str, market: str | None = None, name: str | None = Non
                   meta_source: str = "fallback (ticker prefix)") -> TickerInfo:
     """TickerInfo from the table of the module docstring."""
     klass = asset_class_of(ticker, market)
-    tick, tz, session = _CLASSES[klass]
+    tick = _TICK_SIZES[klass]
     if klass == "forex" and ticker.upper().removeprefix("C:")[3:6] == "JPY":
         tick = 0.001
-    return TickerInfo(tick_size=tick, timezone=tz, asset_class=klass, trading_session=session, name=name,
-                      meta_source=meta_source)
+    calendar = default_session(klass, "UTC")
+    return TickerInfo(tick_size=tick, timezone=calendar.timezone, asset_class=klass,
+                      trading_session=calendar.describe(), name=name, meta_source=meta_source)
 
 
 def polygon_info(ticker: str, reference: dict | None) -> TickerInfo:

@@ -277,14 +277,16 @@ def _overlapping(df: pl.DataFrame, lo: dt.datetime, hi: dt.datetime, length: dt.
 
 
 def fetch_polygon_bars(lake: Lake, request: BacktestRequest, client: PolygonClient, *,
-                       now: dt.datetime | None = None, log: Log | None = None) -> ProviderBars:
+                       now: dt.datetime | None = None, log: Log | None = None,
+                       bounds: tuple[dt.datetime, dt.datetime] | None = None) -> ProviderBars:
     """Minute, hour and day bars of the request's local dates, from the provider through the page cache.
 
-    Minute bars lie in the request's [lo, hi); hour and day bars are those overlapping it. The
+    Minute bars lie in [lo, hi) (`bounds`, default the request's local dates: the backtest passes
+    its calendar's window, warm-up included); hour and day bars are those overlapping it. The
     reference data is asked for first, so a refused key fails before any page is written.
     """
     now = now or dt.datetime.now(dt.UTC)
-    lo, hi = request_bounds(request)
+    lo, hi = bounds or request_bounds(request)
     reference = reference_data(lake, client, request.ticker, request.ticker_key)
     stats = FetchStats()
     tables = {

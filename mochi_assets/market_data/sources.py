@@ -7,6 +7,12 @@ before anything is written and makes no network call, so an unknown ticker fails
 
 Hour and day bars: from the provider for Polygon; aggregated from the minutes for imports and
 synthetic tickers (hours in UTC, days per local date of the instrument's timezone).
+
+Sessions and warm-up: every ticker trades on a session calendar (`sessions.py`): the request's
+`session` key, else the one stored with an import (`--session`), else the default of its asset
+class. Bars are loaded from `warmup_start` on, early enough that the ATR is defined on the first
+session of the range; where the source has no earlier bars, the first tradable session is later
+and said so, and a range without any tradable session is refused by `check_source`.
 """
 
 from __future__ import annotations
@@ -19,14 +25,20 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from mochi_assets.market_data.bars import resample_bars, validate_bars
-from mochi_assets.market_data.meta import TickerInfo, polygon_info
+from mochi_assets.market_data.meta import TickerInfo, asset_class_of, polygon_info
 from mochi_assets.market_data.provider import (
     fetch_polygon_bars,
     reference_data,
     refresh_ticker,
-    request_bounds,
 )
-from mochi_assets.market_data.synthetic import is_synthetic, synthetic_minute_bars, synthetic_profile
+from mochi_assets.market_data.sessions import (
+    SessionCalendar,
+    default_session,
+    first_tradable_session,
+    parse_session,
+    session_date_expr,
+)
+from mochi_assets.market_data.synthetic import EPOCH, is_synthetic, synthetic_minute_bars, synthetic_profile
 from mochi_assets.request import BacktestRequest
 from mochi_assets.store import imported_bars_key, stored_import
 from mochi_resources.errors import ProviderError
@@ -59,9 +71,8 @@ class RawBars:
         return self.info.asset_class
 
 
-def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None = None) -> str:
-    """Name of the source that will serve this ticker, or a ProviderError saying what to do.
-    `polygon`: whether a Polygon key is configured (default: POLYGON_API_KEY is set)."""
+def _source_of(lake: Lake, request: BacktestRequest, polygon: bool | None = None) -> str:
+    """`polygon`: whether a Polygon key is configured (default: POLYGON_API_KEY is set)."""
     if stored_import(lake, request.ticker_key) is not None:
         return "import"
     if is_synthetic(request.ticker):
@@ -78,47 +89,141 @@ def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None =
     )
 
 
+def warmup_sessions(request: BacktestRequest) -> int:
+    """Sessions before the first tradable one: the ATR of session D needs `atr.long` earlier sessions."""
+    return max(request.atr.short, request.atr.long)
+
+
+def session_calendar(lake: Lake, request: BacktestRequest) -> SessionCalendar:
+    """The request's session calendar: its `session` key, else the import's, else the asset class's.
+
+    Explicit hours take the request's timezone (the import's for an import's own `--session`).
+    """
+    if request.session is not None:
+        return parse_session(request.session, request.timezone, field="session")
+    info = stored_import(lake, request.ticker_key)
+    if info is not None:
+        return parse_session(info.get("session") or "calendar-day", info["timezone"], field="import session")
+    if is_synthetic(request.ticker):
+        return default_session("synthetic", request.timezone)
+    return default_session(asset_class_of(request.ticker), request.timezone)
+
+
+def warmup_start(request: BacktestRequest, calendar: SessionCalendar) -> dt.date:
+    """First session date loaded: early enough for the ATR to be defined on `start`."""
+    return calendar.warmup_start(request.start, warmup_sessions(request) + 1)
+
+
+def _no_tradable_session(request: BacktestRequest, what: str) -> ProviderError:
+    return ProviderError(f"ticker {request.ticker}: no tradable session between {request.start} and "
+                         f"{request.end}: {what}")
+
+
+def _check_imported_range(lake: Lake, request: BacktestRequest) -> None:
+    """Refuse a range in which the imported bars leave no session with a defined ATR."""
+    calendar = session_calendar(lake, request)
+    dates = (
+        lake.scan_table(imported_bars_key(lake, request.ticker_key))
+        .select(session_date_expr(calendar).alias("session_date"))
+        .drop_nulls()
+        .unique()
+        .collect()
+        .get_column("session_date")
+        .sort()
+    )
+    need = warmup_sessions(request)
+    first = first_tradable_session(dates, need, request.start)
+    if first is not None and first <= request.end:
+        return
+    in_range = dates.filter(dates.is_between(request.start, request.end))
+    if in_range.is_empty():
+        held = f"they hold sessions {dates.min()} to {dates.max()}" if dates.len() else "they hold no session"
+        raise _no_tradable_session(request, f"the imported bars have no session in that range ({held}, "
+                                            f"{calendar.describe()})")
+    if first is None:
+        raise _no_tradable_session(
+            request, f"the imported bars hold {dates.len()} sessions ({dates.min()} to {dates.max()}) and the ATR "
+                     f"needs {need} sessions before a session can trade: too few sessions")
+    raise _no_tradable_session(
+        request, f"the imported bars start with session {dates.min()} and the ATR needs {need} sessions before a "
+                 f"session can trade; the first session that would work is {first}: choose an end on or after it")
+
+
+def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None = None) -> str:
+    """Name of the source that will serve this ticker, or a ProviderError saying what to do
+    (`polygon`: whether a Polygon key is configured; default: POLYGON_API_KEY is set).
+
+    Also refuses, before anything runs, a range in which no session can trade: imported bars that
+    end before the ATR warm-up is over, or synthetic data that begins too late. Polygon is not
+    asked (no network call here); its first tradable session is reported by the enhanced bars.
+    """
+    source = _source_of(lake, request, polygon)
+    calendar = session_calendar(lake, request)
+    if source == "import":
+        _check_imported_range(lake, request)
+    elif source == "synthetic" and warmup_start(request, calendar) < EPOCH:
+        # the generator has bars on every weekday from EPOCH on
+        need = warmup_sessions(request)
+        horizon = (request.end - EPOCH).days + 2 * need + 14
+        dates = [d for d in (EPOCH + dt.timedelta(days=i) for i in range(horizon)) if d.weekday() in calendar.days]
+        first = first_tradable_session(dates, need, request.start)
+        if first is None or first > request.end:
+            raise _no_tradable_session(request, f"synthetic data begins on {EPOCH} and the ATR needs {need} "
+                                                f"sessions before a session can trade; the first session that "
+                                                f"would work is {first}")
+    return source
+
+
 def ticker_info(lake: Lake, request: BacktestRequest) -> TickerInfo:
     """Tick size, timezone, asset class and session of the request's ticker (no network call:
     Polygon reference data is read from the cache that `load_raw_bars` filled)."""
-    source = check_source(lake, request)
+    source = _source_of(lake, request, polygon)
+    calendar = session_calendar(lake, request)
     if source == "import":
         info = stored_import(lake, request.ticker_key)
         return TickerInfo(
-            tick_size=float(info["tick_size"]), timezone=info["timezone"], asset_class="imported",
-            trading_session="as in the imported bars", name=None, meta_source="import",
+            tick_size=float(info["tick_size"]), timezone=calendar.timezone, asset_class="imported",
+            trading_session=calendar.describe(), name=None, meta_source="import",
         )
     if source == "synthetic":
         profile = synthetic_profile(request.ticker)
         return TickerInfo(
-            tick_size=profile.tick_size, timezone=profile.timezone, asset_class=profile.asset_class,
-            trading_session="24x5, Sunday 17:00 to Friday 17:00 America/New_York", name=profile.name,
-            meta_source="synthetic",
+            tick_size=profile.tick_size, timezone=calendar.timezone, asset_class=profile.asset_class,
+            trading_session=calendar.describe(), name=profile.name, meta_source="synthetic",
         )
-    return polygon_info(request.ticker, reference_data(lake, None, request.ticker, request.ticker_key))
+    info = polygon_info(request.ticker, reference_data(lake, None, request.ticker, request.ticker_key))
+    return TickerInfo(tick_size=info.tick_size, timezone=calendar.timezone, asset_class=info.asset_class,
+                      trading_session=calendar.describe(), name=info.name, meta_source=info.meta_source)
 
 
-def _local_range(df: pl.DataFrame, request: BacktestRequest) -> pl.DataFrame:
-    """Bars whose ts lies in the request's local dates [start, end]."""
-    lo, hi = request_bounds(request)
-    return df.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+def _in_sessions(df: pl.DataFrame, calendar: SessionCalendar, first: dt.date, last: dt.date) -> pl.DataFrame:
+    """Bars of the session dates first..last (bars outside every session stay in, within that span)."""
+    lo, hi = calendar.local_window(first, last)
+    session = session_date_expr(calendar)
+    return df.filter(
+        (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+        & (session.is_null() | ((session >= first) & (session <= last)))
+    )
 
 
 def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient | None = None,
                   now: dt.datetime | None = None, log: Callable[[str], None] | None = None) -> RawBars:
-    """Minute, hour and day bars for the request's range, from the ticker's source.
+    """Minute, hour and day bars of the request's sessions AND of the warm-up sessions before them.
 
+    Bars span the session dates `warmup_start(...)` to `end` of the request's calendar.
     Polygon: `client` defaults to one configured from the environment; `now` (default the clock)
     decides which bars are complete. Raises ProviderError when the source has no minute bars in
     the range, BarsError when its bars break the bars contract.
     """
     source = check_source(lake, request, polygon=True if client is not None else None)
+    calendar = session_calendar(lake, request)
+    first = warmup_start(request, calendar)
     fetch: dict = {}
     if source == POLYGON:
         client = client or PolygonClient.from_env(log=log)
-        got = fetch_polygon_bars(lake, request, client, now=now, log=log)
-        info = polygon_info(request.ticker, got.reference)
-        minute, hour, day = got.minute, got.hour, got.day
+        got = fetch_polygon_bars(lake, request, client, now=now, log=log, bounds=calendar.local_window(first, request.end))
+        info = ticker_info(lake, request)
+        minute, hour, day = _in_sessions(got.minute, calendar, first, request.end), got.hour, got.day
         fetch = {"pages_fetched": got.stats.pages_fetched, "pages_cached": got.stats.pages_cached,
                  "chunks": got.stats.chunks, "requests_sent": client.requests_sent,
                  "rate_limit_wait_s": round(client.waited_s, 1)}
@@ -126,17 +231,18 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
         if source == "import":
             bars = lake.read_table(imported_bars_key(lake, request.ticker_key))
         else:
-            # a day either side so that the request's local dates are fully covered
+            # a day either side so that the calendar's sessions are fully covered
             bars = synthetic_minute_bars(
-                request.ticker, request.start - dt.timedelta(days=1), request.end + dt.timedelta(days=1)
+                request.ticker, max(EPOCH, first - dt.timedelta(days=1)), request.end + dt.timedelta(days=1)
             )
-        minute = _local_range(bars, request)
+        minute = _in_sessions(bars, calendar, first, request.end)
         info = ticker_info(lake, request)
         hour = day = None
-    if minute.is_empty():
+    in_range = minute.filter(session_date_expr(calendar) >= request.start)
+    if in_range.is_empty():
         raise ProviderError(
-            f"ticker {request.ticker}: the {source} bars have no data between {request.start} and "
-            f"{request.end} ({request.timezone})"
+            f"ticker {request.ticker}: the {source} bars have no data in the sessions {request.start} to "
+            f"{request.end} ({calendar.describe()})"
         )
     minute = validate_bars(minute, source=f"{source} bars of {request.ticker}")
     if hour is None or day is None:
@@ -148,6 +254,26 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
     )
 
 
+def traded_sessions(lake: Lake, request: BacktestRequest
+                    ) -> tuple[SessionCalendar, dt.date | None, dt.date | None, int, dt.date | None]:
+    """(calendar, first and last tradable session, their count, first session with bars) of the
+    request's enhanced bars in the lake (after a backtest)."""
+    calendar = session_calendar(lake, request)
+    key = lake.key("prepared", "enhanced_bars", request.ticker_key)
+    if not lake.exists(key):
+        return calendar, None, None, 0, None
+    enhanced = lake.scan_table(key)
+    every = enhanced.select(pl.col("session_date").min()).collect().item()
+    ready = (
+        enhanced.filter(pl.col("atr").is_not_null())
+        .select(pl.col("session_date").min().alias("first"), pl.col("session_date").max().alias("last"),
+                pl.col("session_date").n_unique().alias("count"))
+        .collect()
+        .row(0, named=True)
+    )
+    return calendar, ready["first"], ready["last"], int(ready["count"]), every
+
+
 def refresh_request(lake: Lake, request: BacktestRequest, *, now: dt.datetime | None = None,
                     log: Callable[[str], None] | None = None) -> BacktestRequest:
     """Extend a tracked ticker's request to its latest complete session, and store it.
@@ -156,6 +282,6 @@ def refresh_request(lake: Lake, request: BacktestRequest, *, now: dt.datetime | 
     and imported bars are fixed sources (a synthetic series is a reproducible sample, imports grow
     by importing a newer file), so their request comes back unchanged and nothing downstream re-runs.
     """
-    if check_source(lake, request) != "polygon":
+    if _source_of(lake, request) != "polygon":
         return request
     return refresh_ticker(lake, request.ticker_key, now=now or dt.datetime.now(dt.UTC), log=log)

@@ -40,8 +40,13 @@ _SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker), "request"
 
 def _graph_context(context: dg.AssetExecutionContext, request: BacktestRequest, scenarios: dict):
     _, scenario = split_partition_key(context)
-    synthetic = bool(scenarios["ticker_meta"].collect()["synthetic"].item())
-    ctx = GraphContext(ticker=request.ticker, scenario=scenario, start=request.start, end=request.end, synthetic=synthetic)
+    meta = scenarios["ticker_meta"].collect()
+    synthetic = bool(meta["synthetic"].item())
+    # subtitles state the traded sessions (later than start when the source began too late to warm up)
+    start = meta["first_session"].item() if "first_session" in meta.columns else None
+    end = meta["last_session"].item() if "last_session" in meta.columns else None
+    ctx = GraphContext(ticker=request.ticker, scenario=scenario, start=start or request.start,
+                       end=end or request.end, synthetic=synthetic)
     return request, ctx
 
 
@@ -56,6 +61,7 @@ def _graph_output(context, name: str, png: bytes, data: pl.DataFrame, request, c
         {
             **provenance(request, synthetic=ctx.synthetic),
             "graph": png_markdown(png, f"{name}: {ctx.ticker} / {ctx.scenario}"),
+            "traded_range": f"{ctx.start} to {ctx.end}",
             "csv_rows": data.height,
             "png_bytes": len(png),
         }

@@ -191,3 +191,41 @@ def trade_lens(extract: pl.DataFrame, *, timezone: str) -> dict[str, pl.DataFram
         "streaks": streaks,
         "summary": summary,
     }
+
+
+FILING_FORMS: tuple[str, ...] = ("8-K", "10-Q", "10-K")
+
+
+def by_filing_day(extract: pl.DataFrame, filings: pl.DataFrame) -> pl.DataFrame:
+    """Results of trades entered on a day the company filed an 8-K, 10-Q or 10-K, beside the others.
+
+    A trade's day is its ``session_date`` (US equity sessions are New York days, the dates EDGAR
+    files under). ``filings`` has ``form`` and ``filing_date``; amendments (``10-K/A``) count as
+    their form. One row per trader and ``filing_day``: each form (a trade on a day with two forms
+    counts in both), ``any filing`` and ``no filing``; trades, net_pnl, avg_r, win_rate.
+    """
+    require_columns(extract, ("trader_id", "session_date", "pnl", "r"), "trade extract")
+    require_columns(filings, ("form", "filing_date"), "filings")
+    days = (
+        filings.select(pl.col("form").str.to_uppercase().str.replace(r"/A$", ""), pl.col("filing_date").cast(pl.Date))
+        .filter(pl.col("form").is_in(FILING_FORMS))
+        .unique()
+        .rename({"filing_date": "session_date", "form": "filing_day"})
+    )
+    trades = extract.select(
+        pl.col("trader_id").cast(pl.Int64), pl.col("session_date").cast(pl.Date),
+        pl.col("pnl").cast(pl.Float64), pl.col("r").cast(pl.Float64), win=pl.col("pnl") > 0,
+    )
+    on_form = trades.join(days, on="session_date", how="inner")
+    filed = days["session_date"].unique().implode()
+    any_day = trades.filter(pl.col("session_date").is_in(filed)).with_columns(filing_day=pl.lit("any filing"))
+    no_day = trades.filter(~pl.col("session_date").is_in(filed)).with_columns(filing_day=pl.lit("no filing"))
+    order = {name: i for i, name in enumerate((*FILING_FORMS, "any filing", "no filing"))}
+    return (
+        pl.concat([on_form.select(trades.columns + ["filing_day"]), any_day, no_day])
+        .group_by(["trader_id", "filing_day"])
+        .agg(_stats())
+        .with_columns(order=pl.col("filing_day").replace_strict(order, return_dtype=pl.Int64))
+        .sort(["trader_id", "order"])
+        .select("trader_id", "filing_day", *_STAT_SCHEMA)
+    )

@@ -29,6 +29,8 @@ META_SCHEMA = {
     "session_end": pl.Utf8,
     "start": pl.Date,
     "end": pl.Date,
+    "first_session": pl.Date,
+    "last_session": pl.Date,
     "trading_session": pl.Utf8,
     "name": pl.Utf8,
     "meta_source": pl.Utf8,
@@ -42,6 +44,7 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
     info = ticker_info(lake, request)
     tick, tz, asset_class = info.tick_size, info.timezone, info.asset_class
     local = enhanced.select(pl.col("ts").dt.convert_time_zone(request.timezone).dt.strftime("%H:%M").alias("hm"))
+    traded = enhanced.filter(pl.col("atr").is_not_null())
     return pl.DataFrame(
         [
             {
@@ -57,6 +60,9 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
                 "session_end": local["hm"].max(),
                 "start": request.start,
                 "end": request.end,
+                # the traded range: sessions with a defined ATR (later than start if the source began late)
+                "first_session": traded["session_date"].min(),
+                "last_session": traded["session_date"].max(),
                 "trading_session": info.trading_session,
                 "name": info.name,
                 "meta_source": info.meta_source,

@@ -3,6 +3,12 @@
 The rules live in the numba kernels of nb.py; this module validates the tables, turns them into
 NumPy arrays (timestamps as int64 microseconds), finds each session's reference bar per entry time
 once, and runs the traders in chunks so that memory depends on the chunk size, never on the grid.
+
+Sessions: the bars' session_date says which session a bar belongs to (market_data/sessions.py
+assigns it); an entry time is a local time of day of the session calendar, placed inside the
+session (for a session that opens the evening before, an entry at or after the open is on that
+evening). A session with no bar at or after its entry time has no trade: it never rolls into the
+next session, and the report counts such sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mochi_assets.contracts import TRADER_PARAMETERS
+from mochi_assets.market_data.sessions import SessionCalendar, parse_session
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
@@ -101,6 +108,8 @@ class SimulationReport:
     fills_per_session: float
     exit_reasons: dict[str, int] = field(default_factory=dict)
     ambiguous_bars: int = 0
+    # valid sessions without a bar at or after the entry time before the session closes, per entry time
+    no_entry_bar: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     # Where the seconds went: setup, then the kernels (worker thread) overlapping the writer.
@@ -109,13 +118,19 @@ class SimulationReport:
     write_seconds: float = 0.0
 
     def as_metadata(self) -> dict[str, float | int | str]:
-        """Flat dict: the counts, exit reasons as exits_<reason>, seconds (total and split), peak RSS."""
+        """Flat dict: the counts, exit reasons as exits_<reason>, seconds (total and split), peak RSS.
+
+        sessions_without_entry_bar sums, over the entry times, the sessions that had no bar at or
+        after the entry time before they closed (no trade for any trader of that entry time).
+        """
         meta: dict[str, float | int | str] = {
             "traders": self.traders,
             "trades": self.trades,
             "sessions": self.sessions,
             "fills_per_session": self.fills_per_session,
             "ambiguous_bars": self.ambiguous_bars,
+            "sessions_without_entry_bar": sum(self.no_entry_bar.values()),
+            "sessions_without_entry_bar_by_time": ", ".join(f"{k}: {v}" for k, v in sorted(self.no_entry_bar.items())),
             "seconds": round(self.seconds, 3),
             "setup_seconds": round(self.setup_seconds, 3),
             "simulate_seconds": round(self.simulate_seconds, 3),
@@ -143,6 +158,7 @@ class _Market:
     session_atr: np.ndarray
     references: np.ndarray  # int64[n_entry_times, n_sessions]
     entry_slot: dict[str, int]
+    no_entry_bar: dict[str, int]
 
 
 @dataclass
@@ -231,7 +247,14 @@ def _utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
     return offsets
 
 
-def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -> _Market:
+def _session_clock(ts: np.ndarray, session_day: np.ndarray, timezone: str) -> np.ndarray:
+    """Local wall-clock time of each bar, microseconds after the local midnight of its session date
+    (negative on the evening before a session that opens then)."""
+    local = ts + _utc_offsets(ts, timezone)
+    return np.ascontiguousarray(local - session_day.astype(np.int64) * MICROS_PER_DAY, dtype=np.int64)
+
+
+def _prepare_market(bars: pl.DataFrame, entry_times: list[str], calendar: SessionCalendar) -> _Market:
     _require_columns(bars, BAR_COLUMNS, "bars")
     _require_no_nulls(bars, ["ts", "open", "high", "low", "close", "session_date"], "bars")
     ts_col = bars["ts"]
@@ -270,12 +293,13 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -
     valid = np.isfinite(first_atr) & (first_atr > 0)
     starts, ends = starts[valid], ends[valid]
 
-    local = ts + _utc_offsets(ts, timezone)
-    time_of_day = np.ascontiguousarray(np.mod(local, MICROS_PER_DAY), dtype=np.int64)
+    clock = _session_clock(ts, session_day, calendar.timezone)
     entry_slot = {text: i for i, text in enumerate(entry_times)}
     references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
     for text, i in entry_slot.items():
-        references[i] = nb.reference_bars_nb(starts, ends, time_of_day, _parse_entry_time(text))
+        entry_us = calendar.entry_offset_min(text) * MICROS_PER_MINUTE
+        references[i] = nb.reference_bars_nb(starts, ends, clock, entry_us)
+    no_entry_bar = {text: int((references[i] < 0).sum()) for text, i in entry_slot.items()}
 
     tab_max, tab_min = nb.block_tables_nb(high, low)
     return _Market(
@@ -291,6 +315,7 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], timezone: str) -
         session_atr=np.ascontiguousarray(first_atr[valid], dtype=np.float64),
         references=references,
         entry_slot=entry_slot,
+        no_entry_bar=no_entry_bar,
     )
 
 
@@ -459,15 +484,27 @@ def _to_table(columns: _Columns, rows: int, dictionary_reasons: bool) -> pa.Tabl
     return pa.Table.from_arrays([arrays[name] for name in TRADE_COLUMNS], names=TRADE_COLUMNS)
 
 
+def _calendar(timezone: str | None, session: SessionCalendar | None) -> SessionCalendar:
+    """`session`, else calendar days of `timezone` (each local date one session)."""
+    if session is not None:
+        return session
+    if timezone is None:
+        raise MochiError("simulate: give the session calendar or a timezone")
+    try:
+        return parse_session("calendar-day", timezone)
+    except MochiError as exc:
+        raise MochiError(f"timezone {timezone!r} is not a known IANA time zone") from exc
+
+
 def _run(
     bars: pl.DataFrame,
     traders: pl.DataFrame,
     tick_size: float,
-    timezone: str,
+    calendar: SessionCalendar,
     chunk_size: int,
     streaming: bool,
-) -> tuple[Iterator[tuple[pa.Table, int]], int, int, _Tally]:
-    """Validate and prepare; return (chunk tables with traders done so far, traders, sessions, tally).
+) -> tuple[Iterator[tuple[pa.Table, int]], _Market, int, _Tally]:
+    """Validate and prepare; return (chunk tables with traders done so far, market, traders, tally).
 
     While the caller converts and writes chunk i, the kernels (which release the GIL) already
     run chunk i + 1 in a worker thread, so writing does not leave a core idle. At most two
@@ -481,7 +518,7 @@ def _run(
         raise MochiError(f"chunk_size must be at least 1, got {chunk_size}")
     started = time.perf_counter()
     arrays, entry_times = _prepare_traders(traders)
-    market = _prepare_market(bars, entry_times, timezone)
+    market = _prepare_market(bars, entry_times, calendar)
     tally = _Tally(setup_seconds=time.perf_counter() - started)
     threads = numba.get_num_threads()
     bounds = [(start, min(start + chunk_size, len(arrays))) for start in range(0, len(arrays), chunk_size)]
@@ -509,7 +546,7 @@ def _run(
                 if out is not None:
                     spare.append(out)
 
-    return chunks(), len(arrays), int(market.session_atr.shape[0]), tally
+    return chunks(), market, len(arrays), tally
 
 
 def simulate(
@@ -517,16 +554,18 @@ def simulate(
     traders: pl.DataFrame,
     *,
     tick_size: float,
-    timezone: str,
+    timezone: str | None = None,
+    session: SessionCalendar | None = None,
     chunk_size: int = 512,
 ) -> pl.DataFrame:
     """Every trade of every trader, in memory: the trades table sorted by trader_id, entry_ts.
 
     bars: enhanced bars (ts, open, high, low, close, session_date, atr; ts strictly increasing,
     atr constant within a session_date, null in warm-up). traders: the traders table; entry_time
-    is a local time of day in `timezone`. Empty frame with the trades schema when nothing trades.
+    is a local time of day of the `session` calendar (default: calendar days of `timezone`).
+    Empty frame with the trades schema when nothing trades.
     """
-    chunks, _, _, _ = _run(bars, traders, tick_size, timezone, chunk_size, streaming=False)
+    chunks, _, _, _ = _run(bars, traders, tick_size, _calendar(timezone, session), chunk_size, streaming=False)
     tables = [table for table, _ in chunks]
     table = pa.concat_tables(tables) if tables else trades_schema().empty_table()
     return pl.from_arrow(table)
@@ -538,7 +577,8 @@ def simulate_to_parquet(
     path: str | os.PathLike,
     *,
     tick_size: float,
-    timezone: str,
+    timezone: str | None = None,
+    session: SessionCalendar | None = None,
     chunk_size: int = 512,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationReport:
@@ -550,7 +590,9 @@ def simulate_to_parquet(
     """
     started = time.perf_counter()
     write_seconds = 0.0
-    chunks, n_traders, n_sessions, tally = _run(bars, traders, tick_size, timezone, chunk_size, streaming=True)
+    chunks, market, n_traders, tally = _run(bars, traders, tick_size, _calendar(timezone, session), chunk_size,
+                                            streaming=True)
+    n_sessions = int(market.session_atr.shape[0])
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
     try:
@@ -587,6 +629,7 @@ def simulate_to_parquet(
         fills_per_session=tally.trades / denominator if denominator else 0.0,
         exit_reasons={reason: int(tally.reasons[i]) for i, reason in enumerate(EXIT_REASONS)},
         ambiguous_bars=tally.ambiguous,
+        no_entry_bar=market.no_entry_bar,
         seconds=time.perf_counter() - started,
         setup_seconds=tally.setup_seconds,
         simulate_seconds=tally.simulate_seconds,

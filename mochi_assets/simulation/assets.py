@@ -6,6 +6,7 @@ import polars as pl
 
 from mochi_assets.execution import SIMULATION_POOL, step_tags
 from mochi_assets.automation.retries import SIMULATION_RETRY
+from mochi_assets.market_data.sources import session_calendar
 from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.scenarios.grids import expand_traders
@@ -29,7 +30,7 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
         "request": request_in(ticker_scenario_partitions_def),
     },
     pool=SIMULATION_POOL,
-    code_version=code_version("simulation", "scenarios", libraries=("numba", "numpy", "polars")),
+    code_version=code_version("simulation", "scenarios", "market_data", libraries=("numba", "numpy", "polars")),
     retry_policy=SIMULATION_RETRY,
     automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
@@ -58,7 +59,7 @@ def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars:
             traders,
             staged,
             tick_size=float(meta["tick_size"].item()),
-            timezone=request.timezone,
+            session=session_calendar(the_lake, request),
             progress=progress,
         )
     except BaseException:

@@ -1,6 +1,6 @@
 """Numba kernels of the trade simulation: NumPy arrays in, NumPy arrays out, nothing else.
 
-The rules are those of DESIGN.md "Strategy semantics". Bars are addressed by index; timestamps are
+The rules are those of docs/strategy.md. Bars are addressed by index; timestamps are
 int64 microseconds (UTC, bar open times). Windows ("within N minutes of t" = ts < t + N) become
 half-open index ranges [a, b) found by galloping search on ts. Finding the first bar of a window
 whose high/low reaches a level, and the extremes of a window (MAE/MFE), use block range tables
@@ -225,17 +225,20 @@ def session_bounds_nb(session_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True)
 def reference_bars_nb(
-    starts: np.ndarray, ends: np.ndarray, time_of_day_us: np.ndarray, entry_us: int
+    starts: np.ndarray, ends: np.ndarray, clock_us: np.ndarray, entry_us: int
 ) -> np.ndarray:
-    """Per session: index of its first bar whose local time of day >= entry_us, else -1.
+    """Per session: index of its first bar whose session clock >= entry_us, else -1 (no trade).
 
-    A linear scan rather than a search: local time of day is not monotonic within a session on a
-    daylight-saving fall-back night.
+    clock_us: each bar's local wall-clock time in microseconds after the local midnight of its
+    session date (negative on the evening before a session that opens then); entry_us: the entry
+    time on that same clock. Only the session's own bars are searched, so an entry never rolls
+    into the next session. A linear scan rather than a search: local time is not monotonic within
+    a session on a daylight-saving fall-back night.
     """
     out = np.full(starts.shape[0], -1, dtype=np.int64)
     for s in range(starts.shape[0]):
         for i in range(starts[s], ends[s]):
-            if time_of_day_us[i] >= entry_us:
+            if clock_us[i] >= entry_us:
                 out[s] = i
                 break
     return out

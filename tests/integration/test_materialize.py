@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from mochi_assets.definitions import all_assets, build_resources, leaderboard_assets, scenario_assets, ticker_assets
+from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
 from mochi_assets.request import parse_request
 from tests.automation.requests import materialize_request
@@ -98,10 +99,15 @@ def test_bars_stages(pipeline):
     assert abs(hour["volume"].sum() - minute["volume"].sum()) < 1e-6 * minute["volume"].sum()
     enhanced = _table(pipeline, "prepared", "enhanced_bars")
     assert enhanced.columns[:10] == DESIGN_COLUMNS["enhanced"]
-    assert enhanced.height == minute.height
-    # warm-up: the first sessions have no ATR, later ones all do
+    # the raw bars reach back before start (ATR warm-up); the enhanced bars hold the requested
+    # forex sessions only (Monday to Friday), with the ATR defined from the first one
+    forex = session_date_expr(parse_session("forex", "UTC"))
+    request = pipeline["request"]
+    assert minute.select(forex.min()).item() < request.start
+    assert enhanced.height == minute.filter(forex.is_between(request.start, request.end)).height
     per_day = enhanced.group_by("session_date").agg(pl.col("atr").first()).sort("session_date")
-    assert per_day["atr"].head(5).is_null().all() and per_day["atr"].tail(10).is_not_null().all()
+    assert per_day["session_date"][0] == request.start and per_day["atr"].is_not_null().all()
+    assert set(per_day["session_date"].dt.weekday()) == {1, 2, 3, 4, 5}
     assert all(pipeline["checks"].values()), pipeline["checks"]
     assert ("raw_bars", "ohlc_consistent") in pipeline["checks"]
 

@@ -97,6 +97,7 @@ def s3_server(tmp_path_factory) -> S3Server:
         f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
         "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.port.iceberg={iceberg}",
         f"-s3.config={config}", "-master.volumeSizeLimitMB=16", "-volume.max=1000", "-metricsPort=0",
+        "-s3.port.lance=0",  # its fixed default port (9101) would clash with a second server (tests/live)
     ]
     log = open(base / "weed.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=base, start_new_session=True)

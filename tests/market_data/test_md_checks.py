@@ -7,6 +7,7 @@ import pytest
 
 from mochi_assets.market_data.checks import atr_violations, ohlc_violations, timestamp_violations
 from mochi_assets.market_data.indicators import enhance_bars
+from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.market_data.synthetic import synthetic_minute_bars
 
 NY = "America/New_York"
@@ -107,12 +108,16 @@ def test_resolution_mismatches(bars):
 def test_missing_sessions(bars):
     from mochi_assets.market_data.checks import missing_sessions
 
-    assert missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 31), NY).is_empty()
-    holiday = bars.filter(pl.col("ts").dt.convert_time_zone(NY).dt.date() != date(2024, 1, 15))
-    found = missing_sessions(holiday, date(2024, 1, 2), date(2024, 1, 31), NY)
+    forex = parse_session("forex", NY)
+    assert missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 31), forex).is_empty()
+    # a holiday is "no bars, no session": Monday's session holds Sunday evening's bars too
+    holiday = bars.filter(session_date_expr(forex) != date(2024, 1, 15))
+    assert holiday.filter(pl.col("ts").dt.convert_time_zone(NY).dt.date() == date(2024, 1, 14)).is_empty()
+    found = missing_sessions(holiday, date(2024, 1, 2), date(2024, 1, 31), forex)
     assert found.rows() == [(date(2024, 1, 15), "Monday", "no bar in this session")]
     # crypto trades every day: Saturdays are expected too
-    assert date(2024, 1, 6) in missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 8), NY, every_day=True)["session_date"]
+    crypto = parse_session("crypto", NY)
+    assert date(2024, 1, 6) in missing_sessions(bars, date(2024, 1, 2), date(2024, 1, 8), crypto)["session_date"]
 
 
 def test_suspicious_jumps(bars):

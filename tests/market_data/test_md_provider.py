@@ -20,6 +20,7 @@ from mochi_assets.market_data.provider import (
     refresh_ticker,
     request_bounds,
 )
+from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.market_data.sources import check_source, load_raw_bars
 from mochi_assets.request import parse_request
 from mochi_assets.store import save_request, stored_request
@@ -62,6 +63,16 @@ def client_for(server, clock, key=API_KEY, rpm=0, **overrides):
 def expected(server, request, resolution="minute"):
     lo, hi = request_bounds(request)
     return server.tables[resolution].filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+
+
+def expected_sessions(server, request):
+    """The stand-in's minutes of the forex sessions from the warm-up start to `end` (the stand-in's
+    data begin on 2023-12-28, after the warm-up start: the raw bars begin with them)."""
+    forex = parse_session("forex", "UTC")
+    first = forex.warmup_start(request.start, request.atr.long + 1)
+    assert server.tables["minute"]["ts"].min() > dt.datetime.combine(first, dt.time(), UTC)
+    session = session_date_expr(forex)
+    return server.tables["minute"].filter(session.is_not_null() & (session <= request.end))
 
 
 def files_under(path):
@@ -192,7 +203,7 @@ def test_empty_pages_and_ranges_without_data(polygon_server, lake, monkeypatch):
     assert got.minute.equals(expected(polygon_server, request))
     later = parse_request({**JAN, "start": "2024-04-08", "end": "2024-04-12"})
     monkeypatch.setenv("POLYGON_API_KEY", API_KEY)
-    with pytest.raises(ProviderError, match="no data between 2024-04-08 and 2024-04-12"):
+    with pytest.raises(ProviderError, match="no data in the sessions 2024-04-08 to 2024-04-12"):
         load_raw_bars(lake, later, client=client_for(polygon_server, FakeClock()), now=NOW)
 
 
@@ -280,13 +291,15 @@ def test_next_url_is_rerooted_on_the_configured_host(polygon_server):
 def test_ticker_meta_from_reference_and_fallbacks(polygon_server, lake):
     client = client_for(polygon_server, FakeClock())
     eur = polygon_info("C:EURUSD", client.ticker_details("C:EURUSD"))
-    assert (eur.asset_class, eur.tick_size, eur.timezone, eur.meta_source) == ("forex", 0.00001, "UTC", "polygon reference")
+    assert (eur.asset_class, eur.tick_size, eur.timezone, eur.meta_source) == ("forex", 0.00001, "America/New_York", "polygon reference")
     assert eur.name == "Euro - United States Dollar"
     assert client.ticker_details("C:USDJPY") is None  # 404: unknown to the reference data
     jpy = polygon_info("C:USDJPY", None)
     assert (jpy.asset_class, jpy.tick_size, jpy.meta_source) == ("forex", 0.001, "fallback (ticker prefix)")
     assert (fallback_info("C:XAUUSD").asset_class, fallback_info("C:XAUUSD").tick_size) == ("metals", 0.01)
-    assert (fallback_info("X:BTCUSD").asset_class, fallback_info("X:BTCUSD").trading_session) == ("crypto", "24x7")
+    crypto = fallback_info("X:BTCUSD")
+    assert crypto.asset_class == "crypto" and crypto.timezone == "UTC"
+    assert crypto.trading_session.startswith("crypto: 00:00 to 24:00 UTC, sessions daily")
     aapl = fallback_info("AAPL")
     assert (aapl.asset_class, aapl.tick_size, aapl.timezone) == ("stocks", 0.01, "America/New_York")
 
@@ -314,7 +327,7 @@ def test_raw_bars_through_dagster_from_the_provider(polygon_server, mochi_home, 
     request = parse_request({"ticker": "C:EURUSD", "start": "2024-01-02", "end": "2024-02-23",
                              "atr": {"short": 3, "long": 5}})
     direct = load_raw_bars(lake, request)
-    assert direct.source == "polygon" and direct.minute.equals(expected(polygon_server, request))
+    assert direct.source == "polygon" and direct.minute.equals(expected_sessions(polygon_server, request))
     assert direct.tick_size == 0.00001 and direct.info.meta_source == "polygon reference"
     before = len(polygon_server.requests)
     with dg.instance_for_test() as instance:
@@ -328,7 +341,18 @@ def test_raw_bars_through_dagster_from_the_provider(polygon_server, mochi_home, 
     assert checks[("raw_bars", "resolutions_agree")] and checks[("raw_bars", "ohlc_consistent")]
     assert checks[("enhanced_bars", "atr_no_lookahead")] and checks[("raw_bars", "sessions_covered")]
     raw = lake.read_table(lake.key("raw", "bars_minute", request.ticker_key))
-    assert raw.equals(expected(polygon_server, request))
+    assert raw.equals(expected_sessions(polygon_server, request))
+    enhanced = lake.read_table(lake.key("prepared", "enhanced_bars", request.ticker_key))
+    # the stand-in's data begin on 2023-12-28: three sessions before start, where the ATR needs five,
+    # so the first tradable session is the third of the range, and the metadata says so
+    loaded = sorted(raw.select(session_date_expr(parse_session("forex", "UTC")).unique()).to_series().to_list())
+    assert loaded[:4] == [dt.date(2023, 12, 28), dt.date(2023, 12, 29), dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
+    first = loaded[5]
+    assert enhanced["session_date"].min() == dt.date(2024, 1, 2)
+    assert enhanced.filter(pl.col("atr").is_null())["session_date"].max() < first
+    assert enhanced.filter(pl.col("session_date") >= first)["atr"].null_count() == 0
+    enhanced_meta = next(e.metadata for e in events if "first_tradable_session" in e.metadata)
+    assert enhanced_meta["first_tradable_session"].value == str(first)
     meta = lake.read_table(lake.key("ticker-meta", "ticker_meta", request.ticker_key)).row(0, named=True)
     assert (meta["tick_size"], meta["asset_class"], meta["source"], meta["synthetic"]) == (0.00001, "forex", "polygon", False)
     for event in events:

@@ -1,17 +1,73 @@
-"""A slow, obvious pure-Python simulation of DESIGN.md "Strategy semantics", plus table builders.
+"""A slow, obvious pure-Python simulation of docs/strategy.md, plus table builders.
 
 The kernel is checked against this on many random small cases. It walks the bars one by one with
 datetime arithmetic and zoneinfo, sharing nothing with the kernel but the formulas for prices.
+Session calendars are written out here by hand (RefCalendar), not taken from sessions.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class RefCalendar:
+    """A session calendar in plain datetime terms: session D runs from `open` on D (on D-1 when
+    `previous_evening`) to `close` on D (None: midnight ending D), on the weekdays `days` of D."""
+
+    timezone: str | None  # None: the timezone given by the caller
+    open: dt.time
+    close: dt.time | None
+    previous_evening: bool
+    days: frozenset[int]
+
+
+WEEKDAYS = frozenset(range(5))
+REF_CALENDARS = {
+    "calendar-day": RefCalendar(None, dt.time(0, 0), None, False, frozenset(range(7))),
+    "forex": RefCalendar("America/New_York", dt.time(17, 0), dt.time(17, 0), True, WEEKDAYS),
+    "us-equity": RefCalendar("America/New_York", dt.time(9, 30), dt.time(16, 0), False, WEEKDAYS),
+    "crypto": RefCalendar("UTC", dt.time(0, 0), None, False, frozenset(range(7))),
+}
+
+
+def calendar_zone(name: str, timezone: str) -> str:
+    return REF_CALENDARS[name].timezone or timezone
+
+
+def _session_span(cal: RefCalendar, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Local naive [open, close) of session `day`."""
+    first = day - dt.timedelta(days=1) if cal.previous_evening else day
+    start = dt.datetime.combine(first, cal.open)
+    end = dt.datetime.combine(day, cal.close) if cal.close is not None else dt.datetime.combine(
+        day + dt.timedelta(days=1), dt.time())
+    return start, end
+
+
+def session_of(t: dt.datetime, name: str, timezone: str) -> dt.date | None:
+    """The session date of UTC instant t under calendar `name`, or None outside every session."""
+    cal = REF_CALENDARS[name]
+    local = t.astimezone(ZoneInfo(calendar_zone(name, timezone))).replace(tzinfo=None)
+    for day in (local.date(), local.date() + dt.timedelta(days=1)):
+        start, end = _session_span(cal, day)
+        if start <= local < end and day.weekday() in cal.days:
+            return day
+    return None
+
+
+def entry_moment(day: dt.date, entry_time: dt.time, name: str) -> dt.datetime:
+    """Local naive moment of `entry_time` inside session `day`: on the opening evening when the
+    session opens the evening before and the entry time is at or after the open."""
+    cal = REF_CALENDARS[name]
+    if cal.previous_evening and entry_time >= cal.open:
+        return dt.datetime.combine(day - dt.timedelta(days=1), entry_time)
+    return dt.datetime.combine(day, entry_time)
 
 
 def make_bars(
@@ -23,10 +79,15 @@ def make_bars(
     timezone: str = "UTC",
     atr_by_date: dict[dt.date, float | None] | None = None,
     default_atr: float | None = 1.0,
+    session: str = "calendar-day",
 ) -> pl.DataFrame:
-    """Enhanced bars from lists; session_date is the local date of ts in `timezone`."""
-    tz = ZoneInfo(timezone)
-    dates = [t.astimezone(tz).date() for t in ts]
+    """Enhanced bars from lists; session_date is the session of ts under the reference calendar
+    `session` (calendar days of `timezone` by default); bars outside every session are dropped."""
+    dates = [session_of(t, session, timezone) for t in ts]
+    keep = [d is not None for d in dates]
+    ts, open_, high, low, close, dates = (
+        [v for v, k in zip(col, keep) if k] for col in (ts, open_, high, low, close, dates)
+    )
     atr_by_date = atr_by_date or {}
     atr = [atr_by_date.get(d, default_atr) for d in dates]
     return pl.DataFrame(
@@ -89,10 +150,11 @@ def make_traders(rows: list[dict]) -> pl.DataFrame:
 
 
 def reference_trades(
-    bars: pl.DataFrame, traders: pl.DataFrame, tick_size: float, timezone: str
+    bars: pl.DataFrame, traders: pl.DataFrame, tick_size: float, timezone: str, session: str = "calendar-day"
 ) -> tuple[list[dict], int]:
-    """(trades as dicts in trades-table order, number of ambiguous exit bars)."""
-    tz = ZoneInfo(timezone)
+    """(trades as dicts in trades-table order, number of ambiguous exit bars); entry times are
+    local times of the reference calendar `session` (calendar days of `timezone` by default)."""
+    tz = ZoneInfo(calendar_zone(session, timezone))
     rows = bars.to_dicts()
     n = len(rows)
     sessions: dict[dt.date, list[int]] = {}
@@ -112,9 +174,11 @@ def reference_trades(
             atr = rows[indices[0]]["atr"]
             if atr is None or not atr > 0:
                 continue
+            # the entry moment is inside the session: the reference bar is the session's own
             ref = None
+            moment = entry_moment(day, entry_time, session)
             for i in indices:
-                if rows[i]["ts"].astimezone(tz).time() >= entry_time:
+                if rows[i]["ts"].astimezone(tz).replace(tzinfo=None) >= moment:
                     ref = i
                     break
             if ref is None or ref <= last_exit:

@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sim_reference import make_bars, make_traders, reference_trades
+from sim_reference import REF_CALENDARS, make_bars, make_traders, reference_trades, session_of
 
+from mochi_assets.market_data.sessions import parse_session
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate, simulate_to_parquet
 
 TICK = 0.25
@@ -32,8 +33,11 @@ SETTINGS = settings(
 
 @st.composite
 def markets(draw, max_bars: int = 45):
-    """(bars, timezone): prices on the tick grid so levels are often touched exactly; jumps
-    between bars gap through levels; time steps from a minute to half a day leave holes."""
+    """(bars, timezone, calendar): prices on the tick grid so levels are often touched exactly;
+    jumps between bars gap through levels; time steps from a minute to half a day leave holes.
+    The session calendar is drawn too: calendar days, forex (Sunday-evening reopen, day rolling
+    at 17:00 New York), US equity hours (bars outside them dropped) or crypto UTC days."""
+    calendar = draw(st.sampled_from(list(REF_CALENDARS)))
     timezone = draw(st.sampled_from(["UTC", "America/New_York"]))
     n = draw(st.integers(1, max_bars))
     start = draw(st.sampled_from(STARTS))
@@ -53,13 +57,16 @@ def markets(draw, max_bars: int = 45):
         lows.append(low * TICK)
         closes.append(close * TICK)
         price = close
-    tz = ZoneInfo(timezone)
-    dates = sorted({x.astimezone(tz).date() for x in ts})
+    dates = sorted({d for d in (session_of(x, calendar, timezone) for x in ts) if d is not None})
     atr_values = draw(
         st.lists(st.sampled_from([None, 0.5, 1.0, 1.0, 2.0, 0.75]), min_size=len(dates), max_size=len(dates))
     )
-    bars = make_bars(ts, opens, highs, lows, closes, timezone, dict(zip(dates, atr_values)))
-    return bars, timezone
+    bars = make_bars(ts, opens, highs, lows, closes, timezone, dict(zip(dates, atr_values)), session=calendar)
+    return bars, timezone, calendar
+
+
+def kernel_calendar(timezone: str, calendar: str):
+    return parse_session(calendar, timezone)
 
 
 trader_rows = st.fixed_dictionaries(
@@ -89,19 +96,20 @@ def assert_same_trades(kernel: pl.DataFrame, expected: list[dict]) -> None:
 @SETTINGS
 @given(market=markets(), traders=trader_tables)
 def test_kernel_matches_reference(market, traders):
-    bars, timezone = market
-    expected, _ = reference_trades(bars, traders, TICK, timezone)
-    assert_same_trades(simulate(bars, traders, tick_size=TICK, timezone=timezone), expected)
+    bars, timezone, calendar = market
+    expected, _ = reference_trades(bars, traders, TICK, timezone, calendar)
+    assert_same_trades(simulate(bars, traders, tick_size=TICK, session=kernel_calendar(timezone, calendar)), expected)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(market=markets(), traders=trader_tables)
 def test_parquet_report_matches_reference(market, traders):
-    bars, timezone = market
-    expected, ambiguous = reference_trades(bars, traders, TICK, timezone)
+    bars, timezone, calendar = market
+    expected, ambiguous = reference_trades(bars, traders, TICK, timezone, calendar)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trades.parquet"
-        report = simulate_to_parquet(bars, traders, path, tick_size=TICK, timezone=timezone, chunk_size=2)
+        report = simulate_to_parquet(bars, traders, path, tick_size=TICK, session=kernel_calendar(timezone, calendar),
+                                     chunk_size=2)
         written = pl.read_parquet(path)
     assert written.columns == TRADE_COLUMNS
     assert_same_trades(written, expected)
@@ -116,10 +124,11 @@ def test_parquet_report_matches_reference(market, traders):
 @given(market=markets(), traders=trader_tables, data=st.data())
 def test_no_look_ahead(market, traders, data):
     """Trades of a prefix of the bars that did not exit at the end of data are final."""
-    bars, timezone = market
-    cut = data.draw(st.integers(1, bars.height))
-    prefix = simulate(bars.head(cut), traders, tick_size=TICK, timezone=timezone)
-    full = simulate(bars, traders, tick_size=TICK, timezone=timezone)
+    bars, timezone, calendar = market
+    session = kernel_calendar(timezone, calendar)
+    cut = data.draw(st.integers(0, bars.height))
+    prefix = simulate(bars.head(cut), traders, tick_size=TICK, session=session)
+    full = simulate(bars, traders, tick_size=TICK, session=session)
     final = prefix.filter(pl.col("exit_reason") != "end")
     assert final.join(full, on=TRADE_COLUMNS, how="anti").height == 0
     # And nothing before a provisional trade changes: the full run holds exactly those trades.

@@ -1,4 +1,4 @@
-"""Hand-written cases, one per rule of DESIGN.md "Strategy semantics", with exact expected numbers."""
+"""Hand-written cases, one per rule of docs/strategy.md, with exact expected numbers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Live trading: brokers, live-trade configurations, their export for bots, forward tracking."""

@@ -177,7 +177,7 @@ def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None =
 def ticker_info(lake: Lake, request: BacktestRequest) -> TickerInfo:
     """Tick size, timezone, asset class and session of the request's ticker (no network call:
     Polygon reference data is read from the cache that `load_raw_bars` filled)."""
-    source = _source_of(lake, request, polygon)
+    source = _source_of(lake, request)
     calendar = session_calendar(lake, request)
     if source == "import":
         info = stored_import(lake, request.ticker_key)

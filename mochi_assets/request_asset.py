@@ -20,6 +20,8 @@ pending therefore cannot change what that run computes.
 """
 
 
+import warnings
+
 import dagster as dg
 from pydantic import Field
 
@@ -95,6 +97,8 @@ class RequestConfig(dg.Config):
     tick_size: float | None = Field(default=None, description="Overrides the ticker's tick size (empty: from the data).")
     scenarios: dict[str, ScenarioConfig] | None = Field(
         default=None, description="Explicit grids per scenario family name (empty: four families derived from the data).")
+    session: str | None = Field(default=None, description="Trading session calendar override (forex, us-equity, "
+                                "us-equity-extended, crypto, calendar-day or OPEN-CLOSE[/DAYS]); empty: the ticker's.")
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig,
                                             description="Walk-forward validation and robustness settings.")
 
@@ -207,17 +211,19 @@ def backtest_request(context: dg.AssetExecutionContext, config: RequestConfig) -
             allow_retries=False,
         )
     context.log.info(f"request {request.request_id}: {request.ticker} {request.start} to {request.end}")
-    return dg.Output(
-        request,
-        data_version=dg.DataVersion(request.request_hash),
-        metadata={
-            "request_id": request.request_id,
-            REQUEST_HASH_KEY: request.request_hash,
-            "ticker": request.ticker,
-            "date_range": f"{request.start} to {request.end}",
-            "request": dg.MetadataValue.json(request.model_dump(mode="json")),
-        },
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # stable in practice; the warning would reach every CLI user
+        return dg.Output(
+            request,
+            data_version=dg.DataVersion(request.request_hash),
+            metadata={
+                "request_id": request.request_id,
+                REQUEST_HASH_KEY: request.request_hash,
+                "ticker": request.ticker,
+                "date_range": f"{request.start} to {request.end}",
+                "request": dg.MetadataValue.json(request.model_dump(mode="json")),
+            },
+        )
 
 
 def latest_request_hash(instance: dg.DagsterInstance, ticker_key: str) -> str | None:

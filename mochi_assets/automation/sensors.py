@@ -16,6 +16,7 @@ evaluated twice or a cursor lost launches nothing twice.
 from __future__ import annotations
 
 import json
+import warnings
 
 import dagster as dg
 
@@ -138,7 +139,14 @@ def build_sensors(request_job, backtest_assets: list) -> list[dg.SensorDefinitio
     def backtest_request_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
         return evaluate_requests(context, lake.get_lake())
 
-    automation_sensor = dg.AutomationConditionSensorDefinition(
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server: the warning would reach every CLI user
+        automation_sensor = _automation_sensor(backtest_assets)
+    return [backtest_request_sensor, automation_sensor]
+
+
+def _automation_sensor(backtest_assets: list) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         # the backtest pipeline; live trading has its own sensor (portfolio_tracking_sensor)
         target=dg.AssetSelection.assets(*backtest_assets),
@@ -148,4 +156,3 @@ def build_sensors(request_job, backtest_assets: list) -> list[dg.SensorDefinitio
         use_user_code_server=True,
         description="Runs every stage whose inputs' data or code version changed (Dagster declarative automation).",
     )
-    return [backtest_request_sensor, automation_sensor]

@@ -83,7 +83,8 @@ def main() -> None:
 @click.option("--request", "request_file", type=click.Path(dir_okay=False), help="A request document (YAML or JSON).")
 @click.option("--timezone", help="Zone of explicit session hours (a request's `session` key); session dates and entry times follow the ticker's session calendar [default: America/New_York].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
-def backtest(ticker, start, end, request_file, timezone, no_progress):
+@click.option("--force", is_flag=True, help="Re-run every stage, even those whose code and data are unchanged.")
+def backtest(ticker, start, end, request_file, timezone, no_progress, force):
     """Run the whole pipeline for TICKER (or the ticker of --request FILE), every scenario.
 
     \b
@@ -105,7 +106,7 @@ def backtest(ticker, start, end, request_file, timezone, no_progress):
             if timezone:
                 doc["timezone"] = timezone
             request = parse_request({k: v for k, v in doc.items() if v is not None}, source="command line")
-        result = _run_with_progress(request, no_progress)
+        result = _run_with_progress(request, no_progress, force=force)
     except MochiError as exc:
         _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
     _report(result)
@@ -135,7 +136,7 @@ def refresh(ticker, no_progress):
     _report(result)
 
 
-def _run_with_progress(request, no_progress: bool):
+def _run_with_progress(request, no_progress: bool, force: bool = False):
     """Run the backtest with a progress bar on stderr (one step per asset materialization)."""
     from mochi_assets.runner import run_backtest
 
@@ -151,7 +152,7 @@ def _run_with_progress(request, no_progress: bool):
         bar.refresh()
 
     try:
-        return run_backtest(request, progress=progress)
+        return run_backtest(request, progress=progress, force=force)
     finally:
         if bar is not None:
             bar.close()
@@ -165,6 +166,9 @@ def _report(result) -> None:
                f"{len(result.scenarios)} scenarios ({', '.join(result.scenarios)})")
     _print_sessions(request)
     _print_locations(result)
+    if result.skipped:
+        click.echo(f"Up to date, not re-run (code and data versions unchanged): {', '.join(result.skipped)}"
+                   " (--force re-runs them)")
     click.echo("\nLeaderboard (top 10; each distinct outcome once; P&L in price units, ticks and R):")
     click.echo(_ranked_table(result.leaderboard, 10))
 
@@ -371,16 +375,19 @@ def ui(dagster_args):
     import os
     import shutil
 
-    from mochi_assets.runner import ensure_dagster_home
+    from mochi_assets.runner import get_instance, workspace_file
     from mochi_resources.settings import MochiSettings
 
     try:
-        home = ensure_dagster_home(MochiSettings.from_env())
+        settings = MochiSettings.from_env()
+        workspace = workspace_file(settings)
+        get_instance(settings).dispose()  # created once, and runs of dead `mochi` processes failed
     except MochiError as exc:
         _fail(str(exc))
     exe = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
-    click.echo(f"Dagster home {home}; starting `dagster dev` (Ctrl-C stops it)", err=True)
-    os.execv(exe, [exe, "dev", "-m", "mochi_assets.definitions", *dagster_args])
+    click.echo(f"Dagster home {settings.dagster_home}; starting `dagster dev`, code location `mochi` (Ctrl-C stops it)",
+               err=True)
+    os.execv(exe, [exe, "dev", "-w", str(workspace), *dagster_args])
 
 
 def _add_stage_commands() -> None:

@@ -1,22 +1,28 @@
 """The Mochi code location: assets, checks, jobs and resources, assembled (nothing else here)."""
 
+import os
+
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from mochi_assets.aggregation import assets as aggregation
 from mochi_assets.automation.schedules import build_schedules
 from mochi_assets.automation.sensors import build_sensors
-from mochi_assets.execution import executor
+from mochi_assets.execution import mochi_executor
 from mochi_assets.filings import assets as filings
 from mochi_assets.live import assets as live
 from mochi_assets.market_data import assets as market_data
 from mochi_assets.reporting import assets as reporting
+from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
 from mochi_assets.scenarios import assets as scenarios
 from mochi_assets.simulation import assets as simulation
 from mochi_assets.validation import assets as validation
 from mochi_resources.edgar import EdgarResource
 from mochi_resources.io_manager import LakeIOManager, LakeResource
+from mochi_resources.polygon import PolygonResource
 from mochi_resources.sql_resource import SqlEngineResource
 
+request_assets = [backtest_request]
 ticker_assets = [market_data.raw_bars, market_data.enhanced_bars, scenarios.scenarios]
 scenario_assets = [
     simulation.trades,
@@ -31,12 +37,18 @@ scenario_assets = [
     reporting.trade_lens,
 ]
 leaderboard_assets = [reporting.leaderboard]
-all_assets = [*ticker_assets, *scenario_assets, *leaderboard_assets]
+all_assets = [*request_assets, *ticker_assets, *scenario_assets, *leaderboard_assets]
 # After the backtest: live trading (brokers' exports, forward tracking) and SEC filings.
 live_assets = [live.live_trades, live.portfolio_tracking]
 filings_assets = [filings.sec_filings, filings.filing_day_lens]
 
-# The three phases of a backtest: per ticker, then per ticker x scenario, then across scenarios.
+# Launching a backtest is materializing its request (UI launchpad, CLI, request sensor); the three
+# phases after it (per ticker, per ticker x scenario, across scenarios) follow by declarative
+# automation, or are run in order by `mochi backtest`.
+request_job = dg.define_asset_job(
+    "request_job", selection=request_assets,
+    description="Validates and stores a ticker's backtest request (run config: the request's fields).",
+)
 ticker_job = dg.define_asset_job(
     "ticker_job", selection=ticker_assets,
     description="Raw bars, enhanced bars and scenario grids of one ticker.",
@@ -67,18 +79,31 @@ filings_job = dg.define_asset_job(
 )
 
 
+def _env(name: str) -> dg.EnvVar | None:
+    """`dg.EnvVar(name)` when the variable is set as the code location loads (its value is resolved
+    by Dagster when a run starts and shown by name only in the UI), else None: the resource then
+    reads the variable when a run starts, and an unset optional endpoint stays off."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 def build_resources() -> dict:
-    """Resources of the embedded default; settings resolve from the environment when a run starts."""
-    lake = LakeResource()
-    return {"lake": lake, "io_manager": LakeIOManager(lake=lake), "sql_engine": SqlEngineResource(),
-            "edgar": EdgarResource()}
+    """Resources; endpoints and secrets as `dg.EnvVar`, every other setting resolved when a run starts."""
+    lake = LakeResource(s3_endpoint=_env("MOCHI_S3_ENDPOINT"))
+    return {
+        "lake": lake,
+        "polygon": PolygonResource(api_key=_env("POLYGON_API_KEY"), base_url=_env("MOCHI_POLYGON_BASE_URL")),
+        "io_manager": LakeIOManager(lake=lake),
+        REQUEST_IO_MANAGER: RequestIOManager(lake=lake),
+        "sql_engine": SqlEngineResource(duckdb=DuckDBResource(database=":memory:"), trino_url=_env("MOCHI_TRINO_URL")),
+        "edgar": EdgarResource(),
+    }
 
 
 defs = dg.Definitions(
     assets=[*all_assets, *live_assets, *filings_assets],
-    jobs=[ticker_job, scenario_job, leaderboard_job, live_trades_job, tracking_job, filings_job],
-    sensors=[*build_sensors(ticker_job, scenario_job, leaderboard_job, scenario_assets), live.portfolio_tracking_sensor],
+    jobs=[request_job, ticker_job, scenario_job, leaderboard_job, live_trades_job, tracking_job, filings_job],
+    sensors=[*build_sensors(request_job, all_assets), live.portfolio_tracking_sensor],
     schedules=build_schedules(ticker_job),
     resources=build_resources(),
-    executor=executor(),
+    executor=mochi_executor,
 )

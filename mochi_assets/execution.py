@@ -1,8 +1,9 @@
 """How steps run: in process on one machine (embedded default) or one Kubernetes pod per step.
 
-`MOCHI_EXECUTOR` picks the executor when the code location loads: `in_process` (default for the
-embedded setup: one process, no pod), `multiprocess` (one process per step on one machine), or
-`k8s` (dagster-k8s's `k8s_job_executor`: each step its own pod, sized by the op tags below).
+`MOCHI_EXECUTOR` picks the executor when a run starts (`mochi_executor` reads it then, never at
+import): `in_process` (default for the embedded setup: one process, no pod), `multiprocess` (one
+process per step on one machine), or `k8s` (dagster-k8s's `k8s_job_executor`: each step its own
+pod, sized by the op tags below). A run's config may choose too (`execution: {config: {kind: ...}}`).
 The tags are declared once here and imported by the assets; they are inert outside Kubernetes.
 """
 
@@ -23,6 +24,9 @@ _SIZES = {
 
 # The heavy simulation runs one at a time: dagster.yaml (and the Helm values) limit this pool to 1.
 SIMULATION_POOL = "mochi_simulation"
+# Raw bars download from the data provider one step at a time, so the Polygon requests-per-minute
+# budget (enforced inside one client) holds across concurrent runs; limit 1 in dagster.yaml too.
+PROVIDER_POOL = "mochi_provider"
 
 
 def step_tags(size: str, pool: str | None = None) -> dict:
@@ -43,14 +47,47 @@ def step_resources(size: str) -> dict:
     return _SIZES[size]
 
 
-def executor() -> dg.ExecutorDefinition:
-    choice = os.environ.get("MOCHI_EXECUTOR", "in_process")
-    if choice == "in_process":
+EXECUTORS = ("in_process", "multiprocess", "k8s")
+
+
+def _delegate(kind: str) -> dg.ExecutorDefinition:
+    if kind == "in_process":
         return dg.in_process_executor
-    if choice == "multiprocess":
+    if kind == "multiprocess":
         return dg.multiprocess_executor
-    if choice == "k8s":
+    if kind == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    raise ValueError(f"MOCHI_EXECUTOR: {choice!r} is not one of in_process, multiprocess, k8s")
+    raise dg.DagsterInvalidConfigError(
+        f"MOCHI_EXECUTOR: {kind!r} is not one of {', '.join(EXECUTORS)}", [], kind
+    )
+
+
+@dg.executor(
+    name="mochi",
+    config_schema={
+        "kind": dg.Field(
+            str,
+            is_required=False,
+            description="in_process, multiprocess or k8s; default: the MOCHI_EXECUTOR environment variable "
+                        "of the process that executes the run (in_process when unset).",
+        )
+    },
+    requirements=dg.multiple_process_executor_requirements(),
+)
+def mochi_executor(init_context: dg.InitExecutorContext):
+    """The executor chosen when a run starts (never at import): `kind`, else MOCHI_EXECUTOR."""
+    # Dagster has no public way to hand a run to another executor definition: the chosen one is
+    # built from its own default config with Dagster's config processing (internal API).
+    from dagster._config import process_config
+
+    kind = init_context.executor_config.get("kind") or os.environ.get("MOCHI_EXECUTOR") or "in_process"
+    delegate = _delegate(kind)
+    config = process_config(delegate.config_schema.config_type, {})
+    if not config.success:
+        raise dg.DagsterInvalidConfigError(f"executor {kind}: default config rejected", config.errors, {})
+    return delegate.executor_creation_fn(
+        dg.InitExecutorContext(job=init_context.job, executor_def=delegate, executor_config=config.value,
+                               instance=init_context.instance)
+    )

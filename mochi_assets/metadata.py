@@ -7,10 +7,10 @@ Versions (what makes "nothing changed, nothing re-simulated" work):
   marks the asset's materializations out of date.
 - `frames_version(...)` is a content hash of tables (raw bars use it as their data version:
   an incremental refresh that brings no new bar keeps the same version).
-- `provenance(...)` stamps every other asset's data version with its input hash: the request's
-  hash, the code version and the data versions of the upstream partitions it read. Dagster's
-  own logical version leaves the request out; the request changes results (ATR periods,
-  grids) without changing any upstream data, so it must be part of the version.
+- `provenance(...)` is metadata only (request, code version, engines). Every other asset's
+  data version is Dagster's default: a hash of its code version and its inputs' data versions,
+  and every asset has `backtest_request` (data version = the request's hash) as an input, so a
+  changed request, code or input makes what follows stale.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import os
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -28,8 +27,6 @@ import polars as pl
 from mochi_assets.request import BacktestRequest
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
-DATA_VERSION_TAG = "dagster/data_version"
-CODE_VERSION_TAG = "dagster/code_version"
 
 PREVIEW_ROWS = 10
 
@@ -65,13 +62,17 @@ def ts_range(df: pl.DataFrame, column: str = "ts") -> dict[str, dg.MetadataValue
 
 def code_version(*stages: str, libraries: tuple[str, ...] = ("polars", "numpy")) -> str:
     """Code version of an asset: hash of the `.py`/`.sql` files of the named stage packages
-    (`"simulation"`, `"scenarios"`, ...) and of the given libraries' installed versions."""
+    (`"simulation"`, `"scenarios"`, ...) or modules (`"request.py"`) and of the given libraries' installed versions."""
     digest = hashlib.sha256()
     for stage in sorted(stages):
         folder = _PACKAGE_ROOT / stage
-        if not folder.is_dir():
-            raise ValueError(f"code_version: {stage!r} is not a stage package of mochi_assets")
-        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".sql")):
+        if folder.is_file():  # a module of mochi_assets itself (`"request.py"`)
+            paths = [folder]
+        elif folder.is_dir():
+            paths = sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".sql"))
+        else:
+            raise ValueError(f"code_version: {stage!r} is not a stage package or module of mochi_assets")
+        for path in paths:
             digest.update(path.relative_to(_PACKAGE_ROOT).as_posix().encode())
             digest.update(path.read_bytes())
     for lib in sorted(libraries):
@@ -90,40 +91,12 @@ def frames_version(*frames: pl.DataFrame) -> str:
     return digest.hexdigest()[:24]
 
 
-def _latest_data_version(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> str:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    if not records:
-        return "never-materialized"
-    mat = records[0].asset_materialization
-    return (mat.tags or {}).get(DATA_VERSION_TAG, f"storage-{records[0].storage_id}") if mat else "unknown"
-
-
-def input_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """Data version of every upstream partition the step reads, by `asset[partition]`."""
-    versions: dict[str, str] = {}
-    for input_name, key in context.assets_def.keys_by_input_name.items():
-        try:
-            partitions = list(context.asset_partition_keys_for_input(input_name))
-        except dg.DagsterInvariantViolationError:  # an unpartitioned upstream
-            partitions = [None]
-        for partition in partitions or [None]:
-            label = key.to_user_string() + (f"[{partition}]" if partition else "")
-            versions[label] = _latest_data_version(context.instance, key, partition)
-    return versions
-
-
-def engines(context: dg.AssetExecutionContext | None = None) -> dict[str, str]:
-    """Where the step stores data (`local` lake folder or `s3`) and which SQL engine is configured."""
-    storage = "local"
+def engine_storage(context: dg.AssetExecutionContext | None = None) -> str:
+    """Where the step stores data: the `local` lake folder or `s3` (from the lake resource in use)."""
     lake = getattr(context.resources, "lake", None) if context is not None else None
     if lake is not None and hasattr(lake, "settings"):
-        storage = "s3" if lake.settings().s3_endpoint else "local"
-    elif os.environ.get("MOCHI_S3_ENDPOINT"):
-        storage = "s3"
-    sql = "trino" if os.environ.get("MOCHI_TRINO_URL") else "duckdb"
-    return {"engine_storage": storage, "engine_sql": sql}
+        return "s3" if lake.settings().s3_endpoint else "local"
+    return "local"
 
 
 def _current_context() -> dg.AssetExecutionContext | None:
@@ -133,12 +106,12 @@ def _current_context() -> dg.AssetExecutionContext | None:
         return None
 
 
-def provenance(request: BacktestRequest, *, synthetic: bool,
-               context: dg.AssetExecutionContext | None = None) -> dict[str, object]:
-    """Which request, code, inputs and engines a materialization came from, and whether its data
-    is synthetic. Inside a step (the context is found when not given) it also sets the
-    materialization's data version to the input hash, unless the asset sets its own (raw bars:
-    a content hash), so a changed request, code or input makes everything downstream stale."""
+def provenance(request: BacktestRequest, *, synthetic: bool, context: dg.AssetExecutionContext | None = None,
+               engine_sql: str | None = None) -> dict[str, object]:
+    """Metadata saying which request, code and engines a materialization came from, and whether its
+    data is synthetic. It only returns metadata: data versions are Dagster's own (code version and
+    input data versions, the request's hash among them), recorded by Dagster with every
+    materialization. `engine_sql` is given by the steps that ran SQL, naming the engine that ran."""
     meta: dict[str, object] = {
         "request_id": request.request_id,
         "request_hash": request.request_hash,
@@ -147,23 +120,12 @@ def provenance(request: BacktestRequest, *, synthetic: bool,
         "data": "synthetic data" if synthetic else "market data",
     }
     context = context or _current_context()
-    if context is None:  # called outside Dagster (tests of plain functions)
-        return {**meta, **engines()}
-    key = context.asset_key
-    code = context.assets_def.code_versions_by_key.get(key) or "unversioned"
-    inputs = input_versions(context)
-    digest = hashlib.sha256(f"request={request.request_hash}\ncode={code}\n".encode())
-    for label in sorted(inputs):
-        digest.update(f"{label}={inputs[label]}\n".encode())
-    input_hash = digest.hexdigest()[:24]
-    context.set_data_version(key, dg.DataVersion(input_hash))
-    return {
-        **meta,
-        "code_version": code,
-        "input_hash": input_hash,
-        "inputs": dg.MetadataValue.json(inputs),
-        **engines(context),
-    }
+    if context is not None:
+        meta["code_version"] = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
+    meta["engine_storage"] = engine_storage(context)
+    if engine_sql is not None:
+        meta["engine_sql"] = engine_sql
+    return meta
 
 
 def png_markdown(png: bytes, title: str) -> dg.MetadataValue:

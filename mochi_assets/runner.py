@@ -1,34 +1,52 @@
 """Running a whole backtest for one ticker on the Dagster instance (what `mochi backtest` does).
 
-The three jobs of definitions.py run in order, in process, on the instance under DAGSTER_HOME
-(by default `$MOCHI_HOME/dagster`), so every run shows in `dagster dev` started with the same
-MOCHI_HOME: the ticker job (bars, indicators, scenarios), one scenario job per scenario the
-scenarios asset registered, then the leaderboard job.
+The jobs of definitions.py run in order, in this process, on the instance under DAGSTER_HOME (by
+default `$MOCHI_HOME/dagster`), as runs of the `mochi` code location (launch.py), so they show in
+`mochi ui` like runs launched there: the request job (the request as run config), the ticker job
+(bars, indicators, scenarios), one scenario job per scenario of the ticker's grids, then the
+leaderboard job. Partitions that are up to date are skipped.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sys
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from filelock import FileLock
 
+from mochi_assets import launch
+from mochi_assets.automation.sensors import request_tags
+from mochi_assets.conditions import ticker_scenarios
 from mochi_assets.market_data.sources import check_source
 from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.request import BacktestRequest
-from mochi_assets.store import save_request
+from mochi_assets.request_asset import REQUEST_ASSET, request_run_config
 from mochi_resources.errors import MochiError
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
 # Dagster's own console output is replaced by Mochi's progress bar; failures are reported by Mochi.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# A run executed by `mochi` names its process, so a later command can tell that it died.
+PID_TAG = "mochi/pid"
+HOST_TAG = "mochi/host"
+INSTANCE_LOCK = ".mochi-instance.lock"
+LOCK_TIMEOUT_S = 120
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 _REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
@@ -39,13 +57,77 @@ def ensure_dagster_home(settings: MochiSettings) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     target = home / "dagster.yaml"
     if not target.exists() and _REPO_DAGSTER_YAML.is_file():
-        shutil.copyfile(_REPO_DAGSTER_YAML, target)
+        with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+            if not target.exists():
+                staged = home / f".dagster.yaml.{os.getpid()}"
+                shutil.copyfile(_REPO_DAGSTER_YAML, staged)
+                os.replace(staged, target)
     return home
 
 
-def get_instance(settings: MochiSettings) -> dg.DagsterInstance:
-    ensure_dagster_home(settings)
-    return dg.DagsterInstance.get()
+def workspace_file(settings: MochiSettings) -> Path:
+    """A workspace file in the Dagster home loading the code location under its name, `mochi`."""
+    home = ensure_dagster_home(settings)
+    target = home / "workspace.yaml"
+    text = (
+        "# written by `mochi`: the Mochi code location, named as runs launched by `mochi backtest` name it\n"
+        f"load_from:\n  - python_module:\n      module_name: {launch.DEFINITIONS_MODULE}\n"
+        f"      location_name: {launch.LOCATION_NAME}\n"
+    )
+    if not target.is_file() or target.read_text() != text:
+        staged = home / f".workspace.yaml.{os.getpid()}"
+        staged.write_text(text)
+        os.replace(staged, target)
+    return target
+
+
+def get_instance(settings: MochiSettings, notice: Callable[[str], None] | None = None) -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME. Its SQLite storage is created (or migrated) under a file
+    lock, so any number of `mochi` commands started at once on a fresh home create it once; then
+    runs left behind by a `mochi` process that died are failed and their pool slots freed."""
+    home = ensure_dagster_home(settings)
+    with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # the storage exists before another command may touch it
+    for line in recover_dead_runs(instance):
+        (notice or _stderr)(line)
+    return instance
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(f"mochi: {line}\n")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a `mochi` process with this pid still runs (a reused pid of another program is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return b"mochi" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal check
+
+
+def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the unfinished runs whose `mochi` process (on this host) is gone, freeing their pool
+    slots; one line per run saying so."""
+    lines = []
+    host = socket.gethostname()
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if not pid or run.tags.get(HOST_TAG) != host or _process_alive(int(pid)):
+            continue
+        message = f"the mochi process {pid} that ran it is gone (killed or crashed)"
+        instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        lines.append(f"run {run.run_id} ({run.job_name}) was left behind by process {pid}, which is gone: "
+                     "marked failed, its pool slots freed")
+    return lines
 
 
 @dataclass
@@ -57,6 +139,7 @@ class BacktestResult:
     locations: dict[str, str]  # what -> where, for people (folders or s3:// URIs)
     dagster_home: Path
     run_ids: list[str]
+    skipped: list[str]  # phases whose partitions were up to date (code and data versions unchanged)
 
 
 class RunFailed(MochiError):
@@ -66,32 +149,54 @@ class RunFailed(MochiError):
 Progress = Callable[[str, int, int | None], None]  # (what is running, steps done, steps total)
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure:
-            err = event.step_failure_data.error
-            # user-facing errors travel as their message; others keep their class name
-            while err is not None and err.cls_name in ("DagsterExecutionStepExecutionError",) and err.cause:
-                err = err.cause
-            if err is None:
-                break
-            text = err.message.strip()
-            if err.cls_name in {"MochiError", "RequestError", "BarsError", "LakeError", "ProviderError", "PolygonAuthError", "Failure"}:
-                text = text.split(": ", 1)[1] if text.startswith(err.cls_name + ":") else text
-            return f"step {event.step_key} failed: {text}"
+def _root_cause(error) -> str:
+    """The innermost error of a chain (what was raised first), without its class prefix for Mochi's own."""
+    if error is None:
+        return "the step failed (see the Dagster UI for its logs)"
+    while error.cause is not None:
+        error = error.cause
+    text = error.message.strip()
+    for prefix in (f"{error.cls_name}: ", f"dagster._core.definitions.events.{error.cls_name}: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """`step S failed: <root cause>` in one line, for the first failed step of a run: its own error
+    (for a step that was retried, the error of its last attempt, never "Exceeded max_retries")."""
+    failures = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    for record in failures:
+        event = record.event_log_entry.dagster_event
+        data = event.step_failure_data
+        retries = [
+            r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+            if r.event_log_entry.dagster_event.step_key == event.step_key
+        ]
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            text = data.user_failure_data.description
+        elif retries:
+            text = _root_cause(retries[-1].event_specific_data.error)
+        else:
+            text = _root_cause(data.error)
+        one_line = "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+        attempts = f" (after {len(retries) + 1} attempts)" if retries else ""
+        return f"step {event.step_key} failed{attempts}: {one_line or 'no message'}"
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records:
+        message = record.event_log_entry.dagster_event.message or ""
+        if message:
+            return message.strip().splitlines()[0]
     return "the run failed (see the Dagster UI for its logs)"
 
 
-def _run(instance: dg.DagsterInstance, job: dg.JobDefinition, partition_key: str, tags: dict,
-         label: str, done_before: int, total: int | None, progress: Progress | None) -> str:
-    run_id = str(uuid.uuid4())
+def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_before: int, total: int | None,
+         progress: Progress | None) -> str:
     stop = threading.Event()
 
     def watch() -> None:
-        seen = 0
         while not stop.wait(0.5):
             try:
-                seen = len(instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
+                seen = len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
             except Exception:  # the run's event log may not exist yet
                 continue
             if progress:
@@ -100,20 +205,13 @@ def _run(instance: dg.DagsterInstance, job: dg.JobDefinition, partition_key: str
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = job.execute_in_process(
-            partition_key=partition_key,
-            instance=instance,
-            run_id=run_id,
-            tags=tags,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-        )
+        ended = launch.execute(instance, run)
     finally:
         stop.set()
         watcher.join()
-    if not result.success:
-        raise RunFailed(_failure_message(result))
-    return run_id
+    if ended.status != dg.DagsterRunStatus.SUCCESS:
+        raise RunFailed(failure_message(instance, run.run_id))
+    return run.run_id
 
 
 def result_locations(lake: Lake, ticker_key: str) -> dict[str, str]:
@@ -130,43 +228,78 @@ def result_locations(lake: Lake, ticker_key: str) -> dict[str, str]:
     }
 
 
-def run_backtest(request: BacktestRequest, *, progress: Progress | None = None) -> BacktestResult:
-    """Materialize the whole graph for the request's ticker, every scenario; raise MochiError on failure."""
-    from mochi_assets.definitions import defs, leaderboard_job, scenario_assets, ticker_assets
+def _in_flight(instance: dg.DagsterInstance, ticker_key: str) -> list[str]:
+    """Ids of unfinished runs of a ticker's partitions (its request or any stage)."""
+    ids = []
+    for tags in ({"dagster/partition": ticker_key}, {f"dagster/partition/{TICKER_DIMENSION}": ticker_key}):
+        records = instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags), limit=5)
+        ids.extend(r.dagster_run.run_id for r in records)
+    return ids
+
+
+def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, force: bool = False) -> BacktestResult:
+    """Materialize the request, then every stage of its ticker that is out of date (all with `force`).
+
+    Each phase is one run with the `mochi` location's origin (launch.py): the request, the ticker
+    stages, one run per scenario, the leaderboard. A partition whose code and input data versions
+    are unchanged is skipped (Dagster's stale status); raise MochiError on failure.
+    """
+    from mochi_assets.definitions import defs, leaderboard_assets, request_job, scenario_assets, ticker_assets
 
     settings = MochiSettings.from_env()
     lake = Lake(settings)
     check_source(lake, request)  # an unknown ticker fails here, before anything is written
     instance = get_instance(settings)
     ticker_key = request.ticker_key
-    save_request(lake, request)
+    busy = _in_flight(instance, ticker_key)
+    if busy:
+        raise MochiError(
+            f"{request.ticker}: run {busy[0]} of this ticker is still in progress; wait for it to end "
+            "(or cancel it in the web UI) before starting another backtest of the same ticker"
+        )
     instance.add_dynamic_partitions(TICKER_DIMENSION, [ticker_key])
-    tags = {"mochi/request_id": request.request_id, "mochi/ticker": request.ticker}
+    tags = {**request_tags(request), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    ticker_keys = [a.key for a in ticker_assets]
+    scenario_keys = [a.key for a in scenario_assets]
+    board_keys = [a.key for a in leaderboard_assets]
+    skipped: list[str] = []
+    run_ids: list[str] = []
 
-    run_ids = [
-        _run(instance, defs.resolve_job_def("ticker_job"), ticker_key, tags,
-             "bars and scenarios", 0, None, progress)
-    ]
-    grids = lake.read_table(lake.key("ticker-meta", "scenario_grids", ticker_key))
-    names = grids["scenario"].to_list()
+    def launch_phase(job_name: str, partition: str, keys: list[dg.AssetKey], label: str, done: int, total: int | None,
+                     run_config: dict | None = None, always: bool = False) -> int:
+        stale = keys if force or always else launch.out_of_date(instance, defs, keys, partition)
+        if not stale:
+            skipped.append(label)
+            return 0
+        run = launch.create_run(instance, defs, job_name, partition, asset_selection=stale if stale != keys else None,
+                                run_config={**QUIET_RUN_CONFIG, **(run_config or {})}, tags=tags)
+        run_ids.append(_run(instance, run, label, done, total, progress))
+        return len(stale)
+
+    launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
+                 always=True)  # cheap; its data version (the hash) decides what follows
+    launch_phase("ticker_job", ticker_key, ticker_keys, "bars and scenarios", 0, None)
+    names = ticker_scenarios(instance, ticker_key)
     known = set(instance.get_dynamic_partitions(SCENARIO_DIMENSION))
     missing = [n for n in names if n not in known]
     if missing:
         raise MochiError(f"scenario partitions {missing} were not registered by the scenarios asset")
-    per_scenario = len(scenario_assets)
-    total = len(ticker_assets) + per_scenario * len(names) + len(leaderboard_job.selection.resolve(defs.resolve_asset_graph()))
-    done = len(ticker_assets)
+    per_scenario = len(scenario_keys)
+    total = len(ticker_keys) + per_scenario * len(names) + len(board_keys)
+    done = len(ticker_keys)
     if progress:
         progress("scenarios", done, total)
-    scenario_job = defs.resolve_job_def("scenario_job")
+    ran_scenarios = 0
     for name in names:
-        run_ids.append(
-            _run(instance, scenario_job, ticker_scenario_key(ticker_key, name), tags, name, done, total, progress)
-        )
+        ran_scenarios += launch_phase("scenario_job", str(ticker_scenario_key(ticker_key, name)), scenario_keys,
+                                      name, done, total) > 0
         done += per_scenario
-    run_ids.append(
-        _run(instance, defs.resolve_job_def("leaderboard_job"), ticker_key, tags, "leaderboard", done, total, progress)
-    )
+    board_stale = force or ran_scenarios or launch.out_of_date(instance, defs, board_keys, ticker_key)
+    if board_stale:
+        run = launch.create_run(instance, defs, "leaderboard_job", ticker_key, run_config=QUIET_RUN_CONFIG, tags=tags)
+        run_ids.append(_run(instance, run, "leaderboard", done, total, progress))
+    else:
+        skipped.append("leaderboard")
     if progress:
         progress("done", total, total)
     board = lake.read_table(lake.key("rankings", "leaderboard", ticker_key))
@@ -178,4 +311,5 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None) 
         locations=result_locations(lake, ticker_key),
         dagster_home=settings.dagster_home,
         run_ids=run_ids,
+        skipped=[s for s in skipped if s != "request"],
     )

@@ -1,7 +1,8 @@
 """What Mochi keeps in the lake besides asset outputs: requests and imported bars.
 
-- `params/requests/ticker=T/request.json`: the ticker's current request (every default filled in);
-  the assets read it, so a re-materialization from the UI uses the same settings as the backtest.
+- `params/requests/ticker=T/request.json`: the ticker's latest request (every default filled in),
+  written by the request IO manager beside every `request-<hash>.json` (request_asset.py) and read
+  by `mochi refresh`; assets never read it (they receive their request through the graph).
 - `raw/imported_bars/ticker=T/data.parquet` and `params/imports/ticker=T/import.json`: a user's
   bars and their tick size, timezone and session calendar (`mochi import-bars`); they take
   precedence over any provider for that ticker.

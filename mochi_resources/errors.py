@@ -19,3 +19,7 @@ class LakeError(MochiError):
 
 class ProviderError(MochiError):
     """A market data provider cannot deliver the bars asked for."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider kept failing in ways that may pass (5xx, timeouts, rate limits): worth a retry later."""

@@ -53,7 +53,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mochi_resources.errors import ProviderError
+import dagster as dg
+
+from mochi_resources.errors import ProviderError, ProviderUnavailable
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
 _KEY_PARAM = re.compile(r"(?i)(api_?key=)[^&\s\"']*")
@@ -304,7 +306,7 @@ class PolygonClient:
                 reason = scrub(retry.reason, self.config.api_key)
                 if retry.rate_limited:
                     if rate_limited >= self.config.max_rate_limit_retries:
-                        raise ProviderError(
+                        raise ProviderUnavailable(
                             f"{what}: still rate limited after {rate_limited + 1} attempts ({reason}); "
                             "lower MOCHI_POLYGON_RPM or try again later"
                         ) from None
@@ -313,7 +315,7 @@ class PolygonClient:
                     rate_limited += 1
                 else:
                     if failures >= self.config.max_retries:
-                        raise ProviderError(
+                        raise ProviderUnavailable(
                             f"{what}: the Polygon API at {self.config.base_url} failed {failures + 1} times, "
                             f"last: {reason}"
                         ) from None
@@ -368,3 +370,42 @@ def _retry_after(headers) -> float | None:
             return None
         seconds = when.timestamp() - time.time()
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)
+
+
+class PolygonResource(dg.ConfigurableResource):
+    """The Polygon (Massive) aggregates API as a Dagster resource.
+
+    The definitions pass the key and base URL as `dg.EnvVar` (resolved when a run starts, shown by
+    name only in the UI); a field left unset falls back to the environment variable of the module
+    docstring, read when the client is built.
+    """
+
+    api_key: str | None = None
+    base_url: str | None = None
+    requests_per_minute: int | None = None
+    max_retries: int | None = None
+    timeout_s: float | None = None
+
+    def configured(self) -> bool:
+        """Whether a key is available (the resource's, or POLYGON_API_KEY)."""
+        return bool((self.api_key or os.environ.get("POLYGON_API_KEY") or "").strip())
+
+    def get_config(self) -> PolygonConfig:
+        env = PolygonConfig.from_env() if not (self.api_key or "").strip() else None
+        key = (self.api_key or "").strip() or env.api_key
+        base = (self.base_url or "").strip().rstrip("/") or base_url_from_env()
+        parts = urllib.parse.urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ProviderError(f"polygon base_url: {base!r} is not an http(s) URL (e.g. {DEFAULT_BASE_URL})")
+        return PolygonConfig(
+            api_key=key,
+            base_url=base,
+            requests_per_minute=self.requests_per_minute if self.requests_per_minute is not None
+            else int(_env_number("MOCHI_POLYGON_RPM", 5, int)),
+            max_retries=self.max_retries if self.max_retries is not None
+            else int(_env_number("MOCHI_POLYGON_MAX_RETRIES", 4, int)),
+            timeout_s=self.timeout_s or float(_env_number("MOCHI_POLYGON_TIMEOUT_S", 30.0, float)) or 30.0,
+        )
+
+    def get_client(self, log: Callable[[str], None] | None = None) -> PolygonClient:
+        return PolygonClient(self.get_config(), log=log)

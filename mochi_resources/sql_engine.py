@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import ContextManager, Protocol, runtime_checkable
 
@@ -189,6 +189,15 @@ class OneShotEngine:
             return session.run_script(statements, fetch)
 
 
+@contextmanager
+def _memory_connection() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(":memory:")
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 class DuckDBEngine(OneShotEngine):
     """DuckDB in process: every session is a fresh in-memory connection with the inputs as views.
 
@@ -200,11 +209,15 @@ class DuckDBEngine(OneShotEngine):
     name = "duckdb"
     lake_inputs = False
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None,
+                 connect: Callable[[], AbstractContextManager] | None = None) -> None:
         if threads is not None and threads < 1:
             raise MochiError(f"DuckDBEngine threads: must be at least 1, got {threads}")
         self.threads = threads
         self.memory_limit = memory_limit
+        # where connections come from: dagster-duckdb's DuckDBResource.get_connection in a run
+        # (sql_resource.py), a private in-memory database otherwise
+        self.connect = connect or _memory_connection
 
     @contextmanager
     def session(self, tables: dict[str, TableInput]) -> Iterator[_DuckDBSession]:
@@ -216,18 +229,17 @@ class DuckDBEngine(OneShotEngine):
                     f"SQL input table {table_name!r}: DuckDB reads in-memory tables; load the lake "
                     f"partition {table.table}/ticker={table.ticker}/scenario={table.scenario} first"
                 )
-        con = duckdb.connect(":memory:")
         # spill to a private scratch folder, never to `.tmp` in whatever directory the run started in
         spill = tempfile.TemporaryDirectory(prefix="mochi-duckdb-")
         try:
-            con.execute("SET temp_directory = ?", [spill.name])
-            if self.threads is not None:
-                con.execute(f"SET threads = {int(self.threads)}")
-            if self.memory_limit is not None:
-                con.execute("SET memory_limit = ?", [self.memory_limit])
-            for table_name, table in tables.items():
-                con.register(table_name, as_arrow(table_name, table))
-            yield _DuckDBSession(con, set(tables))
+            with self.connect() as con:
+                con.execute("SET temp_directory = ?", [spill.name])
+                if self.threads is not None:
+                    con.execute(f"SET threads = {int(self.threads)}")
+                if self.memory_limit is not None:
+                    con.execute("SET memory_limit = ?", [self.memory_limit])
+                for table_name, table in tables.items():
+                    con.register(table_name, as_arrow(table_name, table))
+                yield _DuckDBSession(con, set(tables))
         finally:
-            con.close()
             spill.cleanup()

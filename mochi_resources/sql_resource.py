@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from mochi_resources.errors import MochiError
 from mochi_resources.settings import MochiSettings
@@ -18,7 +19,8 @@ from mochi_resources.trino_engine import ENV_VAR, TrinoEngine, parse_trino_url
 
 
 class SqlEngineResource(dg.ConfigurableResource):
-    """DuckDB in process (`threads` and `memory_limit` bound one aggregation), or Trino.
+    """DuckDB in process through dagster-duckdb's `DuckDBResource` (`threads` and `memory_limit`
+    bound one aggregation; every session is a fresh in-memory database), or Trino.
 
     `trino_url` overrides `MOCHI_TRINO_URL`; an empty string forces DuckDB.
 
@@ -26,6 +28,7 @@ class SqlEngineResource(dg.ConfigurableResource):
     the order in which threads add rows cannot change a bit of them (see aggregation/sql).
     """
 
+    duckdb: DuckDBResource
     threads: int | None = None
     memory_limit: str | None = None
     trino_url: str | None = None
@@ -33,7 +36,7 @@ class SqlEngineResource(dg.ConfigurableResource):
     def get_engine(self) -> SqlEngine:
         url = self.trino_url if self.trino_url is not None else os.environ.get(ENV_VAR, "")
         if not url.strip():
-            return DuckDBEngine(threads=self.threads, memory_limit=self.memory_limit)
+            return DuckDBEngine(threads=self.threads, memory_limit=self.memory_limit, connect=self.duckdb.get_connection)
         target = parse_trino_url(url.strip())
         settings = MochiSettings.from_env()
         if settings.s3_endpoint is None and target.location.startswith("s3"):

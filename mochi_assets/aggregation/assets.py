@@ -9,8 +9,11 @@ from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
-from mochi_assets.store import stored_request
-from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_assets.conditions import follows_upstream
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request import BacktestRequest
+from mochi_assets.request_asset import request_in
+from mochi_resources.io_manager import lake_metadata
 from mochi_resources.sql_resource import SqlEngineResource
 
 AGGREGATE_TABLES = [
@@ -39,21 +42,26 @@ def session_calendar(enhanced: pl.LazyFrame) -> pl.Series:
     op_tags=step_tags("aggregation"),
     kinds={"duckdb", "parquet"},
     metadata=lake_metadata("aggregates", tables=AGGREGATE_TABLES),
-    ins={"enhanced_bars": dg.AssetIn(partition_mapping=by_ticker), "scenarios": dg.AssetIn(partition_mapping=by_ticker)},
+    ins={
+        "enhanced_bars": dg.AssetIn(partition_mapping=by_ticker),
+        "scenarios": dg.AssetIn(partition_mapping=by_ticker),
+        "request": request_in(ticker_scenario_partitions_def),
+    },
     code_version=code_version("aggregation", libraries=("duckdb", "numpy", "polars", "scipy")),
     retry_policy=LAKE_RETRY,
+    automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
+@fails_at_once
 def aggregates(
     context: dg.AssetExecutionContext,
-    lake: LakeResource,
     sql_engine: SqlEngineResource,
     trades: dict,
     enhanced_bars: pl.LazyFrame,
     scenarios: dict,
+    request: BacktestRequest,
 ) -> dict:
     """Per-trader, per-trader-per-year and per-level statistics, with DSR and the scenario's PBO."""
     ticker_key, scenario = split_partition_key(context)
-    request = stored_request(lake.get_lake(), ticker_key)
     engine = sql_engine.get_engine()
     tables = aggregate_scenario(
         engine,
@@ -68,8 +76,8 @@ def aggregates(
     best = summary.sort("sharpe", descending=True, nulls_last=True).head(1)
     context.add_output_metadata(
         {
-            **provenance(request, synthetic=bool(scenarios["ticker_meta"].collect()["synthetic"].item())),
-            "engine": engine.name,
+            **provenance(request, synthetic=bool(scenarios["ticker_meta"].collect()["synthetic"].item()),
+                         engine_sql=engine.name),
             "trader_count": summary.height,
             "trades": int(stats["trades"]),
             "pbo": float(stats["pbo"]) if stats["pbo"] is not None else float("nan"),

@@ -16,18 +16,23 @@ from mochi_assets.market_data.checks import (
 from mochi_assets.market_data.indicators import enhance_bars
 from mochi_assets.market_data.sessions import first_tradable_session, session_date_expr
 from mochi_assets.market_data.sources import (
+    POLYGON,
     check_source,
     load_raw_bars,
     refresh_request,
     session_calendar,
     warmup_sessions,
 )
-from mochi_assets.execution import step_tags
+from mochi_assets.execution import PROVIDER_POOL, step_tags
 from mochi_assets.automation.retries import LAKE_RETRY, NETWORK_RETRY
 from mochi_assets.metadata import code_version, frames_version, preview, provenance, ts_range
-from mochi_assets.partitions import split_partition_key, ticker_partitions_def
-from mochi_assets.store import stored_request
+from mochi_assets.partitions import ticker_partitions_def
+from mochi_assets.conditions import follows_upstream
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request import BacktestRequest
+from mochi_assets.request_asset import request_in
 from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_resources.polygon import PolygonResource
 
 RAW_TABLES = ["bars_minute", "bars_hour", "bars_day"]
 REFRESH_TAG = "mochi/refresh"
@@ -57,6 +62,9 @@ def _source_tags(source: str) -> dict:
     metadata=lake_metadata("raw", tables=RAW_TABLES),
     code_version=code_version("market_data", libraries=("numpy", "polars")),
     retry_policy=NETWORK_RETRY,
+    automation_condition=follows_upstream(),
+    pool=PROVIDER_POOL,
+    ins={"request": request_in()},
     check_specs=[
         dg.AssetCheckSpec("ohlc_consistent", asset="raw_bars", description="low <= open, close <= high; prices positive"),
         dg.AssetCheckSpec("timestamps_increasing", asset="raw_bars", description="no duplicate or non-increasing ts"),
@@ -68,15 +76,17 @@ def _source_tags(source: str) -> dict:
                           description="no minute moves over 3x the median daily range (warning)"),
     ],
 )
-def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
+@fails_at_once
+def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: PolygonResource, request: BacktestRequest):
     """Minute, hour and day OHLCV bars of the requested range, from the ticker's data source."""
-    ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
-    request = stored_request(the_lake, ticker_key)
     if context.run.tags.get(REFRESH_TAG):
         # a refresh (the daily schedule, `mochi refresh`) extends the range to the latest complete session
         request = refresh_request(the_lake, request, log=context.log.info)
-    bars = load_raw_bars(the_lake, request, log=context.log.info)
+    client = None
+    if check_source(the_lake, request, polygon=polygon.configured()) == POLYGON:
+        client = polygon.get_client(log=context.log.info)
+    bars = load_raw_bars(the_lake, request, client=client, log=context.log.info)
     calendar = session_calendar(the_lake, request)
     context.log.info(
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
@@ -137,7 +147,8 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
     metadata=lake_metadata("prepared"),
     code_version=code_version("market_data", libraries=("numpy", "polars")),
     retry_policy=LAKE_RETRY,
-    ins={"raw_bars": dg.AssetIn()},
+    automation_condition=follows_upstream(),
+    ins={"raw_bars": dg.AssetIn(), "request": request_in()},
     check_specs=[
         dg.AssetCheckSpec("atr_defined_after_warmup", asset="enhanced_bars",
                           description="after warm-up every session has one positive ATR"),
@@ -146,11 +157,10 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource):
                           description="a session's ATR equals the one recomputed from earlier bars only"),
     ],
 )
-def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bars: dict):
+@fails_at_once
+def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bars: dict, request: BacktestRequest):
     """Minute bars of the requested sessions joined with the daily ATRs known before each session."""
-    ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
-    request = stored_request(the_lake, ticker_key)
     calendar = session_calendar(the_lake, request)
     minute = raw_bars["bars_minute"].collect()
     settings = {"short": request.atr.short, "long": request.atr.long, "alpha": request.atr.alpha}

@@ -71,12 +71,15 @@ class RawBars:
         return self.info.asset_class
 
 
-def _source_of(lake: Lake, request: BacktestRequest) -> str:
+def _source_of(lake: Lake, request: BacktestRequest, polygon: bool | None = None) -> str:
+    """`polygon`: whether a Polygon key is configured (default: POLYGON_API_KEY is set)."""
     if stored_import(lake, request.ticker_key) is not None:
         return "import"
     if is_synthetic(request.ticker):
         return "synthetic"
-    if (os.environ.get("POLYGON_API_KEY") or "").strip():
+    if polygon:
+        return POLYGON
+    if polygon is None and (os.environ.get("POLYGON_API_KEY") or "").strip():
         base_url_from_env()  # a malformed MOCHI_POLYGON_BASE_URL fails here, before anything is written
         return POLYGON
     raise ProviderError(
@@ -146,14 +149,15 @@ def _check_imported_range(lake: Lake, request: BacktestRequest) -> None:
                  f"session can trade; the first session that would work is {first}: choose an end on or after it")
 
 
-def check_source(lake: Lake, request: BacktestRequest) -> str:
-    """Name of the source that will serve this ticker, or a ProviderError saying what to do.
+def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None = None) -> str:
+    """Name of the source that will serve this ticker, or a ProviderError saying what to do
+    (`polygon`: whether a Polygon key is configured; default: POLYGON_API_KEY is set).
 
     Also refuses, before anything runs, a range in which no session can trade: imported bars that
     end before the ATR warm-up is over, or synthetic data that begins too late. Polygon is not
     asked (no network call here); its first tradable session is reported by the enhanced bars.
     """
-    source = _source_of(lake, request)
+    source = _source_of(lake, request, polygon)
     calendar = session_calendar(lake, request)
     if source == "import":
         _check_imported_range(lake, request)
@@ -211,7 +215,7 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
     decides which bars are complete. Raises ProviderError when the source has no minute bars in
     the range, BarsError when its bars break the bars contract.
     """
-    source = check_source(lake, request)
+    source = check_source(lake, request, polygon=True if client is not None else None)
     calendar = session_calendar(lake, request)
     first = warmup_start(request, calendar)
     fetch: dict = {}

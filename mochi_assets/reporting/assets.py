@@ -18,10 +18,13 @@ from mochi_assets.partitions import (
 from mochi_assets.reporting import graphs, lens, rankings as ranking
 from mochi_assets.reporting.extracts import extract_trades
 from mochi_assets.reporting.graphs import GraphContext
-from mochi_assets.store import stored_request
+from mochi_assets.conditions import follows_upstream, leaderboard_follows
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request import BacktestRequest
+from mochi_assets.request_asset import request_in
 from mochi_assets.validation.assets import robustness_markdown, validation_columns
 from mochi_assets.validation.walk_forward import out_of_sample_sentence, with_oos_verdict
-from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_resources.io_manager import lake_metadata
 
 GRAPH_TOP_N = 5
 EXTRACT_TOP_N = 10
@@ -30,13 +33,13 @@ REPORTING_CODE_VERSION = code_version("reporting", libraries=("numpy", "plotnine
 _TICKER_SCENARIO = dict(
     partitions_def=ticker_scenario_partitions_def, group_name="reporting", op_tags=step_tags("reporting"),
     code_version=REPORTING_CODE_VERSION, retry_policy=LAKE_RETRY,
+    automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
-_SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker)}
+_SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker), "request": request_in(ticker_scenario_partitions_def)}
 
 
-def _graph_context(context: dg.AssetExecutionContext, lake: LakeResource, scenarios: dict):
-    ticker_key, scenario = split_partition_key(context)
-    request = stored_request(lake.get_lake(), ticker_key)
+def _graph_context(context: dg.AssetExecutionContext, request: BacktestRequest, scenarios: dict):
+    _, scenario = split_partition_key(context)
     meta = scenarios["ticker_meta"].collect()
     synthetic = bool(meta["synthetic"].item())
     # subtitles state the traded sessions (later than start when the source began too late to warm up)
@@ -72,14 +75,14 @@ def _graph_output(context, name: str, png: bytes, data: pl.DataFrame, request, c
     metadata=lake_metadata("rankings"),
     ins=_SCENARIOS_IN,
 )
+@fails_at_once
 def rankings(
-    context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, trades: dict, scenarios: dict,
-    walk_forward: dict, robustness: pl.LazyFrame,
+    context: dg.AssetExecutionContext, aggregates: dict, trades: dict, scenarios: dict,
+    walk_forward: dict, robustness: pl.LazyFrame, request: BacktestRequest,
 ) -> pl.DataFrame:
     """Traders of the scenario in robust order (eligibility, DSR, consistent years), with PBO and
     the scenario's walk-forward and data-snooping results."""
-    ticker_key, scenario = split_partition_key(context)
-    request = stored_request(lake.get_lake(), ticker_key)
+    _, scenario = split_partition_key(context)
     stats = aggregates["scenario_stats"].collect().row(0, named=True)
     ranked = ranking.rank_traders(
         trades["traders"].collect(),
@@ -124,8 +127,10 @@ def _graph_asset(name: str, description: str, deps: list[str]):
 
 
 @_graph_asset("years", "Annual net results of the top-ranked traders (PNG and the CSV behind it).", ["aggregates", "rankings"])
-def years_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, rankings: pl.LazyFrame, scenarios: dict) -> dict:
-    request, ctx = _graph_context(context, lake, scenarios)
+@fails_at_once
+def years_graph(context: dg.AssetExecutionContext, aggregates: dict, rankings: pl.LazyFrame, scenarios: dict,
+                request: BacktestRequest) -> dict:
+    request, ctx = _graph_context(context, request, scenarios)
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
     png, data = graphs.years_graph(
@@ -135,8 +140,10 @@ def years_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregate
 
 
 @_graph_asset("stops", "Net result over stop x limit (heatmap) and the MAE of winners and losers.", ["aggregates", "trades"])
-def stops_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregates: dict, trades: dict, scenarios: dict) -> dict:
-    request, ctx = _graph_context(context, lake, scenarios)
+@fails_at_once
+def stops_graph(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, scenarios: dict,
+                request: BacktestRequest) -> dict:
+    request, ctx = _graph_context(context, request, scenarios)
     png, data = graphs.stops_graph(
         trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"].collect(), ctx
     )
@@ -144,8 +151,10 @@ def stops_graph(context: dg.AssetExecutionContext, lake: LakeResource, aggregate
 
 
 @_graph_asset("best_traders", "Equity curves in R of the top-ranked traders, with drawdowns.", ["trades", "rankings"])
-def best_traders_graph(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, rankings: pl.LazyFrame, scenarios: dict) -> dict:
-    request, ctx = _graph_context(context, lake, scenarios)
+@fails_at_once
+def best_traders_graph(context: dg.AssetExecutionContext, trades: dict, rankings: pl.LazyFrame, scenarios: dict,
+                       request: BacktestRequest) -> dict:
+    request, ctx = _graph_context(context, request, scenarios)
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
     top_trades = trades["trades"].filter(pl.col("trader_id").is_in(top)).collect()
@@ -162,9 +171,11 @@ def best_traders_graph(context: dg.AssetExecutionContext, lake: LakeResource, tr
     ins=_SCENARIOS_IN,
     deps=["best_traders_graph"],  # extracts follow the best traders graph, as in the original pipeline
 )
-def trade_extracts(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, rankings: pl.LazyFrame, scenarios: dict) -> pl.DataFrame:
+@fails_at_once
+def trade_extracts(context: dg.AssetExecutionContext, trades: dict, rankings: pl.LazyFrame, scenarios: dict,
+                   request: BacktestRequest) -> pl.DataFrame:
     """Every trade of the top-ranked traders, with their parameters."""
-    request, ctx = _graph_context(context, lake, scenarios)
+    request, ctx = _graph_context(context, request, scenarios)
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, EXTRACT_TOP_N)
     extract = extract_trades(
@@ -184,9 +195,11 @@ def trade_extracts(context: dg.AssetExecutionContext, lake: LakeResource, trades
     metadata=lake_metadata("extracts", tables=LENS_TABLES, files=["trade_lens.png"]),
     ins=_SCENARIOS_IN,
 )
-def trade_lens(context: dg.AssetExecutionContext, lake: LakeResource, trade_extracts: pl.LazyFrame, scenarios: dict) -> dict:
+@fails_at_once
+def trade_lens(context: dg.AssetExecutionContext, trade_extracts: pl.LazyFrame, scenarios: dict,
+               request: BacktestRequest) -> dict:
     """The top traders' trades by weekday, hour, hold time, MAE/MFE and streaks."""
-    request, ctx = _graph_context(context, lake, scenarios)
+    request, ctx = _graph_context(context, request, scenarios)
     tables = lens.trade_lens(trade_extracts.collect(), timezone=request.timezone)
     png = graphs.lens_graph(tables, ctx)
     context.add_output_metadata(
@@ -205,14 +218,14 @@ def trade_lens(context: dg.AssetExecutionContext, lake: LakeResource, trade_extr
     op_tags=step_tags("small"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("rankings"),
-    ins={"rankings": dg.AssetIn(partition_mapping=by_ticker)},
+    ins={"rankings": dg.AssetIn(partition_mapping=by_ticker), "request": request_in()},
     code_version=REPORTING_CODE_VERSION,
     retry_policy=LAKE_RETRY,
+    automation_condition=leaderboard_follows(),
 )
-def leaderboard(context: dg.AssetExecutionContext, lake: LakeResource, rankings: dict, scenarios: dict) -> pl.DataFrame:
+@fails_at_once
+def leaderboard(context: dg.AssetExecutionContext, rankings: dict, scenarios: dict, request: BacktestRequest) -> pl.DataFrame:
     """The ticker's best traders across all its scenarios, in the rankings' robust order."""
-    ticker_key, _ = split_partition_key(context)
-    request = stored_request(lake.get_lake(), ticker_key)
     names = scenarios["scenario_grids"].collect()["scenario"].to_list()
     by_scenario = {}
     for key, frame in rankings.items():

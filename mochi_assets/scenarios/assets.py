@@ -8,9 +8,12 @@ from mochi_assets.market_data.sources import check_source, ticker_info
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
-from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, split_partition_key, ticker_partitions_def
+from mochi_assets.partitions import SCENARIO_DIMENSION, check_scenario_name, ticker_partitions_def
 from mochi_assets.scenarios.grids import EXCURSION_QUANTILES, scenario_grids
-from mochi_assets.store import stored_request
+from mochi_assets.conditions import follows_upstream
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request import BacktestRequest
+from mochi_assets.request_asset import request_in
 from mochi_resources.io_manager import LakeResource, lake_metadata
 
 META_SCHEMA = {
@@ -77,12 +80,14 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
     metadata=lake_metadata("ticker-meta", tables=["ticker_meta", "scenario_grids"]),
     code_version=code_version("scenarios", "market_data"),
     retry_policy=LAKE_RETRY,
+    automation_condition=follows_upstream(),
+    ins={"request": request_in()},
 )
-def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame) -> dict:
+@fails_at_once
+def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame,
+              request: BacktestRequest) -> dict:
     """Ticker meta (tick size, session) and the scenario grids; registers scenario partitions."""
-    ticker_key, _ = split_partition_key(context)
     the_lake = lake.get_lake()
-    request = stored_request(the_lake, ticker_key)
     enhanced = enhanced_bars.select("ts", "open", "high", "low", "session_date", "atr").collect()
     meta = ticker_meta_row(the_lake, request, enhanced)
     grids = scenario_grids(request, enhanced, meta["tick_size"].item())

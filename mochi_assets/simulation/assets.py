@@ -11,7 +11,10 @@ from mochi_assets.metadata import code_version, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.scenarios.grids import expand_traders
 from mochi_assets.simulation.api import simulate_to_parquet
-from mochi_assets.store import stored_request
+from mochi_assets.conditions import follows_upstream
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request import BacktestRequest
+from mochi_assets.request_asset import request_in
 from mochi_resources.io_manager import LakeResource, lake_metadata
 
 
@@ -24,16 +27,19 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
     ins={
         "enhanced_bars": dg.AssetIn(partition_mapping=by_ticker),
         "scenarios": dg.AssetIn(partition_mapping=by_ticker),
+        "request": request_in(ticker_scenario_partitions_def),
     },
     pool=SIMULATION_POOL,
     code_version=code_version("simulation", "scenarios", "market_data", libraries=("numba", "numpy", "polars")),
     retry_policy=SIMULATION_RETRY,
+    automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
-def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame, scenarios: dict) -> dict:
+@fails_at_once
+def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame, scenarios: dict,
+           request: BacktestRequest) -> dict:
     """The trader table and every simulated trade of one scenario (numba kernel, chunked)."""
-    ticker_key, scenario = split_partition_key(context)
+    _, scenario = split_partition_key(context)
     the_lake = lake.get_lake()
-    request = stored_request(the_lake, ticker_key)
     meta = scenarios["ticker_meta"].collect()
     traders = expand_traders(scenarios["scenario_grids"].collect(), scenario)
     bars = enhanced_bars.collect()

@@ -17,12 +17,14 @@ from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scena
 from mochi_assets.reporting import rankings as ranking
 from mochi_assets.reporting.graphs import GraphContext
 from mochi_assets.request import BacktestRequest
-from mochi_assets.store import stored_request
+from mochi_assets.conditions import follows_upstream
+from mochi_assets.failures import fails_at_once
+from mochi_assets.request_asset import request_in
 from mochi_assets.validation.graph import walk_forward_graph
 from mochi_assets.validation.panel import build_panel, panel_trades, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
-from mochi_resources.io_manager import LakeResource, lake_metadata
+from mochi_resources.io_manager import lake_metadata
 
 WALK_FORWARD_TABLES = ["walk_forward_folds", "walk_forward_summary"]
 WALK_FORWARD_FILES = ["walk_forward.png", "walk_forward.csv"]
@@ -35,14 +37,13 @@ _COMMON = dict(
     op_tags=step_tags("aggregation"),
     code_version=VALIDATION_CODE_VERSION,
     retry_policy=LAKE_RETRY,
+    automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
-_INS = {"enhanced_bars": dg.AssetIn(partition_mapping=by_ticker), "scenarios": dg.AssetIn(partition_mapping=by_ticker)}
-
-
-def _request(context: dg.AssetExecutionContext, lake: LakeResource) -> tuple[BacktestRequest, str, str]:
-    """The ticker's request, its partition key and the scenario: the one place these assets read it."""
-    ticker_key, scenario = split_partition_key(context)
-    return stored_request(lake.get_lake(), ticker_key), ticker_key, scenario
+_INS = {
+    "enhanced_bars": dg.AssetIn(partition_mapping=by_ticker),
+    "scenarios": dg.AssetIn(partition_mapping=by_ticker),
+    "request": request_in(ticker_scenario_partitions_def),
+}
 
 
 def _panel(context, trades: dict, enhanced_bars: pl.LazyFrame):
@@ -69,9 +70,11 @@ def _synthetic(scenarios: dict) -> bool:
     metadata=lake_metadata("rankings", tables=WALK_FORWARD_TABLES, files=WALK_FORWARD_FILES),
     ins=_INS,
 )
-def walk_forward(context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, enhanced_bars: pl.LazyFrame, scenarios: dict) -> dict:
+@fails_at_once
+def walk_forward(context: dg.AssetExecutionContext, trades: dict, enhanced_bars: pl.LazyFrame, scenarios: dict,
+                 request: BacktestRequest) -> dict:
     """Rolling in-sample selection and its stitched out-of-sample result, against random picks."""
-    request, _, scenario = _request(context, lake)
+    _, scenario = split_partition_key(context)
     settings = request.walk_forward
     params = WalkForwardParams(
         is_sessions=settings.is_sessions, oos_sessions=settings.oos_sessions, mode=settings.mode,
@@ -127,12 +130,13 @@ def full_ranking(traders: pl.DataFrame, aggregates: dict, scenario: str) -> pl.D
     metadata=lake_metadata("rankings"),
     ins=_INS,
 )
+@fails_at_once
 def robustness(
-    context: dg.AssetExecutionContext, lake: LakeResource, trades: dict, aggregates: dict,
-    enhanced_bars: pl.LazyFrame, scenarios: dict,
+    context: dg.AssetExecutionContext, trades: dict, aggregates: dict,
+    enhanced_bars: pl.LazyFrame, scenarios: dict, request: BacktestRequest,
 ) -> pl.DataFrame:
     """Plateau, Monte Carlo and data-snooping (SPA / Reality Check) figures of the top traders."""
-    request, _, scenario = _request(context, lake)
+    _, scenario = split_partition_key(context)
     settings = request.walk_forward
     traders, panel = _panel(context, trades, enhanced_bars)
     ranked = full_ranking(traders, aggregates, scenario)

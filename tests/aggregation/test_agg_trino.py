@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 import sqlglot
+from dagster_duckdb import DuckDBResource
 from sqlglot import exp
 
 from mochi_assets.aggregation.tables import SCRIPT, TRADER_COLUMNS, aggregate_scenario, lake_trades, load_sql
@@ -24,6 +25,8 @@ from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import DuckDBEngine, SqlEngine
 from mochi_resources.sql_resource import SqlEngineResource
 from mochi_resources.trino_engine import TrinoEngine, parse_trino_url, sql_literal, to_trino
+
+from tests.deploy.deploy_files import hive_catalog_properties
 
 URL = "http://mochi@trino.test:8080/hive/mochi"
 TICKER, SCENARIO = "SYN_GOLD", "breakout-long"
@@ -51,9 +54,11 @@ class _Cursor:
 class TrinoOnDuckDB:
     """A DBAPI connection that checks Trino syntax and runs the statements on DuckDB."""
 
-    def __init__(self, lake_root: Path, fail_on: str | None = None) -> None:
+    def __init__(self, lake_root: Path, fail_on: str | None = None, catalog: dict[str, str] | None = None) -> None:
         self.lake_root = lake_root
         self.fail_on = fail_on
+        # the Hive catalog as deployed (deploy/manifests): procedures it disables are refused, as Trino does
+        self.catalog = hive_catalog_properties() if catalog is None else catalog
         self.statements: list[str] = []
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
@@ -126,6 +131,9 @@ class TrinoOnDuckDB:
         # the procedure's arguments must be Trino expressions
         args = sqlglot.parse_one(f"SELECT {call.group(2)}", read="trino").expressions
         if call.group(1) == "register_partition":
+            if self.catalog.get("hive.allow-register-partition-procedure") != "true":
+                raise RuntimeError("TrinoUserError(type=USER_ERROR, name=PROCEDURE_CALL_FAILED, "
+                                   "message=\"register_partition procedure is disabled\")")
             schema, table, columns, values = (a.to_py() if not isinstance(a, exp.Array) else
                                               [e.name for e in a.expressions] for a in args)
             assert schema == "mochi" and columns == ["ticker", "scenario"]
@@ -247,6 +255,21 @@ def test_aggregation_on_trino_sql_equals_duckdb(lake):
         _assert_same(got[name], want[name], name)
     assert want["trader_summary"]["trades"].sum() == trades.height
     assert conn.closed
+
+
+def test_a_catalog_without_the_register_procedure_refuses_the_default_mode(lake):
+    """What the deployed catalog must allow: without hive.allow-register-partition-procedure the
+    default partitions=register mode fails (the stand-in refuses it as Trino does); sync works."""
+    root, traders, trades, sessions = lake
+    props = {k: v for k, v in hive_catalog_properties().items() if k != "hive.allow-register-partition-procedure"}
+    with pytest.raises(Exception, match="register_partition procedure is disabled"):
+        aggregate_scenario(TrinoEngine(URL, connect=TrinoOnDuckDB(root, catalog=props)),
+                           trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
+                           outcomes=trades.lazy())
+    sync = TrinoEngine(URL + ("&" if "?" in URL else "?") + "partitions=sync", connect=TrinoOnDuckDB(root, catalog=props))
+    got = aggregate_scenario(sync, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions,
+                             n_blocks=4, outcomes=trades.lazy())
+    assert got["trader_summary"]["trades"].sum() == trades.height
 
 
 def test_every_script_table_matches_duckdb(lake):
@@ -444,7 +467,7 @@ def _closed_port() -> int:
 
 def test_resource_picks_the_engine_at_run_time(monkeypatch, mochi_home):
     monkeypatch.delenv("MOCHI_TRINO_URL", raising=False)
-    resource = SqlEngineResource()
+    resource = SqlEngineResource(duckdb=DuckDBResource(database=":memory:"))
     assert resource.get_engine().name == "duckdb"
     port = _closed_port()
     monkeypatch.setenv("MOCHI_TRINO_URL", f"https://ann:hunter2@127.0.0.1:{port}/hive/mochi")
@@ -456,4 +479,4 @@ def test_resource_picks_the_engine_at_run_time(monkeypatch, mochi_home):
     message = str(err.value)
     assert message.startswith(f"Trino at https://ann@127.0.0.1:{port}/hive/mochi is unreachable")
     assert "hunter2" not in message and err.value.__cause__ is None
-    assert SqlEngineResource(trino_url="").get_engine().name == "duckdb"
+    assert SqlEngineResource(duckdb=DuckDBResource(database=":memory:"), trino_url="").get_engine().name == "duckdb"

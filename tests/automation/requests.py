@@ -18,3 +18,20 @@ def small_request(scenarios: int = 2, short: int = 3) -> dict:
         "duration_min": 90,
         "scenarios": dict(list(FAMILIES.items())[:scenarios]),
     }
+
+
+def materialize_request(instance, request, resources=None):
+    """Register the request's ticker and materialize its `backtest_request` (as the UI launchpad does)."""
+    import dagster as dg
+
+    from mochi_assets.definitions import build_resources
+    from mochi_assets.partitions import TICKER_DIMENSION
+    from mochi_assets.request_asset import backtest_request, request_run_config
+
+    instance.add_dynamic_partitions(TICKER_DIMENSION, [request.ticker_key])
+    result = dg.materialize(
+        [backtest_request], partition_key=request.ticker_key, instance=instance,
+        resources=resources or build_resources(), run_config=request_run_config(request),
+    )
+    assert result.success
+    return result

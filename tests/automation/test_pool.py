@@ -10,15 +10,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mochi_assets.definitions import defs
-from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION
+from mochi_assets.definitions import all_assets, build_resources, ticker_assets
+from mochi_assets.partitions import SCENARIO_DIMENSION
 from mochi_assets.request import parse_request
 from mochi_assets.simulation.assets import SIMULATION_POOL
-from mochi_assets.store import save_request
-from mochi_resources.lake import Lake
-from mochi_resources.settings import MochiSettings
 
-from tests.automation.requests import small_request
+from tests.automation.requests import materialize_request, small_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,10 +44,10 @@ def test_simulations_launched_together_never_overlap_and_a_failed_one_frees_its_
     instance = pooled_instance
     assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
     request = parse_request(small_request(scenarios=3))
-    save_request(Lake(MochiSettings.from_env()), request)
     ticker = request.ticker_key
-    instance.add_dynamic_partitions(TICKER_DIMENSION, [ticker])
-    assert defs.resolve_job_def("ticker_job").execute_in_process(partition_key=ticker, instance=instance).success
+    materialize_request(instance, request)
+    assert dg.materialize(all_assets, selection=ticker_assets, partition_key=ticker, instance=instance,
+                          resources=build_resources()).success
     scenarios = sorted(instance.get_dynamic_partitions(SCENARIO_DIMENSION))
     assert len(scenarios) == 3
 

@@ -44,3 +44,9 @@ def pod_templates() -> list[tuple[str, dict]]:
         if doc["kind"] in {"Deployment", "StatefulSet", "Job"}:
             out.append((doc["metadata"]["name"], doc["spec"]["template"]))
     return out
+
+
+def hive_catalog_properties() -> dict[str, str]:
+    """The Hive catalog of the deployed Trino (`hive.properties` of the trino-common ConfigMap)."""
+    common = next(doc for _, doc in manifest_docs() if doc["metadata"]["name"] == "trino-common")["data"]
+    return dict(line.split("=", 1) for line in common["hive.properties"].splitlines() if line.strip())

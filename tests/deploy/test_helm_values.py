@@ -126,7 +126,8 @@ def test_dagster_accepts_the_instance_config_and_limits_the_simulation_pool_to_o
         assert concurrency.run_queue_config.max_concurrent_runs == 8
         assert instance.run_monitoring_enabled
     # The only pool in the code location is the simulation's, so the default limit is its limit.
-    assert {a.op.pool for a in all_assets} - {None} == {"mochi_simulation"}
+    # every pool Mochi declares gets the default limit of 1: the simulation and the provider download
+    assert {a.op.pool for a in all_assets} - {None} == {"mochi_simulation", "mochi_provider"}
 
 
 def test_run_limits_are_not_set_twice():

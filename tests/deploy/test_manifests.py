@@ -10,9 +10,10 @@ import re
 
 import kubernetes_validate
 import pytest
-from deploy_files import K8S_VERSION, MANIFESTS, manifest_docs, pod_templates, values
+from deploy_files import K8S_VERSION, MANIFESTS, hive_catalog_properties, manifest_docs, pod_templates, values
 
 from mochi_resources.settings import BUCKETS
+from mochi_resources.trino_engine import parse_trino_url
 
 DOCS = manifest_docs()
 
@@ -65,9 +66,19 @@ def test_env_config_map_sets_what_the_code_reads():
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "POLYGON_API_KEY"} & set(env)
 
 
+def test_trino_catalog_enables_the_procedures_the_engine_calls():
+    """The engine's default partition mode (`register`, see MOCHI_TRINO_URL in the manifests) calls
+    `system.register_partition`, which Trino's Hive connector refuses unless the catalog allows it."""
+    env = next(doc for _, doc in DOCS if doc["metadata"]["name"] == "mochi-env")["data"]
+    target = parse_trino_url(env["MOCHI_TRINO_URL"])
+    props = hive_catalog_properties()
+    if target.partitions == "register":
+        assert props.get("hive.allow-register-partition-procedure") == "true"
+    assert env["MOCHI_TRINO_URL"].split("/")[-2] == "hive"  # the catalog these properties configure
+
+
 def test_trino_catalog_reads_minio_path_style_through_the_metastore():
-    common = next(doc for _, doc in DOCS if doc["metadata"]["name"] == "trino-common")["data"]
-    props = dict(line.split("=", 1) for line in common["hive.properties"].splitlines() if line.strip())
+    props = hive_catalog_properties()
     assert props["connector.name"] == "hive"
     assert props["s3.path-style-access"] == "true"
     assert props["hive.metastore.uri"] == "thrift://hive-metastore.mochi.svc.cluster.local:9083"

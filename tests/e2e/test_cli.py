@@ -1,12 +1,18 @@
 """The real `mochi` command end to end on a few weeks of synthetic minute bars (offline)."""
 
+import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
+
+from mochi_assets.launch import LOCATION_NAME, runs_filter_of_location
 
 pytestmark = pytest.mark.e2e
 
@@ -120,3 +126,100 @@ def test_every_command_has_help(tmp_path):
     for cmd in ([], ["backtest"], ["import-bars"], ["results"], ["refresh"], ["submit"], ["ui"]):
         proc = run([*MOCHI, *cmd, "--help"], tmp_path)
         assert proc.returncode == 0 and "Usage:" in proc.stdout
+
+
+def _instance(home: Path, monkeypatch) -> dg.DagsterInstance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    return dg.DagsterInstance.get()
+
+
+def test_cli_runs_carry_the_mochi_location_origin(backtest, monkeypatch):
+    """Runs of `mochi backtest` are runs of the `mochi` code location: the UI's Overview timeline,
+    Jobs pages and asset pages find them by that origin."""
+    home, proc = backtest
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with _instance(home, monkeypatch) as instance:
+        runs = instance.get_runs(runs_filter_of_location())
+        cli_runs = [r for r in instance.get_runs() if "mochi/request_id" in r.tags]
+        assert {r.run_id for r in runs} == {r.run_id for r in cli_runs} and len(runs) >= 5
+        jobs = sorted(r.job_name for r in runs)
+        assert jobs[:5] == ["leaderboard_job", "request_job", "scenario_job", "scenario_job", "ticker_job"]
+        for run in runs:
+            origin = run.remote_job_origin
+            assert origin.location_name == LOCATION_NAME == "mochi"
+            assert origin.repository_origin.get_label() == "__repository__@mochi"
+
+
+def test_an_unchanged_rerun_launches_no_simulation(backtest, monkeypatch):
+    home, _ = backtest
+    req = home.parent / "gold.yaml"
+    with _instance(home, monkeypatch) as instance:
+        trades_before = len(instance.fetch_materializations(dg.AssetKey("trades"), limit=100).records)
+        proc = run([*MOCHI, "backtest", "--request", str(req), "--no-progress"], home)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Up to date, not re-run (code and data versions unchanged): bars and scenarios, breakout-long, " \
+               "breakout-short, leaderboard" in proc.stdout
+        assert len(instance.fetch_materializations(dg.AssetKey("trades"), limit=100).records) == trades_before
+        newest = instance.get_runs(runs_filter_of_location(), limit=1)[0]
+        assert newest.job_name == "request_job"  # the request is re-materialized: same hash, nothing follows
+
+
+class _RefusingPolygon(BaseHTTPRequestHandler):
+    """A Polygon stand-in that refuses every key (HTTP 401) and counts the requests."""
+
+    hits: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).hits.append(self.path)
+        body = json.dumps({"status": "ERROR", "error": "Unknown API Key"}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def refusing_polygon():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingPolygon)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _RefusingPolygon.hits = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _retried_steps(home: Path, monkeypatch) -> list[str]:
+    with _instance(home, monkeypatch) as instance:
+        return [
+            r.event_log_entry.step_key
+            for run_ in instance.get_runs()
+            for r in instance.get_records_for_run(run_.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+        ]
+
+
+def test_a_wrong_polygon_key_fails_once_and_says_so(tmp_path, refusing_polygon, monkeypatch):
+    home = tmp_path / "home"
+    proc = run([*MOCHI, "backtest", "C:EURUSD", "--start", "2024-01-02", "--end", "2024-03-01", "--no-progress"], home,
+               POLYGON_API_KEY="wrong-key", MOCHI_POLYGON_BASE_URL=refusing_polygon, MOCHI_POLYGON_RPM="0")
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mochi: error: step raw_bars failed: ") and "refused POLYGON_API_KEY (HTTP 401" in last
+    assert "max_retries" not in proc.stderr and "wrong-key" not in proc.stderr
+    assert len(_RefusingPolygon.hits) == 1  # one request, one attempt: no retry can fix a key
+    assert _retried_steps(home, monkeypatch) == []
+
+
+def test_a_range_shorter_than_the_warm_up_fails_once_and_says_so(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    proc = run([*MOCHI, "backtest", "SYN:GOLD", "--start", "2024-03-01", "--end", "2024-03-15", "--no-progress"], home)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mochi: error: step ") and "shorter than the ATR warm-up" in last, proc.stderr[-2000:]
+    assert "max_retries" not in proc.stderr
+    assert _retried_steps(home, monkeypatch) == []

@@ -8,9 +8,9 @@ import pytest
 
 from mochi_assets.definitions import all_assets, build_resources, leaderboard_assets, scenario_assets, ticker_assets
 from mochi_assets.market_data.sessions import parse_session, session_date_expr
-from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
 from mochi_assets.request import parse_request
-from mochi_assets.store import save_request
+from tests.automation.requests import materialize_request
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -54,13 +54,13 @@ def pipeline(tmp_path_factory):
         mp.delenv(var, raising=False)
     request = parse_request(REQUEST)
     lake = Lake(MochiSettings.from_env())
-    save_request(lake, request)
     key = request.ticker_key
     results = {}
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
         resources = build_resources()
-        results["ticker"] = dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources)
+        results["request"] = materialize_request(instance, request, resources)
+        results["ticker"] = dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,
+                                           resources=resources)
         scenarios = sorted(instance.get_dynamic_partitions(SCENARIO_DIMENSION))
         for name in scenarios:
             results[name] = dg.materialize(

@@ -23,7 +23,7 @@ from mochi_assets.partitions import BROKER_DIMENSION, TICKER_DIMENSION, ticker_s
 from mochi_assets.reporting.rankings import significant_traders, verdict
 from mochi_assets.request import parse_request
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate
-from mochi_assets.store import save_request
+from tests.automation.requests import materialize_request
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -51,11 +51,11 @@ def promoted(tmp_path_factory):
     lake = Lake(MochiSettings.from_env())
     request = parse_request(REQUEST)
     key = request.ticker_key
-    save_request(lake, request)
     resources = build_resources()
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
-        assert dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources).success
+        materialize_request(instance, request, resources)
+        assert dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,
+                              resources=resources).success
         pk = ticker_scenario_key(key, "breakout-long")
         assert dg.materialize(all_assets, selection=scenario_assets, partition_key=pk, instance=instance,
                               resources=resources).success
@@ -69,8 +69,9 @@ def promoted(tmp_path_factory):
                          acknowledge_not_significant=not significant)
         bars_at_promotion = lake.read_table(lake.key("prepared", "enhanced_bars", key))
         # later sessions arrive: the request is extended and the ticker's bars re-materialized
-        save_request(lake, parse_request({**REQUEST, "end": LATER_END}))
-        assert dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources).success
+        materialize_request(instance, parse_request({**REQUEST, "end": LATER_END}), resources)
+        assert dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,
+                              resources=resources).success
         tracking = dg.materialize([*all_assets, portfolio_tracking], selection=[portfolio_tracking], partition_key=key,
                                   instance=instance, resources=resources)
         instance.add_dynamic_partitions(BROKER_DIMENSION, ["paper"])

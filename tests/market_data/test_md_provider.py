@@ -318,8 +318,8 @@ def test_check_source_says_what_to_set(mochi_home, lake, monkeypatch):
 
 def test_raw_bars_through_dagster_from_the_provider(polygon_server, mochi_home, lake, monkeypatch):
     """End to end: environment-configured provider, the ticker's assets and their checks."""
-    from mochi_assets.definitions import build_resources, ticker_assets
-    from mochi_assets.partitions import TICKER_DIMENSION
+    from mochi_assets.definitions import all_assets, build_resources, ticker_assets
+    from tests.automation.requests import materialize_request
 
     monkeypatch.setenv("POLYGON_API_KEY", API_KEY)
     monkeypatch.setenv("MOCHI_POLYGON_BASE_URL", polygon_server.url)
@@ -329,12 +329,11 @@ def test_raw_bars_through_dagster_from_the_provider(polygon_server, mochi_home, 
     direct = load_raw_bars(lake, request)
     assert direct.source == "polygon" and direct.minute.equals(expected_sessions(polygon_server, request))
     assert direct.tick_size == 0.00001 and direct.info.meta_source == "polygon reference"
-    save_request(lake, request)
     before = len(polygon_server.requests)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(TICKER_DIMENSION, [request.ticker_key])
-        result = dg.materialize(ticker_assets, partition_key=request.ticker_key, instance=instance,
-                                resources=build_resources())
+        materialize_request(instance, request)
+        result = dg.materialize(all_assets, selection=ticker_assets, partition_key=request.ticker_key,
+                                instance=instance, resources=build_resources())
         assert result.success
         checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
         events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]

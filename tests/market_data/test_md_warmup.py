@@ -16,7 +16,7 @@ from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.market_data.sources import check_source, session_calendar
 from mochi_assets.market_data.synthetic import synthetic_minute_bars
 from mochi_assets.request import parse_request
-from mochi_assets.store import save_import, save_request, stored_import
+from mochi_assets.store import save_import, stored_import
 from mochi_resources.errors import ProviderError
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
@@ -33,14 +33,15 @@ TWO_MONTHS = {
 
 def materialize(lake: Lake, request, with_scenarios: bool):
     from mochi_assets.definitions import all_assets, build_resources, scenario_assets, ticker_assets
-    from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+    from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
+    from tests.automation.requests import materialize_request
 
-    save_request(lake, request)
     events = []
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(TICKER_DIMENSION, [request.ticker_key])
         resources = build_resources()
-        runs = [dg.materialize(ticker_assets, partition_key=request.ticker_key, instance=instance, resources=resources)]
+        materialize_request(instance, request, resources)
+        runs = [dg.materialize(all_assets, selection=ticker_assets, partition_key=request.ticker_key,
+                               instance=instance, resources=resources)]
         if with_scenarios:
             for name in instance.get_dynamic_partitions(SCENARIO_DIMENSION):
                 runs.append(dg.materialize(all_assets, selection=scenario_assets, instance=instance, resources=resources,

@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 
 from mochi_assets.definitions import all_assets, build_resources, leaderboard_assets, ticker_assets
-from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
 from mochi_assets.reporting.rankings import significant_traders
 from mochi_assets.request import parse_request
-from mochi_assets.store import save_request
+from tests.automation.requests import materialize_request
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -39,12 +39,12 @@ def materialized(tmp_path_factory):
         mp.delenv(var, raising=False)
     request = parse_request(REQUEST)
     lake = Lake(MochiSettings.from_env())
-    save_request(lake, request)
     key = request.ticker_key
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
         resources = build_resources()
-        assert dg.materialize(ticker_assets, partition_key=key, instance=instance, resources=resources).success
+        materialize_request(instance, request, resources)
+        assert dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,
+                              resources=resources).success
         assert instance.get_dynamic_partitions(SCENARIO_DIMENSION) == ["breakout-long"]
         scenario = dg.materialize(
             all_assets, selection=SCENARIO_SELECTION, partition_key=ticker_scenario_key(key, "breakout-long"),

@@ -7,6 +7,7 @@ MOCHI_HOME shows the same runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def backtest(ticker, start, end, request_file, timezone, no_progress, force):
             request = parse_request({k: v for k, v in doc.items() if v is not None}, source="command line")
         result = _run_with_progress(request, no_progress, force=force)
     except MochiError as exc:
-        _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
+        _fail_backtest(exc)
     _report(result)
 
 
@@ -132,13 +133,31 @@ def refresh(ticker, no_progress):
         request = refresh_request(lake, stored_request(lake, sanitize_ticker(ticker)))
         result = _run_with_progress(request, no_progress)
     except MochiError as exc:
-        _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
+        _fail_backtest(exc)
     _report(result)
 
 
+def _fail_backtest(exc: MochiError) -> None:
+    """One line: a failed run exits 1, an interruption 128 + the signal (130 for Ctrl-C), bad input 2."""
+    name = exc.__class__.__name__
+    if name == "Interrupted":
+        click.echo(f"mochi: {exc}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The run is canceled and its pool slots are free; a step that did not stop within the
+        # grace period (a kernel chunk, a pool wait) must not hold the process (Python would wait
+        # for its threads at exit).
+        os._exit(128 + exc.signum)
+    _fail(str(exc), code=1 if name == "RunFailed" else 2)
+
+
 def _run_with_progress(request, no_progress: bool, force: bool = False):
-    """Run the backtest with a progress bar on stderr (one step per asset materialization)."""
+    """Run the backtest with a progress bar on stderr (one step per asset materialization); Ctrl-C
+    or SIGTERM cancels the run in progress (a second one ends the process at once)."""
+    from mochi_assets import interrupt
     from mochi_assets.runner import run_backtest
+
+    interrupt.install()
 
     bar = None if no_progress else tqdm(total=None, desc=request.ticker, unit="step", file=sys.stderr, dynamic_ncols=True)
 
@@ -151,8 +170,11 @@ def _run_with_progress(request, no_progress: bool, force: bool = False):
         bar.n = done
         bar.refresh()
 
+    def notice(line: str) -> None:
+        tqdm.write(f"mochi: {line}", file=sys.stderr)
+
     try:
-        return run_backtest(request, progress=progress, force=force)
+        return run_backtest(request, progress=progress, force=force, notice=notice)
     finally:
         if bar is not None:
             bar.close()

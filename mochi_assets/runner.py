@@ -14,6 +14,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,10 @@ import dagster as dg
 import polars as pl
 from filelock import FileLock
 
-from mochi_assets import launch
+from mochi_assets import interrupt, launch
 from mochi_assets.automation.sensors import request_tags
 from mochi_assets.conditions import ticker_scenarios
+from mochi_assets.execution import PROVIDER_POOL, SIMULATION_POOL
 from mochi_assets.market_data.sources import check_source
 from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.request import BacktestRequest
@@ -47,6 +49,10 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+# After Ctrl-C or SIGTERM, how long a run may take to stop by itself before Mochi cancels it.
+STOP_GRACE_S = 6.0
+# While a step waits for a pool slot, how often the waiting line is repeated on stderr.
+POOL_NOTICE_EVERY_S = 10.0
 _REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
@@ -124,10 +130,43 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
             continue
         message = f"the mochi process {pid} that ran it is gone (killed or crashed)"
         instance.report_run_failed(run, message)
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        free_pool_slots(instance, run.run_id)
         lines.append(f"run {run.run_id} ({run.job_name}) was left behind by process {pid}, which is gone: "
                      "marked failed, its pool slots freed")
     return lines
+
+
+def free_pool_slots(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Free the pool slots (and pending claims) of a run that will not end by itself."""
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def describe_run(run: dg.DagsterRun) -> str:
+    """`run <id> (<job>, <partition>)`."""
+    partition = run.tags.get("dagster/partition")
+    return f"run {run.run_id} ({run.job_name}{', ' + partition if partition else ''})"
+
+
+def pool_wait(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """What a run's step waits for, when it waits for a pool slot: the pool and the run holding it,
+    since when; None when no step of the run waits."""
+    for pool in (SIMULATION_POOL, PROVIDER_POOL):
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        waiting = [p for p in info.pending_steps if p.run_id == run_id and p.assigned_timestamp is None]
+        if not waiting:
+            continue
+        holders = [c for c in info.claimed_slots if c.run_id != run_id]
+        if not holders:
+            return f"step {waiting[0].step_key} waits for a slot of pool {pool}"
+        holder = holders[0]
+        since = next((p.assigned_timestamp for p in info.pending_steps
+                      if p.run_id == holder.run_id and p.step_key == holder.step_key and p.assigned_timestamp), None)
+        held = instance.get_run_by_id(holder.run_id)
+        who = describe_run(held) if held is not None else f"run {holder.run_id}"
+        when = f" since {since.astimezone():%H:%M:%S}" if since is not None else ""
+        return (f"step {waiting[0].step_key} waits for pool {pool} (limit {info.slot_count}): "
+                f"step {holder.step_key} of {who} holds it{when}")
+    return None
 
 
 @dataclass
@@ -144,6 +183,14 @@ class BacktestResult:
 
 class RunFailed(MochiError):
     """A Dagster run of the backtest failed; the message carries the step's own error."""
+
+
+class Interrupted(MochiError):
+    """Ctrl-C or SIGTERM stopped the backtest; the run in progress was canceled."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 Progress = Callable[[str, int, int | None], None]  # (what is running, steps done, steps total)
@@ -189,27 +236,75 @@ def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
     return "the run failed (see the Dagster UI for its logs)"
 
 
+def _interrupted(instance: dg.DagsterInstance, run: dg.DagsterRun | None) -> Interrupted:
+    what = f"{describe_run(run)} canceled" if run is not None else "no run was started"
+    return Interrupted(f"interrupted: {what}", interrupt.signal_number())
+
+
+def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threading.Thread) -> Interrupted:
+    """After Ctrl-C or SIGTERM: mark the run canceling, let it stop (the simulation checks between
+    chunks, Dagster then ends the run CANCELED), cancel it here if it did not within STOP_GRACE_S,
+    and free its pool slots."""
+    message = "Ctrl-C or SIGTERM received by the mochi process"
+    current = instance.get_run_by_id(run.run_id)
+    if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
+        instance.report_run_canceling(current, message=message)
+    interrupt.STOP.set()
+    executing.join(STOP_GRACE_S)
+    current = instance.get_run_by_id(run.run_id)
+    if current is not None and current.status in IN_FLIGHT:
+        instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
+    free_pool_slots(instance, run.run_id)
+    return _interrupted(instance, run)
+
+
 def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_before: int, total: int | None,
-         progress: Progress | None) -> str:
+         progress: Progress | None, notice: Callable[[str], None] | None = None) -> str:
+    """Execute a run (in a thread, so that this, the main thread, handles Ctrl-C and SIGTERM); raise
+    RunFailed when it fails, Interrupted when a signal stopped it."""
+    if interrupt.SIGNALLED.is_set():
+        raise _interrupted(instance, None)
     stop = threading.Event()
+    ended: list[dg.DagsterRun] = []
+    crashed: list[BaseException] = []
 
     def watch() -> None:
+        last_wait, told_at = None, 0.0
         while not stop.wait(0.5):
             try:
                 seen = len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
+                waiting = pool_wait(instance, run.run_id)
             except Exception:  # the run's event log may not exist yet
                 continue
             if progress:
-                progress(label, done_before + seen, total)
+                progress(f"{label}: waiting for pool" if waiting else label, done_before + seen, total)
+            now = time.monotonic()
+            if waiting and notice and (waiting != last_wait or now - told_at >= POOL_NOTICE_EVERY_S):
+                notice(waiting)
+                told_at = now
+            last_wait = waiting
+
+    def execute() -> None:
+        try:
+            ended.append(launch.execute(instance, run))
+        except BaseException as exc:  # re-raised in the main thread
+            crashed.append(exc)
 
     watcher = threading.Thread(target=watch, daemon=True)
+    executing = threading.Thread(target=execute, daemon=True, name=f"mochi-run-{run.run_id[:8]}")
     watcher.start()
+    executing.start()
     try:
-        ended = launch.execute(instance, run)
+        while executing.is_alive():
+            executing.join(0.2)
+            if interrupt.SIGNALLED.is_set():
+                raise _cancel(instance, run, executing)
     finally:
         stop.set()
         watcher.join()
-    if ended.status != dg.DagsterRunStatus.SUCCESS:
+    if crashed:
+        raise crashed[0]
+    if ended[0].status != dg.DagsterRunStatus.SUCCESS:
         raise RunFailed(failure_message(instance, run.run_id))
     return run.run_id
 
@@ -237,19 +332,22 @@ def _in_flight(instance: dg.DagsterInstance, ticker_key: str) -> list[str]:
     return ids
 
 
-def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, force: bool = False) -> BacktestResult:
+def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, force: bool = False,
+                 notice: Callable[[str], None] | None = None) -> BacktestResult:
     """Materialize the request, then every stage of its ticker that is out of date (all with `force`).
 
     Each phase is one run with the `mochi` location's origin (launch.py): the request, the ticker
     stages, one run per scenario, the leaderboard. A partition whose code and input data versions
-    are unchanged is skipped (Dagster's stale status); raise MochiError on failure.
+    are unchanged is skipped (Dagster's stale status); raise MochiError on failure, Interrupted when
+    Ctrl-C or SIGTERM stopped it (see interrupt.py). `notice` gets a line now and then while a step
+    waits for a pool slot (which run holds it, since when).
     """
     from mochi_assets.definitions import defs, leaderboard_assets, request_job, scenario_assets, ticker_assets
 
     settings = MochiSettings.from_env()
     lake = Lake(settings)
     check_source(lake, request)  # an unknown ticker fails here, before anything is written
-    instance = get_instance(settings)
+    instance = get_instance(settings, notice)
     ticker_key = request.ticker_key
     busy = _in_flight(instance, ticker_key)
     if busy:
@@ -273,7 +371,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
             return 0
         run = launch.create_run(instance, defs, job_name, partition, asset_selection=stale if stale != keys else None,
                                 run_config={**QUIET_RUN_CONFIG, **(run_config or {})}, tags=tags)
-        run_ids.append(_run(instance, run, label, done, total, progress))
+        run_ids.append(_run(instance, run, label, done, total, progress, notice))
         return len(stale)
 
     launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
@@ -297,7 +395,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
     board_stale = force or ran_scenarios or launch.out_of_date(instance, defs, board_keys, ticker_key)
     if board_stale:
         run = launch.create_run(instance, defs, "leaderboard_job", ticker_key, run_config=QUIET_RUN_CONFIG, tags=tags)
-        run_ids.append(_run(instance, run, "leaderboard", done, total, progress))
+        run_ids.append(_run(instance, run, "leaderboard", done, total, progress, notice))
     else:
         skipped.append("leaderboard")
     if progress:

@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mochi_assets import interrupt
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.market_data.sessions import SessionCalendar, parse_session
 from mochi_assets.simulation import nb
@@ -540,6 +541,7 @@ def _run(
             for i, (_, stop) in enumerate(bounds):
                 job, out = pending
                 table = job.result()
+                interrupt.check()  # Ctrl-C or SIGTERM: stop between chunks (the kernels cannot be stopped)
                 pending = submit(pool, *bounds[i + 1]) if i + 1 < len(bounds) else None
                 yield table, stop
                 del table

@@ -36,8 +36,15 @@ def _env(home: Path) -> dict:
 
 
 def _trades_running(home: Path) -> bool:
-    """The trades step writes its chunks (its Parquet file is being written in the lake's staging)."""
-    return any((home / "lake" / ".staging").glob(".*.parquet.partial"))
+    """The trades step writes its chunks: its Parquet file, in the lake's staging, has row groups (the
+    first chunk also loads the compiled kernels, which no flag can interrupt)."""
+    for partial in (home / "lake" / ".staging").glob(".*.parquet.partial"):
+        try:
+            if partial.stat().st_size > 4096:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _interrupt_during_trades(home: Path, req: Path, signum: int) -> tuple[subprocess.CompletedProcess, float]:

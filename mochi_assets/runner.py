@@ -9,6 +9,7 @@ leaderboard job. Partitions that are up to date are skipped.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -163,6 +164,8 @@ def pool_wait(instance: dg.DagsterInstance, run_id: str) -> str | None:
                       if p.run_id == holder.run_id and p.step_key == holder.step_key and p.assigned_timestamp), None)
         held = instance.get_run_by_id(holder.run_id)
         who = describe_run(held) if held is not None else f"run {holder.run_id}"
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=dt.timezone.utc)  # the storage keeps UTC without a zone
         when = f" since {since.astimezone():%H:%M:%S}" if since is not None else ""
         return (f"step {waiting[0].step_key} waits for pool {pool} (limit {info.slot_count}): "
                 f"step {holder.step_key} of {who} holds it{when}")

@@ -11,7 +11,7 @@ history is used for the indicator and never for a trade. A trade still open on t
 
 Expectation band (what the backtest led to expect over the same number of sessions):
 the trader's backtest daily series d (sum of its trades' R per session date, zero on sessions
-without a trade, over the sessions after ATR warm-up; DESIGN.md's Sharpe convention) has mean m
+without a trade, over the sessions after ATR warm-up; the README's "Statistics, verdict and units") has mean m
 and standard deviation s (ddof 1). Over n forward sessions the cumulative R is expected near
 n*m, and the band is
 

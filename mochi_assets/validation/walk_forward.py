@@ -24,8 +24,8 @@ closed when the OOS window starts (``panel.LateTrades``). Among the traders with
 * ``selection: sharpe`` picks the highest IS Sharpe (ties: lowest trader_id), the naive rule.
 
 No candidate: no pick, the fold stays flat. The picks' OOS daily series, stitched in order, give
-the walk-forward result: its Sharpe (DESIGN.md: mean / std (ddof 1) of the daily series over every
-OOS session, times sqrt(252)), net R and ticks, win rate, maximum drawdown (of the cumulative daily
+the walk-forward result: its Sharpe (the README's "Statistics, verdict and units": mean / std
+(ddof 1) of the daily series over every OOS session, times sqrt(252)), net R and ticks, win rate, maximum drawdown (of the cumulative daily
 series, peak starting at 0) and trade count; the IS -> OOS degradation (mean IS Sharpe of the
 picks minus their mean OOS Sharpe, a flat OOS window counting 0, and the ratio OOS / IS, the
 walk-forward efficiency, when the IS mean is positive); the share of folds in
@@ -109,9 +109,11 @@ def window_sizes(n_sessions: int, params: WalkForwardParams) -> tuple[int, int, 
     elif params.is_sessions is not None:
         how = "is_sessions from the request, oos_sessions = is_sessions / 4"
     elif params.oos_sessions is not None:
-        how = f"oos_sessions from the request, is_sessions = min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, sessions / 2))"
+        how = (f"oos_sessions from the request, "
+               f"is_sessions = min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, {n_sessions} sessions / 2))")
     else:
-        how = f"adaptive: min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, {n_sessions} sessions / 2)) in sample, a quarter out"
+        how = (f"adaptive: min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, {n_sessions} sessions / 2)) in sample, "
+               "a quarter out")
     return is_sessions, oos_sessions, how
 
 

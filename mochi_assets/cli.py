@@ -224,8 +224,8 @@ def import_bars(ticker, file, tick_size, timezone, file_timezone, file_format, s
 
     try:
         key = sanitize_ticker(ticker)
-        if not tick_size > 0:
-            _fail(f"--tick-size: {tick_size} must be positive")
+        if not 0 < tick_size <= 1000:  # also refuses nan and inf
+            _fail(f"--tick-size: {tick_size} must be a positive number up to 1000")
         for opt, tz in (("--timezone", timezone), ("--file-timezone", file_timezone)):
             if tz is not None and tz not in available_timezones():
                 _fail(f"{opt}: {tz!r} is not a known IANA timezone")

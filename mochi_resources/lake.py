@@ -127,6 +127,8 @@ class Lake:
                 settings.buckets,
                 region=settings.s3_region,
                 max_attempts=settings.s3_max_attempts,
+                connect_timeout_s=settings.s3_connect_timeout_s,
+                read_timeout_s=settings.s3_read_timeout_s,
             )
             s3.check()  # fail fast on credentials and permissions, before anything is written
             self.store = s3

@@ -24,8 +24,16 @@ Behaviour against the real service:
 - 404: `None` for the caller to handle (an unknown ticker in the reference data).
 
 The key never leaves this module: it travels in a header (not the URL), `next_url` links are
-re-rooted on the configured base URL (so the key is never sent to another host), and every
-message is passed through `scrub` (which removes the key and any `apiKey=` parameter).
+re-rooted on the configured base URL, an HTTP redirect is followed only within the configured
+origin (scheme, host and port; a redirect elsewhere is refused before anything is sent there, so
+the key never reaches another host), and every message is passed through `scrub` (which removes
+the key and any `apiKey=` parameter).
+
+Bounded waits: one answer may take `MOCHI_POLYGON_TIMEOUT_S` (silence on an open connection
+counts as a timeout), and a request is tried `MOCHI_POLYGON_MAX_RETRIES + 1` times with backoffs
+of 0.5-1 x 1, 2, 4, 8 ... s between, so a service that accepts connections but never answers
+fails after at most (retries + 1) x timeout + 2**retries s (150 s + 15 s by default) with one
+line naming the base URL.
 Sleeping and the clock are injectable so that tests run without real waits.
 """
 
@@ -116,6 +124,28 @@ class PolygonConfig:
         )
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _CrossOriginRedirect(Exception):
+    def __init__(self, target: str):
+        super().__init__(target)
+        self.target = target
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects within the request's origin only: urllib would otherwise send every
+    header, the Authorization with the key included, to whatever host a 30x names."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != _origin(req.full_url):
+            raise _CrossOriginRedirect(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class _Retry(Exception):
     """One failed attempt that may be retried: why, and how long the server asked us to wait."""
 
@@ -144,6 +174,7 @@ class PolygonClient:
         self._rng = rng or random.Random()
         self._log = log
         self._sent: deque[float] = deque()
+        self._opener = urllib.request.build_opener(_SameOriginRedirects)
         self.requests_sent = 0
         self.waited_s = 0.0
 
@@ -212,8 +243,16 @@ class PolygonClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+            with self._opener.open(request, timeout=self.config.timeout_s) as response:
                 body = response.read()
+        except _CrossOriginRedirect as exc:
+            scheme, host, port = _origin(exc.target)
+            elsewhere = f"{scheme}://{host}:{port}"
+            raise ProviderError(
+                f"{what}: the Polygon API at {self.config.base_url} redirected to another host ({elsewhere}); "
+                "refused so that POLYGON_API_KEY is never sent there (set MOCHI_POLYGON_BASE_URL to the "
+                "service's own address)"
+            ) from None
         except urllib.error.HTTPError as exc:
             status = exc.code
             detail = _error_detail(exc)

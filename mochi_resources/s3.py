@@ -1,11 +1,24 @@
 """The lake's S3 store (MinIO in a cluster, any S3 API): one bucket per pipeline stage.
 
 - Requests are retried by botocore's "standard" retry mode (exponential backoff with jitter on
-  throttling, 5xx answers and dropped connections), `MOCHI_S3_MAX_ATTEMPTS` attempts in all.
+  throttling, 5xx answers, dropped connections and timeouts), `MOCHI_S3_MAX_ATTEMPTS` attempts in
+  all (4 by default).
+- Bounded waits: a connection must open within `MOCHI_S3_CONNECT_TIMEOUT_S` (5 s) and the
+  endpoint must send its next bytes within `MOCHI_S3_READ_TIMEOUT_S` (20 s). The read timeout is
+  per socket read, not per object, so it holds for any object size: Mochi's largest single
+  request is one 8 MB part or a PUT below 16 MB, which a working endpoint acknowledges in well
+  under a second. An endpoint that accepts connections but never answers therefore fails one
+  request after at most attempts x (connect + read) plus botocore's backoff (a random share of
+  1, 2, 4 ... s, below 20 s each): about 90 s with the defaults, and the first request of a
+  process (the bucket check) is where a dead endpoint shows. The message is one line naming
+  the endpoint.
 - Credentials come from boto3's usual chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
   They are checked once per process, before anything is written, by looking at every stage
   bucket (creating the missing ones): wrong credentials or a missing permission fail at once with
-  a message naming the endpoint and the problem. A secret never appears in a message.
+  a message naming the endpoint and the problem. A secret never appears in a message: every
+  message is scrubbed of the secret key and session token, whatever the server or botocore put
+  in it. Requests are signed (SigV4), so the secret itself never travels; botocore does not
+  follow HTTP redirects to other hosts.
 - Large files go up as multipart uploads (the object appears only when the upload completes, so
   a killed writer leaves the previous object); an interrupted upload is aborted, and unfinished
   uploads of killed writers are dropped by `clean_uploads` (plus a bucket lifecycle rule where the
@@ -23,7 +36,14 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from mochi_resources.errors import LakeError
 from mochi_resources.stores import KeyMissing, StoredObject
@@ -63,8 +83,19 @@ def _status(exc: ClientError) -> int:
 class S3Store:
     """An S3 API as the lake's object store (see the module docstring)."""
 
-    def __init__(self, endpoint: str, buckets: list[str], *, region: str = "us-east-1", max_attempts: int = 8):
+    def __init__(
+        self,
+        endpoint: str,
+        buckets: list[str],
+        *,
+        region: str = "us-east-1",
+        max_attempts: int = 4,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 20.0,
+    ):
         self.endpoint = endpoint
+        self.max_attempts = max_attempts
+        self.read_timeout_s = read_timeout_s
         self.buckets = list(buckets)
         session = boto3.session.Session()
         creds = session.get_credentials()
@@ -75,7 +106,10 @@ class S3Store:
         frozen = creds.get_frozen_credentials()
         # the cache key carries a digest of the secret, never the secret itself
         secret_digest = hashlib.sha256((frozen.secret_key or "").encode()).hexdigest()
-        cache_key = (endpoint, region, max_attempts, frozen.access_key, secret_digest, frozen.token)
+        # (S3 servers ask for secrets of 8 characters or more; a shorter one would scrub words)
+        self._secrets = tuple(v for v in (frozen.secret_key, frozen.token) if v and len(v) >= 8)
+        cache_key = (endpoint, region, max_attempts, connect_timeout_s, read_timeout_s,
+                     frozen.access_key, secret_digest, frozen.token)
         with _lock:
             client = _clients.get(cache_key)
             if client is None:
@@ -85,8 +119,8 @@ class S3Store:
                     region_name=region,
                     config=Config(
                         retries={"mode": "standard", "max_attempts": max_attempts},
-                        connect_timeout=5,
-                        read_timeout=120,
+                        connect_timeout=connect_timeout_s,
+                        read_timeout=read_timeout_s,
                         signature_version="s3v4",
                         s3={"addressing_style": "path"},
                     ),
@@ -99,16 +133,36 @@ class S3Store:
 
     def _fail(self, exc: Exception, what: str, key: str | None = None) -> LakeError:
         """A LakeError naming the endpoint, the operation and the problem (never a secret)."""
+        error = self._explain(exc, what, key)
+        text = str(error)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return error.__class__(" ".join(text.split()))
+
+    def _explain(self, exc: Exception, what: str, key: str | None) -> LakeError:
         where = f"S3 endpoint {self.endpoint}"
         target = f" s3://{key}" if key else ""
         if isinstance(exc, NoCredentialsError):
             return LakeError(f"{where}: no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+            waited = "no connection" if isinstance(exc, ConnectTimeoutError) else f"no answer within {self.read_timeout_s:g} s"
+            return LakeError(
+                f"{where}: {waited} in {self.max_attempts} attempt(s) while trying to {what}{target} "
+                "(is the server up and MOCHI_S3_ENDPOINT right? MOCHI_S3_READ_TIMEOUT_S and "
+                "MOCHI_S3_MAX_ATTEMPTS set the patience)"
+            )
         if isinstance(exc, EndpointConnectionError):
             return LakeError(f"{where}: cannot connect (is the server up and MOCHI_S3_ENDPOINT right?) while trying to {what}{target}")
         if isinstance(exc, ClientError):
             code = _code(exc)
             if code in _MISSING_CODES:
                 return KeyMissing(f"s3://{key} does not exist")
+            if code in ("PermanentRedirect", "TemporaryRedirect", "Redirect") or 300 <= _status(exc) < 400:
+                return LakeError(
+                    f"{where}: answered the request to {what}{target} with a redirect ({code or _status(exc)}), "
+                    "which Mochi does not follow: requests go to MOCHI_S3_ENDPOINT only (set it to the "
+                    "server's own address and region)"
+                )
             if code in _CREDENTIAL_CODES:
                 return LakeError(f"{where}: credentials rejected: {_CREDENTIAL_CODES[code]}")
             if code in ("AccessDenied", "403", "Forbidden"):

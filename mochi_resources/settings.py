@@ -8,8 +8,25 @@
 | MOCHI_S3_ENDPOINT     | unset              | use an S3 API (MinIO) instead of the local lake: one bucket per stage |
 | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY | unset | credentials for the S3 API (boto3's usual chain) |
 | AWS_REGION / AWS_DEFAULT_REGION | us-east-1 | region used to sign S3 requests                  |
-| MOCHI_S3_MAX_ATTEMPTS | 8                  | attempts per S3 request (throttling and 5xx answers are retried with backoff) |
+| MOCHI_S3_MAX_ATTEMPTS | 4                  | attempts per S3 request (throttling, 5xx answers and timeouts are retried with backoff) |
+| MOCHI_S3_CONNECT_TIMEOUT_S | 5             | seconds to open a connection to the S3 API           |
+| MOCHI_S3_READ_TIMEOUT_S | 20               | seconds to wait for the S3 API's next bytes (an answer or the next chunk of one) |
 | MOCHI_LAKE_ORPHAN_AGE_S | 3600             | age after which staged files of a crashed writer are deleted |
+
+Limits (`Limits.from_env`, read when a request or an import is validated): a request or a file
+over one is refused before any work, naming the limit and the variable that raises it.
+
+| variable                        | default     | limit                                                  |
+|---------------------------------|-------------|--------------------------------------------------------|
+| MOCHI_MAX_TRADERS_PER_SCENARIO  | 100000      | traders of one scenario family (the product of its axes) |
+| MOCHI_MAX_TRADERS_PER_REQUEST   | 400000      | traders of all a request's scenario families together  |
+| MOCHI_MAX_YEARS                 | 25          | years from start to end of a request                   |
+| MOCHI_MAX_TRADER_YEARS          | 50000       | traders of one scenario family x years of the request: bounds its trades (at most one per trader and session, about 260 sessions a year: 13 M trades), which the aggregation holds in memory |
+| MOCHI_MAX_REQUEST_BYTES         | 1048576     | size of a request document (checked before parsing)    |
+| MOCHI_MAX_REQUEST_DEPTH         | 16          | nesting depth of a request document (lists and mappings) |
+| MOCHI_MAX_REQUEST_NODES         | 100000      | values in a request document, aliases counted expanded |
+| MOCHI_MAX_IMPORT_BYTES          | 1073741824  | bytes of an imported bar file once decompressed (1 GiB) |
+| MOCHI_MAX_IMPORT_ROWS           | 20000000    | rows of an imported bar file (about 50 years of 24x5 minute bars) |
 """
 
 from __future__ import annotations
@@ -62,7 +79,9 @@ class MochiSettings:
     bucket_prefix: str = "mochi-"
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
-    s3_max_attempts: int = 8
+    s3_max_attempts: int = 4
+    s3_connect_timeout_s: float = 5.0
+    s3_read_timeout_s: float = 20.0
     orphan_age_s: float = 3600.0
 
     @classmethod
@@ -88,7 +107,9 @@ class MochiSettings:
             bucket_prefix=prefix,
             s3_endpoint=endpoint,
             s3_region=region,
-            s3_max_attempts=_positive("MOCHI_S3_MAX_ATTEMPTS", 8, int),
+            s3_max_attempts=_positive("MOCHI_S3_MAX_ATTEMPTS", 4, int),
+            s3_connect_timeout_s=_positive("MOCHI_S3_CONNECT_TIMEOUT_S", 5.0, float),
+            s3_read_timeout_s=_positive("MOCHI_S3_READ_TIMEOUT_S", 20.0, float),
             orphan_age_s=_positive("MOCHI_LAKE_ORPHAN_AGE_S", 3600.0, float, allow_zero=True),
         )
 
@@ -110,3 +131,51 @@ class MochiSettings:
         if stage not in BUCKETS:
             raise MochiError(f"unknown lake bucket {stage!r}; known: {', '.join(BUCKETS)}")
         return f"{self.bucket_prefix}{stage}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What Mochi accepts before doing any work (see the module docstring's Limits table)."""
+
+    traders_per_scenario: int = 100_000
+    traders_per_request: int = 400_000
+    years: float = 25.0
+    trader_years: float = 50_000.0
+    request_bytes: int = 1024 * 1024
+    request_depth: int = 16
+    request_nodes: int = 100_000
+    import_bytes: int = 1024**3
+    import_rows: int = 20_000_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(
+            traders_per_scenario=_positive(LIMIT_VARS["traders_per_scenario"], d.traders_per_scenario, int),
+            traders_per_request=_positive(LIMIT_VARS["traders_per_request"], d.traders_per_request, int),
+            years=_positive(LIMIT_VARS["years"], d.years, float),
+            trader_years=_positive(LIMIT_VARS["trader_years"], d.trader_years, float),
+            request_bytes=_positive(LIMIT_VARS["request_bytes"], d.request_bytes, int),
+            request_depth=_positive(LIMIT_VARS["request_depth"], d.request_depth, int),
+            request_nodes=_positive(LIMIT_VARS["request_nodes"], d.request_nodes, int),
+            import_bytes=_positive(LIMIT_VARS["import_bytes"], d.import_bytes, int),
+            import_rows=_positive(LIMIT_VARS["import_rows"], d.import_rows, int),
+        )
+
+    def over(self, name: str, what: str) -> str:
+        """The refusal of `what` (which states the value) over limit `name`, saying how to raise it."""
+        limit = getattr(self, name)
+        shown = f"{int(limit):,}" if float(limit).is_integer() else f"{limit:g}"
+        return f"{what} exceeds the limit of {shown} (set {LIMIT_VARS[name]} to raise it)"
+
+LIMIT_VARS = {
+    "traders_per_scenario": "MOCHI_MAX_TRADERS_PER_SCENARIO",
+    "traders_per_request": "MOCHI_MAX_TRADERS_PER_REQUEST",
+    "years": "MOCHI_MAX_YEARS",
+    "trader_years": "MOCHI_MAX_TRADER_YEARS",
+    "request_bytes": "MOCHI_MAX_REQUEST_BYTES",
+    "request_depth": "MOCHI_MAX_REQUEST_DEPTH",
+    "request_nodes": "MOCHI_MAX_REQUEST_NODES",
+    "import_bytes": "MOCHI_MAX_IMPORT_BYTES",
+    "import_rows": "MOCHI_MAX_IMPORT_ROWS",
+}

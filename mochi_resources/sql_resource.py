@@ -21,6 +21,9 @@ class SqlEngineResource(dg.ConfigurableResource):
     """DuckDB in process (`threads` and `memory_limit` bound one aggregation), or Trino.
 
     `trino_url` overrides `MOCHI_TRINO_URL`; an empty string forces DuckDB.
+
+    Results do not depend on `threads`: the SQL sums doubles through DECIMAL(38, 18), exactly, so
+    the order in which threads add rows cannot change a bit of them (see aggregation/sql).
     """
 
     threads: int | None = None

@@ -117,31 +117,39 @@ class LocalStore:
             tmp.unlink(missing_ok=True)
             raise self._error("write", key, exc) from None
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        dest = self._path(key)
+    @staticmethod
+    def _staged(dest: Path, data: bytes) -> Path:
+        """``data`` written and synced to a hidden file beside ``dest``, ready to be moved in."""
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        dest = self._path(key)
+        tmp = None
+        try:
+            tmp = self._staged(dest, data)
             os.replace(tmp, dest)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise self._error("write", key, exc) from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         # a hard link fails when the name exists, and the linked file is already complete: two
         # processes racing for one key cannot both win, and nobody sees a partial object
         dest = self._path(key)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+        tmp = None
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            tmp = self._staged(dest, data)
             try:
                 os.link(tmp, dest)
             except FileExistsError:
@@ -150,7 +158,8 @@ class LocalStore:
         except OSError as exc:
             raise self._error("write", key, exc) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:

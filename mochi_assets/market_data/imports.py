@@ -23,20 +23,35 @@ Three formats, told apart by their first line (`format="auto"`) or chosen with `
 Text files may also come as .txt, gzip (.gz) or a .zip holding one CSV/TXT file (HistData
 downloads are zips). Rows in messages are counted from 1, header excluded (for HistData the
 line number).
+
+Limits (`mochi_resources.settings.Limits`), checked before a file is parsed: a file whose
+content (decompressed, for .gz and .zip) exceeds MOCHI_MAX_IMPORT_BYTES, or that holds more
+than MOCHI_MAX_IMPORT_ROWS rows, is refused naming the limit. Compressed files are inflated in
+chunks and given up on as soon as the limit is passed, so a small file that inflates to
+gigabytes costs at most the limit. Parquet files are checked from their footer (row count and
+uncompressed size) before any column is read.
+
+Epoch timestamps take their unit from their magnitude; a file mixing units (one millisecond
+epoch among seconds) is an error naming the first row whose unit differs from the file's.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 import zipfile
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, check_timezone, validate_bars
 from mochi_resources.errors import BarsError
+from mochi_resources.settings import Limits
+
+_CHUNK = 1024 * 1024
 
 TS_ALIASES = ["ts", "timestamp", "datetime", "time", "date"]
 
@@ -44,9 +59,9 @@ _OFFSET_FORMATS = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H
 _NAIVE_FORMATS = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
 _OFFSET_PATTERN = r"T.*[+-]\d{2}:?\d{2}$"
 
-# Epoch magnitudes: anything at or above the bound is in the finer unit
+# Epoch units by magnitude (_parse_epoch): at or above 1e17 ns, 1e14 us, 1e11 ms, below that s
 # (1e11 s is the year 5138, 1e11 ms is 1973).
-_EPOCH_UNITS = [(1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0, "s")]
+_UNIT_NAMES = {"ns": "nanoseconds", "us": "microseconds", "ms": "milliseconds", "s": "seconds"}
 
 
 def _first_bad(mask: pl.Series) -> int:
@@ -108,8 +123,21 @@ def _parse_epoch(values: pl.Series, raw: pl.Series, source: str) -> pl.Series:
     if bad.any():
         i = _first_bad(bad)
         raise BarsError(f"{source}: row {i + 1}: ts {raw[i]!r} is not a timestamp")
-    magnitude = float(values.abs().max())
-    unit = next(u for bound, u in _EPOCH_UNITS if magnitude >= bound)
+    magnitude = values.abs().cast(pl.Float64)
+    units = pl.select(
+        pl.when(magnitude >= 1e17).then(pl.lit("ns"))
+        .when(magnitude >= 1e14).then(pl.lit("us"))
+        .when(magnitude >= 1e11).then(pl.lit("ms"))
+        .otherwise(pl.lit("s"))
+    ).to_series()
+    counts = units.value_counts(sort=True)
+    unit = counts.row(0)[0]  # the file's unit: the one most rows have
+    if counts.height > 1:
+        i = _first_bad(units != unit)
+        raise BarsError(
+            f"{source}: row {i + 1}: ts {raw[i]!r} is an epoch in {_UNIT_NAMES[units[i]]} while the file's "
+            f"timestamps are in {_UNIT_NAMES[unit]} (mixed epoch units)"
+        )
     ts = pl.select(pl.from_epoch(values, time_unit=unit)).to_series()
     return ts.dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts")
 
@@ -135,13 +163,35 @@ def _parse_ts(raw: pl.Series, file_timezone: str, source: str) -> pl.Series:
     raise BarsError(f"{source}: column ts has type {dtype}, expected timestamps")
 
 
-def _read_table(path: Path, source: str) -> pl.DataFrame:
+def _check_parquet(path: Path, source: str, limits: Limits) -> None:
+    """Row count and uncompressed size from the footer, before any column is read."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise BarsError(f"{source}: cannot read the file ({str(exc).splitlines()[0]})") from None
+    if meta.num_rows > limits.import_rows:
+        raise BarsError(f"{source}: " + limits.over("import_rows", f"the file's {meta.num_rows:,} rows"))
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > limits.import_bytes:
+        raise BarsError(f"{source}: " + limits.over("import_bytes", f"the file's uncompressed size ({size:,} bytes)"))
+
+
+def _read_table(path: Path, source: str, limits: Limits) -> pl.DataFrame:
     name = path.name.lower()
     try:
-        if name.endswith(".csv") or name.endswith(".csv.gz"):
-            # Everything as text: this module parses and reports bad values itself.
-            return pl.read_csv(path, infer_schema=False)
+        # Everything as text: this module parses and reports bad values itself.
+        if name.endswith(".csv.gz"):
+            return pl.read_csv(io.BytesIO(_text_bytes(path, source, limits)), infer_schema=False)
+        if name.endswith(".csv"):
+            size = path.stat().st_size
+            if size > limits.import_bytes:
+                raise BarsError(f"{source}: " + limits.over("import_bytes", f"the file's size ({size:,} bytes)"))
+            table = pl.read_csv(path, infer_schema=False)
+            if table.height > limits.import_rows:
+                raise BarsError(f"{source}: " + limits.over("import_rows", f"the file's {table.height:,} rows"))
+            return table
         if name.endswith(".parquet") or name.endswith(".pq"):
+            _check_parquet(path, source, limits)
             return pl.read_parquet(path)
     except pl.exceptions.NoDataError:
         raise BarsError(f"{source}: the file is empty") from None
@@ -162,14 +212,21 @@ def _ts_from_aliases(table: pl.DataFrame) -> pl.DataFrame:
     return table if alias is None else table.rename({alias: "ts"})
 
 
-def read_bars_file(path: str | os.PathLike, *, file_timezone: str | None = None, format: str = "auto") -> pl.DataFrame:
+def read_bars_file(
+    path: str | os.PathLike,
+    *,
+    file_timezone: str | None = None,
+    format: str = "auto",
+    limits: Limits | None = None,
+) -> pl.DataFrame:
     """Read a bar file (generic, histdata or dukascopy, see the module docstring) into a validated
     bars table (see validate_bars), sorted by ts.
 
     Raises BarsError naming the file for: missing or unreadable file, unknown extension or
-    format, missing columns, unparsable timestamps (first bad row and value), and every problem
-    validate_bars reports.
+    format, a file over the import limits (default: from the environment), missing columns,
+    unparsable timestamps (first bad row and value), and every problem validate_bars reports.
     """
+    limits = limits or Limits.from_env()
     if format not in FORMATS:
         raise BarsError(f"format: {format!r} is not one of {', '.join(FORMATS)}")
     if file_timezone is not None:
@@ -185,12 +242,12 @@ def read_bars_file(path: str | os.PathLike, *, file_timezone: str | None = None,
     name = path.name.lower()
     is_parquet = name.endswith(".parquet") or name.endswith(".pq")
     if format == "auto":
-        format = "generic" if is_parquet else detect_format(_text_bytes(path, source), source)
+        format = "generic" if is_parquet else detect_format(_head_bytes(path, source), source)
     if format == "histdata":
-        return _read_histdata(_text_bytes(path, source), source, file_timezone or HISTDATA_TIMEZONE)
+        return _read_histdata(_text_bytes(path, source, limits), source, file_timezone or HISTDATA_TIMEZONE)
     if format == "dukascopy":
-        return _read_dukascopy(_text_bytes(path, source), source, file_timezone)
-    return _read_generic(path, source, file_timezone or "UTC")
+        return _read_dukascopy(_text_bytes(path, source, limits), source, file_timezone)
+    return _read_generic(path, source, file_timezone or "UTC", limits)
 
 
 FORMATS = ("auto", "generic", "histdata", "dukascopy")
@@ -200,21 +257,62 @@ _HISTDATA_LINE = re.compile(r"^\d{8} \d{6};")
 _DUKASCOPY_HEADER = re.compile(r"^(gmt|local) time\s*[,;]", re.IGNORECASE)
 
 
-def _text_bytes(path: Path, source: str) -> bytes:
-    """The bytes of a text file, unpacked from .gz or a one-member .zip."""
+def _open_text(path: Path, source: str, archive_stack: list):
+    """A binary stream of the text inside `path`: plain, gzip or the one CSV/TXT member of a zip."""
     name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        archive_stack.append(archive)
+        members = [m for m in archive.namelist() if m.lower().endswith((".csv", ".txt"))]
+        if len(members) != 1:
+            raise BarsError(f"{source}: the zip holds {len(members)} CSV/TXT files, expected exactly one")
+        return archive.open(members[0])
+    return path.open("rb")
+
+
+def _read_limited(path: Path, source: str, limit: int | None) -> bytes:
+    """Up to `limit` + 1 bytes of the text in `path` (all of it when `limit` is None), inflating
+    compressed files one chunk at a time so that a bomb never inflates past the limit."""
+    archives: list = []
     try:
-        if name.endswith(".gz"):
-            return gzip.decompress(path.read_bytes())
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.namelist() if m.lower().endswith((".csv", ".txt"))]
-                if len(members) != 1:
-                    raise BarsError(f"{source}: the zip holds {len(members)} CSV/TXT files, expected exactly one")
-                return archive.read(members[0])
-        return path.read_bytes()
+        with _open_text(path, source, archives) as stream:
+            parts, size = [], 0
+            while limit is None or size <= limit:
+                chunk = stream.read(_CHUNK if limit is None else min(_CHUNK, limit + 1 - size))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+            return b"".join(parts)
     except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
         raise BarsError(f"{source}: cannot read the file ({exc})") from None
+    finally:
+        for archive in archives:
+            archive.close()
+
+
+def _head_bytes(path: Path, source: str) -> bytes:
+    """The first 64 KB of the text (enough to recognize the format)."""
+    return _read_limited(path, source, 64 * 1024 - 1)
+
+
+def _text_bytes(path: Path, source: str, limits: Limits) -> bytes:
+    """The bytes of a text file, unpacked from .gz or a one-member .zip, within the import limits."""
+    name = path.name.lower()
+    if not name.endswith((".gz", ".zip")) and path.stat().st_size > limits.import_bytes:
+        size = path.stat().st_size
+        raise BarsError(f"{source}: " + limits.over("import_bytes", f"the file's size ({size:,} bytes)"))
+    data = _read_limited(path, source, limits.import_bytes)
+    if len(data) > limits.import_bytes:
+        raise BarsError(
+            f"{source}: " + limits.over("import_bytes", "the decompressed content") + "; refused before inflating further"
+        )
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines - 1 > limits.import_rows:  # the header (or one spare line) is not a row
+        raise BarsError(f"{source}: " + limits.over("import_rows", f"the file's {lines - 1:,}+ rows"))
+    return data
 
 
 def detect_format(data: bytes, source: str) -> str:
@@ -333,8 +431,8 @@ def _read_dukascopy(data: bytes, source: str, file_timezone: str | None) -> pl.D
     return bars
 
 
-def _read_generic(path: Path, source: str, file_timezone: str) -> pl.DataFrame:
-    table = _read_table(path, source)
+def _read_generic(path: Path, source: str, file_timezone: str, limits: Limits) -> pl.DataFrame:
+    table = _read_table(path, source, limits)
 
     found = ", ".join(table.columns) or "none"
     wanted = set(TS_ALIASES + BAR_COLUMNS)

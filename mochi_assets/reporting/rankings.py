@@ -12,6 +12,10 @@ likely real over the highest raw Sharpe. Traders are ordered by, in turn:
 4. ``sharpe`` descending;
 5. ``trader_id`` ascending, so equal statistics always give the same order.
 
+Statistics are compared at 12 significant digits: traders with the same trades but different
+stops have the same Sharpe and DSR in exact arithmetic (both are scale-invariant in r), yet
+differ in the last bits in floating point; such ties go to the lower ``trader_id``, not to noise.
+
 Nulls (undefined statistics) sort after every value at each step. ``rank`` 1 is the best.
 
 ``positive_year_share`` = years with positive net_pnl / years in the scenario, where the years of
@@ -59,6 +63,8 @@ NO_LUCK_BEATEN = "No trader in this backtest beats what luck explains"
 
 PARAMETER_COLUMNS = TRADER_PARAMETERS
 
+SIGNIFICANT_DIGITS = 12  # statistics equal to this many digits are ties (module docstring)
+
 # (column, descending) of the ranking order described in the module docstring.
 ORDER = (
     ("eligible", True),
@@ -75,7 +81,9 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 def _sorted(frame: pl.DataFrame, tie_breakers: list[str]) -> pl.DataFrame:
-    by = [c for c, _ in ORDER] + tie_breakers
+    by = [
+        pl.col(c).round_sig_figs(SIGNIFICANT_DIGITS) if frame.schema[c].is_float() else pl.col(c) for c, _ in ORDER
+    ] + [pl.col(c) for c in tie_breakers]
     descending = [d for _, d in ORDER] + [False] * len(tie_breakers)
     return frame.sort(by, descending=descending, nulls_last=True)
 

@@ -43,26 +43,24 @@ import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.sessions import SessionCalendar
-from mochi_assets.request import BacktestRequest, ScenarioSpec
+from mochi_assets.request import (
+    BREAKOUT_FRACTIONS,
+    DEFAULT_FAMILIES,
+    EXCURSION_QUANTILES,
+    PULLBACK_FRACTIONS,
+    BacktestRequest,
+    ScenarioSpec,
+)
 from mochi_assets.simulation.api import entry_bars
 from mochi_assets.simulation.nb import session_bounds_nb
 from mochi_resources.errors import MochiError
 
-EXCURSION_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 EXCURSION_SCHEMA = {
     "session_date": pl.Date,
     "entry_time": pl.Utf8,
     "duration_min": pl.Int64,
     "up_atr": pl.Float64,
     "down_atr": pl.Float64,
-}
-BREAKOUT_FRACTIONS = [0.0, 0.05, 0.10, 0.25]
-PULLBACK_FRACTIONS = [0.05, 0.10, 0.25]
-DEFAULT_FAMILIES = {
-    "breakout-long": "long",
-    "breakout-short": "short",
-    "pullback-long": "long",
-    "pullback-short": "short",
 }
 
 GRID_SCHEMA = {
@@ -109,6 +107,22 @@ def _offsets(fractions: list[float], atr_ticks: float, sign: int) -> list[int]:
     if sign < 0:
         values = [v for v in values if v != 0] or [-1]
     return values
+
+
+def _check_price_scale(name: str, offsets: list[int], tick_size: float, enhanced: pl.DataFrame) -> None:
+    """An entry offset must stay within the ticker's price scale (the highest price in the data):
+    an order further away than the price itself is a typo, never a strategy."""
+    if "high" not in enhanced.columns or enhanced.is_empty():
+        return
+    top = float(enhanced["high"].max())
+    if tick_size >= top:
+        raise MochiError(f"tick_size: {tick_size:g} is beyond the price scale of the data (highest price {top:g})")
+    far = max(offsets, key=abs)
+    if abs(far) * tick_size >= top:
+        raise MochiError(
+            f"scenarios.{name}.offset_ticks: an offset of {far} ticks ({abs(far) * tick_size:g} in price, tick "
+            f"size {tick_size:g}) is beyond the price scale of the data (highest price {top:g})"
+        )
 
 
 def _window_extremes(high: np.ndarray, low: np.ndarray, starts: np.ndarray, ends: np.ndarray):
@@ -238,6 +252,7 @@ def scenario_grids(
             "duration_min": durations,
             "timeout_min": spec.timeout_min or request.timeout_axis,
         }
+        _check_price_scale(name, offsets, tick_size, enhanced)
         derived += [a for a in ("stop_atr", "limit_atr") if getattr(spec, a) is None]
         n = 1
         for values in axes.values():

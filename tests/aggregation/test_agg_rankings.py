@@ -209,6 +209,14 @@ def test_aggregate_then_rank_end_to_end():
     assert ranked.filter(pl.col("trader_id") == 20)["positive_year_share"].to_list() == [0.5]
 
 
+def test_statistics_equal_but_for_rounding_noise_are_ties_broken_by_trader_id():
+    # the same trades with different stops: Sharpe and DSR agree to ~1e-16, not exactly
+    traders = _traders([0, 100, 600])
+    summary = _summary([(0, 50, 1.0, 0.8), (100, 50, 1.0 + 2e-16, 0.8 + 1e-16), (600, 50, 1.0 + 4e-16, 0.8 + 2e-16)])
+    ranked = rank_traders(traders, summary, _by_year([]), scenario="s1", pbo=None)
+    assert ranked["trader_id"].to_list() == [0, 100, 600]
+
+
 def test_duplicates_rank_after_their_original_and_show_once(inputs):
     traders, summary, by_year = inputs
     # trader 3 has the same trades as 1 (same statistics), 5 the same as 4

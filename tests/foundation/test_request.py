@@ -126,3 +126,137 @@ def test_trader_grid_follows_the_traders_contract():
     from mochi_assets.scenarios.grids import TRADER_SCHEMA
 
     assert tuple(TRADER_SCHEMA) == TRADER_COLUMNS
+
+
+# --- numbers that are numbers, documents that are documents, limits ----------------------------
+
+from mochi_assets.request import parse_request_text, trader_bounds  # noqa: E402
+from mochi_resources.settings import Limits  # noqa: E402
+
+HEAD = "ticker: SYN:GOLD\nstart: 2024-01-01\nend: 2024-02-01\n"
+
+
+def one_error(text: str, **limits) -> str:
+    with pytest.raises(RequestError) as err:
+        parse_request_text(text, "r.yaml", Limits(**limits) if limits else None)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ("tick_size: .inf", "tick_size"),
+        ("tick_size: 1e300", "tick_size"),
+        ("tick_size: .nan", "tick_size"),
+        ("cost_ticks: .inf", "cost_ticks"),
+        ("cost_ticks: -.inf", "cost_ticks"),
+        ("cost_ticks: Infinity", "cost_ticks"),
+        ("cost_ticks: 1e12", "cost_ticks"),
+        ("atr: {alpha: .nan}", "atr.alpha"),
+        ("atr: {short: 1000000000}", "atr.short"),
+        ("duration_min: 100000000", "duration_min"),
+        ("scenarios: {a: {direction: long, stop_atr: [.inf]}}", "scenarios.a.stop_atr.0"),
+        ("scenarios: {a: {direction: long, limit_atr: [1, .nan]}}", "scenarios.a.limit_atr.1"),
+        ("scenarios: {a: {direction: long, offset_ticks: [5, 100000000000]}}", "scenarios.a.offset_ticks.1"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused_naming_the_field(line, field):
+    text = one_error(HEAD + line + "\n")
+    assert text.startswith("r.yaml: invalid backtest request")
+    assert any(row.strip().startswith(field + ":") for row in text.splitlines()[1:]), text
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        (HEAD + "start: 2024-01-05\n", "start", 4),
+        (HEAD + "scenarios:\n  a: {direction: long, stop_atr: [1], stop_atr: [2]}\n", "stop_atr", 5),
+        ('{"ticker": "SYN:GOLD", "start": "2024-01-01", "end": "2024-02-01",\n "end": "2024-03-01"}', "end", 2),
+    ],
+)
+def test_duplicate_keys_are_an_error_naming_the_key(text, key, line):
+    assert one_error(text) == f"r.yaml: line {line}: key {key!r} is given twice in the same mapping"
+
+
+def test_deep_nesting_is_refused_without_recursion():
+    deep = HEAD + "scenarios: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    text = one_error(deep)
+    assert "nesting depth exceeds the limit of 16 (set MOCHI_MAX_REQUEST_DEPTH" in text
+    assert "\n" not in text
+
+
+def test_alias_bombs_count_expanded():
+    bomb = HEAD + "x: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+    for name, prev in zip("bcdef", "abcde"):
+        bomb += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    assert "number of values in the document exceeds the limit of 100,000 (set MOCHI_MAX_REQUEST_NODES" in one_error(bomb)
+
+
+def test_oversize_documents_are_refused_before_reading(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text(HEAD + "# " + "x" * 2_000_000 + "\n")
+    with pytest.raises(RequestError) as err:
+        load_request(big)
+    assert str(err.value) == (
+        f"{big}: the file's size ({big.stat().st_size:,} bytes) exceeds the limit of 1,048,576 "
+        "(set MOCHI_MAX_REQUEST_BYTES to raise it)"
+    )
+    assert "r.yaml: the document's size (51 bytes) exceeds the limit of 20 " in one_error(HEAD, request_bytes=20)
+
+
+def test_limits_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOCHI_MAX_REQUEST_BYTES", "50")
+    doc = tmp_path / "r.yaml"
+    doc.write_text(HEAD)
+    with pytest.raises(RequestError, match="limit of 50 .set MOCHI_MAX_REQUEST_BYTES"):
+        load_request(doc)
+    monkeypatch.setenv("MOCHI_MAX_REQUEST_BYTES", "lots")
+    with pytest.raises(Exception, match="MOCHI_MAX_REQUEST_BYTES: 'lots' is not a number"):
+        load_request(doc)
+
+
+def test_derived_grids_are_counted_at_their_largest():
+    req = parse_request({**GOOD, "entry_times": ["09:30", "10:00"], "duration_min": [60, 120]})
+    # breakouts: 4 offsets x 4 stops x 4 limits; pullbacks: 3 offsets; times 2 x durations 2
+    assert trader_bounds(req) == {"breakout-long": 256, "breakout-short": 256, "pullback-long": 192, "pullback-short": 192}
+
+
+def test_grids_over_the_trader_limits_are_refused():
+    axis = list(range(1, 101))
+    family = {"direction": "long", "offset_ticks": axis, "stop_atr": axis, "limit_atr": axis[:11]}
+    text = one_error(HEAD + f"scenarios: {{a: {json.dumps(family)}}}\n")
+    assert text.splitlines() == [
+        "r.yaml: request over a limit",
+        "  scenarios.a: a grid of 110,000 traders exceeds the limit of 100,000 "
+        "(set MOCHI_MAX_TRADERS_PER_SCENARIO to raise it)",
+    ]
+    # a 100,000-trader family is within the defaults; five of them are not
+    family["limit_atr"] = axis[:10]
+    five = {name: family for name in "abcde"}
+    text = one_error(HEAD + f"scenarios: {json.dumps(five)}\n")
+    assert "scenarios: 500,000 traders in all exceeds the limit of 400,000 (set MOCHI_MAX_TRADERS_PER_REQUEST" in text
+    assert "traders_per_scenario" not in text and "MOCHI_MAX_TRADERS_PER_SCENARIO" not in text
+    # a grid of 1.44e12 traders is refused at once, before anything is expanded
+    huge = {"direction": "long", "offset_ticks": list(range(1200)), "stop_atr": [i / 10 for i in range(1, 1001)],
+            "limit_atr": [i / 10 for i in range(1, 1001)], "duration_min": list(range(1, 1201))}
+    assert "a grid of 1,440,000,000,000 traders" in one_error(
+        HEAD + f"scenarios: {{a: {json.dumps(huge)}}}\n", request_nodes=10**6
+    )
+
+
+def test_ranges_over_the_year_limit_are_refused():
+    text = one_error("ticker: SYN:GOLD\nstart: 1970-01-01\nend: 2020-01-01\n")
+    assert "end: the range 1970-01-01 to 2020-01-01 (50.0 years) exceeds the limit of 25 (set MOCHI_MAX_YEARS" in text
+    assert parse_request_text("ticker: SYN:GOLD\nstart: 2000-01-01\nend: 2024-12-31\n", "r.yaml").end.year == 2024
+
+
+def test_trader_years_bound_the_trades_of_a_family():
+    axis = list(range(1, 51))
+    family = {"direction": "long", "offset_ticks": axis, "stop_atr": axis, "limit_atr": [1, 2]}  # 5,000 traders
+    head = "ticker: SYN:GOLD\nstart: 2010-01-01\nend: 2024-12-31\n"
+    text = one_error(head + f"scenarios: {{a: {json.dumps(family)}}}\n")
+    assert text.splitlines()[1] == (
+        "  scenarios.a: 5,000 traders over 15.0 years (74,990 trader-years) exceeds the limit of 50,000 "
+        "(set MOCHI_MAX_TRADER_YEARS to raise it); shrink the grid or the range"
+    )
+    assert parse_request_text(head.replace("2010", "2020") + f"scenarios: {{a: {json.dumps(family)}}}\n", "r.yaml")

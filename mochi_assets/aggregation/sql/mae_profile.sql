@@ -1,3 +1,5 @@
+-- Sums and means of doubles go through DECIMAL(38, 18): exact sums, so results do not depend on
+-- the order in which the engine's threads add rows (identical runs give identical bytes).
 -- How far trades went against the position before closing, in R (multiples of the initial risk
 -- stop_atr * ATR), for eventual winners (pnl > 0) and losers (pnl <= 0). The risk is recovered
 -- from the trade itself as pnl / r, so trades with r = 0 (pnl exactly 0) have no mae_r.
@@ -23,10 +25,10 @@ profile AS (
         CASE WHEN GROUPING(stop_atr) = 0 THEN stop_atr END AS stop_atr,
         outcome,
         COUNT(*) AS trades,
-        AVG(mae_r) AS mae_r_mean,
+        CAST(AVG(CAST(mae_r AS DECIMAL(38, 18))) AS DOUBLE) AS mae_r_mean,
         QUANTILE_CONT(mae_r, [0.1, 0.25, 0.5, 0.75, 0.9]) AS mae_r_q,
         MAX(mae_r) AS mae_r_max,
-        AVG(mfe_r) AS mfe_r_mean,
+        CAST(AVG(CAST(mfe_r AS DECIMAL(38, 18))) AS DOUBLE) AS mfe_r_mean,
         QUANTILE_CONT(mfe_r, 0.5) AS mfe_r_p50
     FROM excursions
     GROUP BY GROUPING SETS ((stop_atr, outcome), (outcome))

@@ -331,10 +331,12 @@ def live_status(broker, no_track):
                     "id": c["name"], "status": c["status"], "after": str(r["forward_after"]),
                     "sessions": r["forward_sessions"], "trades": r["forward_trades"], "R": r["forward_r"],
                     "expected_R": r["expected_r"], "band": f"[{r['band_low_r']:.2f}, {r['band_high_r']:.2f}]",
-                    "max_dd_R": r["forward_max_drawdown_r"], "bt_max_dd_R": r["backtest_max_drawdown_r"],
+                    "max_dd_R": r["forward_max_drawdown_r"],
+                    "dd_limit_R": r.get("drawdown_limit_r", r["backtest_max_drawdown_r"]),
+                    "dd_band": r.get("drawdown_band") or "backtest_max",
                     "within": "yes" if r["within_expectation"] else f"NO: {r['outside_reason']}",
                 })
     except MochiError as exc:
         _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
     _print(rows, ["id", "status", "after", "sessions", "trades", "R", "expected_R", "band", "max_dd_R",
-                  "bt_max_dd_R", "within"])
+                  "dd_limit_R", "dd_band", "within"])

@@ -44,14 +44,9 @@ def _print(rows: list[dict], columns: list[str]) -> None:
 
 def _run(job_name: str, partition_key: str, dimension: str) -> None:
     """Materialize a job's partition in process on the instance (registering the dynamic partition)."""
-    from mochi_assets.definitions import defs
-    from mochi_assets.runner import _run as run_partition, get_instance
-    from mochi_resources.settings import MochiSettings
+    from mochi_assets.runner import run_job_partition
 
-    instance = get_instance(MochiSettings.from_env())
-    instance.add_dynamic_partitions(dimension, [partition_key])
-    run_partition(instance, defs.resolve_job_def(job_name), partition_key, {"mochi/command": job_name},
-                  job_name, 0, None, None)
+    run_job_partition(job_name, partition_key, dimension, {"mochi/command": job_name})
 
 
 def _export(lake, broker: str) -> None:

@@ -129,7 +129,10 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
                           "promote it anyway with --i-understand-not-significant (recorded in the configuration)")
     from mochi_assets.live.forward import backtest_expectation, monte_carlo_expectation
 
+    from mochi_assets.market_data.sources import session_calendar
+
     request = backtest_request(lake, ticker_key)
+    calendar = session_calendar(lake, request)
     meta = lake.read_table(lake.key("ticker-meta", "ticker_meta", ticker_key))
     bars = lake.scan_table(lake.key("prepared", "enhanced_bars", ticker_key))
     sessions = (bars.filter(pl.col("atr").is_not_null()).select(pl.col("session_date").unique().sort())
@@ -148,7 +151,9 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
         "trader_id": trader_id,
         "parameters": {p: _clean(row[p]) for p in TRADER_PARAMETERS},
         "tick_size": float(meta["tick_size"].item()),
-        "timezone": request.timezone,
+        "timezone": calendar.timezone,
+        # the backtest's session calendar: forward tracking and the bot trade the same sessions
+        "session": {"spec": calendar.spec, "timezone": calendar.timezone, "description": calendar.describe()},
         "synthetic": bool(meta["synthetic"].item()) if "synthetic" in meta.columns else False,
         "risk_per_trade": float(risk_per_trade),
         "max_open": int(max_open),

@@ -140,11 +140,22 @@ def forward_bars(bars: pl.DataFrame, forward_after: dt.date) -> pl.DataFrame:
     return bars.filter(pl.col("session_date") > forward_after)
 
 
+def _calendar(config: dict) -> dict:
+    """The simulation's calendar argument: the backtest's session calendar recorded at promotion
+    (configurations promoted before calendars were recorded trade calendar days in `timezone`)."""
+    session = config.get("session")
+    if session:
+        from mochi_assets.market_data.sessions import parse_session
+
+        return {"session": parse_session(session["spec"], session["timezone"], field="session")}
+    return {"timezone": config["timezone"]}
+
+
 def track(config: dict, bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Forward trades, forward equity per session and the summary row of one configuration."""
     after = dt.date.fromisoformat(config["forward_after"])
     fwd = forward_bars(bars, after)
-    trades = simulate(fwd, trader_frame(config), tick_size=float(config["tick_size"]), timezone=config["timezone"])
+    trades = simulate(fwd, trader_frame(config), tick_size=float(config["tick_size"]), **_calendar(config))
     sessions = fwd.filter(pl.col("atr").is_not_null())["session_date"].unique().sort()
     d = daily_series(trades, sessions)
     n = int(d.size)

@@ -19,6 +19,7 @@ from mochi_assets.live.brokers import add_broker
 from mochi_assets.live.configs import config_store, promote
 from mochi_assets.live.export import export_key
 from mochi_assets.live.forward import monte_carlo_expectation, track, trader_frame
+from mochi_assets.market_data.sessions import parse_session
 from mochi_assets.partitions import BROKER_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.reporting.rankings import significant_traders, verdict
 from mochi_assets.request import parse_request
@@ -111,7 +112,10 @@ def test_forward_trades_are_the_engines_trades_of_the_sessions_after_promotion(p
     assert forward.height > 0 and (forward["session_date"] > after).all()  # nothing before promotion counts
 
     # the engine over every bar, restricted to the sessions after promotion
-    engine = simulate(bars, trader_frame(config), tick_size=config["tick_size"], timezone=config["timezone"])
+    # the backtest's calendar (forex for SYN:), recorded at promotion
+    assert config["session"]["spec"] == "forex" and config["timezone"] == "America/New_York"
+    engine = simulate(bars, trader_frame(config), tick_size=config["tick_size"],
+                      session=parse_session("forex", "America/New_York"))
     before = engine.filter(pl.col("session_date") <= after)
     last_bar_before = bars.filter(pl.col("session_date") <= after)["ts"].max()
     assert (before["exit_ts"] <= last_bar_before).all()  # no position spans the promotion

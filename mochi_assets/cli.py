@@ -369,7 +369,8 @@ def _show_walk_forward(lake, ticker: str, key: str, scenario: str | None, top: i
         summary = lake.read_table(summary_key)
         row = summary.row(0, named=True)
         click.echo(f"{ticker} scenario {name}: walk-forward ({row['mode']}, {row['is_sessions']} in-sample / "
-                   f"{row['oos_sessions']} out-of-sample sessions, selection: {row['selection']})")
+                   f"{row['oos_sessions']} out-of-sample sessions ({row.get('windows') or 'request'}), "
+                   f"selection: {row['selection']})")
         click.echo(_table(summary, WALK_FORWARD_SUMMARY))
         click.echo(f"verdict: {row['note']}")
         folds = lake.read_table(lake.key("rankings", "walk_forward_folds", key, name))

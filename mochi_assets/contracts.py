@@ -1,4 +1,4 @@
-"""Column contracts of DESIGN.md shared by several stages (defined once, imported everywhere)."""
+"""Column contracts (docs/strategy.md section 9, "Table columns") shared by several stages (defined once, imported everywhere)."""
 
 # A trader's parameters, in the traders table's order after trader_id and scenario.
 TRADER_PARAMETERS: tuple[str, ...] = (

@@ -30,8 +30,8 @@ axes left out are derived from the data by the scenarios asset.
 
 | key            | default  | meaning                                                               |
 |----------------|----------|-----------------------------------------------------------------------|
-| is_sessions    | 504      | in-sample window in sessions (2 years of 252)                         |
-| oos_sessions   | 126      | out-of-sample window in sessions (6 months); folds step by this       |
+| is_sessions    | adaptive | in-sample window in sessions; left out: min(504, max(60, N // 2))     |
+| oos_sessions   | adaptive | out-of-sample window in sessions, folds step by it; left out: is / 4  |
 | mode           | rolling  | rolling (fixed in-sample length) or anchored (in-sample from start)   |
 | selection      | ranking  | ranking (the rankings' own order) or sharpe (highest in-sample Sharpe) |
 | min_trades     | 30       | in-sample trades a trader needs to be selectable                      |
@@ -41,6 +41,13 @@ axes left out are derived from the data by the scenarios asset.
 | block_sessions | 5        | Monte Carlo bootstrap block length in sessions                        |
 | spa_reps       | 1000     | bootstrap replications of the SPA / Reality Check test                |
 | seed           | 0        | seed of every random draw (same seed, same numbers)                   |
+
+Adaptive windows: N is the number of sessions after the ATR warm-up; with N // 2 sessions in
+sample and a quarter of that (rounded, halves up) out of sample about four folds fit, so a
+one-year backtest (~262 sessions: 131 / 33) is checked out of sample; from N = 1008 (four years)
+on the windows are 504 / 126 (two years / six months); N <= 60 gives no fold. A value given in
+the request is used as is (an explicit is_sessions alone gets oos_sessions = is_sessions / 4).
+The windows used are in the walk_forward summary (is_sessions, oos_sessions, windows).
 
 Numbers must be finite and within these bounds (anything outside is a typo or an attack, never
 a strategy): atr periods 1..1000; tick_size 1e-9..1000; cost_ticks 0..10000; offset_ticks
@@ -166,8 +173,8 @@ class WalkForwardSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    is_sessions: PositiveInt = 504
-    oos_sessions: PositiveInt = 126
+    is_sessions: PositiveInt | None = None  # None: adaptive (validation/walk_forward.py window_sizes)
+    oos_sessions: PositiveInt | None = None
     mode: Literal["rolling", "anchored"] = "rolling"
     selection: Literal["ranking", "sharpe"] = "ranking"
     min_trades: Annotated[int, Field(ge=0)] = 30

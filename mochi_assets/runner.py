@@ -312,6 +312,19 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     return run.run_id
 
 
+def run_job_partition(job_name: str, partition_key: str, dimension: str, tags: dict[str, str]) -> str:
+    """One run of a job of the `mochi` location for one partition (registered if new), executed here
+    like a backtest's runs (origin, owner tags, quiet console); raise RunFailed naming the cause."""
+    from mochi_assets.definitions import defs
+
+    instance = get_instance(MochiSettings.from_env())
+    instance.add_dynamic_partitions(dimension, [partition_key])
+    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    run = launch.create_run(instance, defs, job_name, partition_key, run_config=QUIET_RUN_CONFIG,
+                            tags={**tags, **owner})
+    return _run(instance, run, job_name, 0, None, None)
+
+
 def result_locations(lake: Lake, ticker_key: str) -> dict[str, str]:
     """Where a ticker's results are, in the store in use."""
     def tables(bucket: str) -> str:

@@ -6,7 +6,7 @@
 -- Timestamps: the Parquet files hold UTC instants (microseconds). Hive tables have no
 -- `timestamp with time zone`, so they are declared `timestamp(6)` and read as UTC wall-clock
 -- times (the catalog sets hive.parquet.time-zone=UTC and every Trino JVM runs in UTC).
--- Extra columns in the files are ignored; the declared ones are DESIGN.md's table contracts.
+-- Extra columns in the files are ignored; the declared ones are the table columns of docs/strategy.md (section 9).
 
 CREATE SCHEMA IF NOT EXISTS hive.mochi;
 

@@ -2,7 +2,8 @@
 
 Inputs are per-period (per session date) return series, typically a ``traders x T`` matrix whose
 row is a trader's daily series: the sum of its trades' ``r`` on each session date after ATR
-warm-up, zero on dates without a trade (DESIGN.md, "Statistics conventions").
+warm-up, zero on dates without a trade (the README's "Statistics, verdict and units", which
+states every convention below).
 
 Conventions chosen here (and tested):
 
@@ -98,7 +99,7 @@ def probabilistic_sharpe_ratio(
 
 
 def expected_max_sharpe(variance: float, n_trials: int) -> float:
-    """SR0: expected maximum per-period Sharpe of ``n_trials`` unskilled trials (DESIGN.md).
+    """SR0: expected maximum per-period Sharpe of ``n_trials`` unskilled trials (README, "Statistics").
 
     ``sqrt(V) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g = Euler's constant.
     One trial has no selection bias: 0. ``nan`` for a negative or nan variance or N < 1.

@@ -56,13 +56,9 @@ def filings(ticker, form, since, top, no_fetch):
         table_key = lake.key("filings", "sec_filings", key)
         if not no_fetch:
             EdgarSettings.resolve().require_user_agent()  # one clear error before starting a run
-            from mochi_assets.definitions import defs
-            from mochi_assets.runner import _run as run_partition, get_instance
+            from mochi_assets.runner import run_job_partition
 
-            instance = get_instance(settings)
-            instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
-            run_partition(instance, defs.resolve_job_def("filings_job"), key, {"mochi/command": "filings"},
-                          "filings", 0, None, None)
+            run_job_partition("filings_job", key, TICKER_DIMENSION, {"mochi/command": "filings"})
         elif not lake.exists(table_key):
             _fail(f"no filings of {ticker} in {lake.location}: run `mochi filings {ticker}` without --no-fetch")
         table = lake.read_table(table_key)

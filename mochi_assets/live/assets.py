@@ -87,7 +87,7 @@ def portfolio_tracking(context: dg.AssetExecutionContext, lake: LakeResource, en
             "outside_expectation": outside.height,
             "summary": preview(summary.select(
                 "config_id", "status", "forward_sessions", "forward_trades", "forward_r", "expected_r",
-                "band_low_r", "band_high_r", "forward_max_drawdown_r", "backtest_max_drawdown_r",
+                "band_low_r", "band_high_r", "forward_max_drawdown_r", "drawdown_limit_r", "drawdown_band",
                 "within_expectation")),
         },
     )

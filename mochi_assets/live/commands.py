@@ -44,14 +44,9 @@ def _print(rows: list[dict], columns: list[str]) -> None:
 
 def _run(job_name: str, partition_key: str, dimension: str) -> None:
     """Materialize a job's partition in process on the instance (registering the dynamic partition)."""
-    from mochi_assets.definitions import defs
-    from mochi_assets.runner import _run as run_partition, get_instance
-    from mochi_resources.settings import MochiSettings
+    from mochi_assets.runner import run_job_partition
 
-    instance = get_instance(MochiSettings.from_env())
-    instance.add_dynamic_partitions(dimension, [partition_key])
-    run_partition(instance, defs.resolve_job_def(job_name), partition_key, {"mochi/command": job_name},
-                  job_name, 0, None, None)
+    run_job_partition(job_name, partition_key, dimension, {"mochi/command": job_name})
 
 
 def _export(lake, broker: str) -> None:
@@ -331,10 +326,12 @@ def live_status(broker, no_track):
                     "id": c["name"], "status": c["status"], "after": str(r["forward_after"]),
                     "sessions": r["forward_sessions"], "trades": r["forward_trades"], "R": r["forward_r"],
                     "expected_R": r["expected_r"], "band": f"[{r['band_low_r']:.2f}, {r['band_high_r']:.2f}]",
-                    "max_dd_R": r["forward_max_drawdown_r"], "bt_max_dd_R": r["backtest_max_drawdown_r"],
+                    "max_dd_R": r["forward_max_drawdown_r"],
+                    "dd_limit_R": r.get("drawdown_limit_r", r["backtest_max_drawdown_r"]),
+                    "dd_band": r.get("drawdown_band") or "backtest_max",
                     "within": "yes" if r["within_expectation"] else f"NO: {r['outside_reason']}",
                 })
     except MochiError as exc:
         _fail(str(exc), code=1 if exc.__class__.__name__ == "RunFailed" else 2)
     _print(rows, ["id", "status", "after", "sessions", "trades", "R", "expected_R", "band", "max_dd_R",
-                  "bt_max_dd_R", "within"])
+                  "dd_limit_R", "dd_band", "within"])

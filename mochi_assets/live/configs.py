@@ -4,7 +4,8 @@ A configuration's id is `{ticker_key}.{scenario}.{trader_id}.{broker}` (one per 
 Promotion copies from the lake: the trader's parameters (rankings), its backtest statistics and
 rank, the verdict at promotion time, the backtest request's id and hash, the ticker's tick size and
 the request's timezone, and the expectation forward tracking compares against
-(`mochi_assets.live.forward`). Records are versioned like brokers (`mochi_assets.live.records`);
+(`mochi_assets.live.forward`: the backtest's daily-R band and, when the robustness asset gave the
+trader Monte Carlo figures, those). Records are versioned like brokers (`mochi_assets.live.records`);
 `edit` changes only risk and limits, `pause`/`resume` the status, `remove` ends it (a version too).
 """
 
@@ -126,14 +127,19 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
     if not verdict["significant"] and not acknowledge_not_significant:
         raise ConfigError(f"trader {trader_id} of {ticker} / {scenario} is not significant ({verdict['text']}); "
                           "promote it anyway with --i-understand-not-significant (recorded in the configuration)")
-    from mochi_assets.live.forward import backtest_expectation
+    from mochi_assets.live.forward import backtest_expectation, monte_carlo_expectation
+
+    from mochi_assets.market_data.sources import session_calendar
 
     request = backtest_request(lake, ticker_key)
+    calendar = session_calendar(lake, request)
     meta = lake.read_table(lake.key("ticker-meta", "ticker_meta", ticker_key))
     bars = lake.scan_table(lake.key("prepared", "enhanced_bars", ticker_key))
     sessions = (bars.filter(pl.col("atr").is_not_null()).select(pl.col("session_date").unique().sort())
                 .collect().to_series())
     last_session = bars.select(pl.col("session_date").max()).collect().item()
+    robust_key = lake.key("rankings", "robustness", ticker_key, scenario)
+    robustness = lake.read_table(robust_key) if lake.exists(robust_key) else pl.DataFrame()
     trades = (lake.scan_table(lake.key("trades", "trades", ticker_key, scenario))
               .filter(pl.col("trader_id") == trader_id).collect())
     state = {
@@ -145,7 +151,9 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
         "trader_id": trader_id,
         "parameters": {p: _clean(row[p]) for p in TRADER_PARAMETERS},
         "tick_size": float(meta["tick_size"].item()),
-        "timezone": request.timezone,
+        "timezone": calendar.timezone,
+        # the backtest's session calendar: forward tracking and the bot trade the same sessions
+        "session": {"spec": calendar.spec, "timezone": calendar.timezone, "description": calendar.describe()},
         "synthetic": bool(meta["synthetic"].item()) if "synthetic" in meta.columns else False,
         "risk_per_trade": float(risk_per_trade),
         "max_open": int(max_open),
@@ -156,6 +164,7 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
             "end": str(request.end),
             "statistics": {s: _clean(row[s]) for s in STATISTICS if s in row},
             "expectation": backtest_expectation(trades, sessions),
+            "monte_carlo": monte_carlo_expectation(robustness, trader_id),
         },
         "verdict": verdict,
         "acknowledged_not_significant": bool(acknowledge_not_significant and not verdict["significant"]),

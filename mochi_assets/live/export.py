@@ -64,6 +64,7 @@ def _entry(config: dict) -> dict:
         **{p: config["parameters"][p] for p in TRADER_PARAMETERS},
         "tick_size": config["tick_size"],
         "timezone": config["timezone"],
+        "session": (config.get("session") or {}).get("spec"),
         "risk_per_trade": config["risk_per_trade"],
         "max_open": config["max_open"],
         "request_hash": config["backtest"]["request_hash"],

@@ -11,16 +11,26 @@ history is used for the indicator and never for a trade. A trade still open on t
 
 Expectation band (what the backtest led to expect over the same number of sessions):
 the trader's backtest daily series d (sum of its trades' R per session date, zero on sessions
-without a trade, over the sessions after ATR warm-up; DESIGN.md's Sharpe convention) has mean m
+without a trade, over the sessions after ATR warm-up; the README's "Statistics, verdict and units") has mean m
 and standard deviation s (ddof 1). Over n forward sessions the cumulative R is expected near
 n*m, and the band is
 
     n*m - 2*s*sqrt(n)  <=  forward cumulative R  <=  n*m + 2*s*sqrt(n)
 
 (about 95% of outcomes if days were independent and near normal), and the forward maximum
-drawdown of cumulative R must not exceed the backtest's maximum drawdown of cumulative R (the
-deepest peak-to-trough fall the trader survived in the backtest, running peak starting at 0).
-`within_expectation` is true when both hold; zero forward sessions is trivially within.
+drawdown of cumulative R (running peak starting at 0) must not exceed the drawdown limit:
+
+- the Monte Carlo band where the robustness asset provides one: when the trader was among the
+  scenario's top traders at promotion, promotion copies the robustness table's Monte Carlo figures
+  (`mc_max_drawdown_p5/p50/p95`, `mc_final_r_*`, `mc_loss_share`, `mc_paths`,
+  `mc_block_sessions`: block-bootstrap histories of the trader's backtest daily series, see
+  `mochi_assets/validation/robustness.py`) and the limit is `mc_max_drawdown_p95`, the drawdown
+  that 95% of resampled backtest-length histories stay within (`drawdown_band` "monte_carlo_p95");
+- otherwise the backtest's own maximum drawdown of cumulative R, the deepest fall the trader
+  survived in its one history (`drawdown_band` "backtest_max").
+
+The limit used is `drawdown_limit_r` in the summary. `within_expectation` is true when both the
+cumulative-R band and the drawdown limit hold; zero forward sessions is trivially within.
 
 Equity: each trade multiplies the account by (1 + risk_per_trade * r), in exit order, starting at 1.
 """
@@ -44,9 +54,10 @@ SUMMARY_SCHEMA = {
     "forward_after": pl.Date, "forward_sessions": pl.Int64, "forward_trades": pl.Int64, "forward_r": pl.Float64,
     "forward_sharpe": pl.Float64, "forward_max_drawdown_r": pl.Float64, "forward_equity": pl.Float64,
     "expected_r": pl.Float64, "band_low_r": pl.Float64, "band_high_r": pl.Float64,
-    "backtest_sharpe": pl.Float64, "backtest_max_drawdown_r": pl.Float64, "within_expectation": pl.Boolean,
-    "outside_reason": pl.Utf8,
+    "backtest_sharpe": pl.Float64, "backtest_max_drawdown_r": pl.Float64, "drawdown_limit_r": pl.Float64,
+    "drawdown_band": pl.Utf8, "within_expectation": pl.Boolean, "outside_reason": pl.Utf8,
 }
+DRAWDOWN_BANDS = {"monte_carlo_p95": "the Monte Carlo 95th percentile", "backtest_max": "the backtest's"}
 EQUITY_SCHEMA = {
     "config_id": pl.Utf8, "session_date": pl.Date, "day_r": pl.Float64, "cum_r": pl.Float64,
     "drawdown_r": pl.Float64, "equity": pl.Float64, "expected_r": pl.Float64, "band_low_r": pl.Float64,
@@ -79,6 +90,30 @@ def backtest_expectation(trades: pl.DataFrame, sessions: pl.Series) -> dict:
     }
 
 
+def monte_carlo_expectation(robustness: pl.DataFrame, trader_id: int) -> dict | None:
+    """The robustness table's Monte Carlo figures of `trader_id` (every `mc_` column), or None when
+    the table has none for it (the trader is not among the top traders given them)."""
+    if "mc_max_drawdown_p95" not in robustness.columns:
+        return None
+    rows = robustness.filter(pl.col("trader_id") == trader_id)
+    if rows.is_empty():
+        return None
+    row = rows.row(0, named=True)
+    value = row["mc_max_drawdown_p95"]
+    if value is None or not math.isfinite(value):
+        return None
+    return {name: row[name] for name in rows.columns if name.startswith("mc_")}
+
+
+def drawdown_limit(backtest: dict) -> tuple[float, str]:
+    """(deepest forward drawdown in R still within expectation, which band gave it): the Monte Carlo
+    95th percentile when promotion recorded one, else the backtest's maximum drawdown."""
+    mc = backtest.get("monte_carlo")
+    if mc and mc.get("mc_max_drawdown_p95") is not None:
+        return float(mc["mc_max_drawdown_p95"]), "monte_carlo_p95"
+    return float(backtest["expectation"]["max_drawdown_r"]), "backtest_max"
+
+
 def band(expectation: dict, n: int) -> tuple[float, float, float]:
     """(expected, low, high) cumulative R after n sessions (module docstring)."""
     m = expectation["daily_r_mean"]
@@ -105,11 +140,22 @@ def forward_bars(bars: pl.DataFrame, forward_after: dt.date) -> pl.DataFrame:
     return bars.filter(pl.col("session_date") > forward_after)
 
 
+def _calendar(config: dict) -> dict:
+    """The simulation's calendar argument: the backtest's session calendar recorded at promotion
+    (configurations promoted before calendars were recorded trade calendar days in `timezone`)."""
+    session = config.get("session")
+    if session:
+        from mochi_assets.market_data.sessions import parse_session
+
+        return {"session": parse_session(session["spec"], session["timezone"], field="session")}
+    return {"timezone": config["timezone"]}
+
+
 def track(config: dict, bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Forward trades, forward equity per session and the summary row of one configuration."""
     after = dt.date.fromisoformat(config["forward_after"])
     fwd = forward_bars(bars, after)
-    trades = simulate(fwd, trader_frame(config), tick_size=float(config["tick_size"]), timezone=config["timezone"])
+    trades = simulate(fwd, trader_frame(config), tick_size=float(config["tick_size"]), **_calendar(config))
     sessions = fwd.filter(pl.col("atr").is_not_null())["session_date"].unique().sort()
     d = daily_series(trades, sessions)
     n = int(d.size)
@@ -141,14 +187,15 @@ def track(config: dict, bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame,
     total = float(cum[-1]) if n else 0.0
     fwd_dd = max_drawdown(d)
     bt_dd = float(exp["max_drawdown_r"])
+    dd_limit, dd_band = drawdown_limit(config["backtest"])
     reasons = []
     if n and not math.isnan(low):
         if total < low:
             reasons.append(f"cumulative R {total:.2f} below the band's low {low:.2f}")
         if total > high:
             reasons.append(f"cumulative R {total:.2f} above the band's high {high:.2f}")
-    if fwd_dd > bt_dd:
-        reasons.append(f"drawdown {fwd_dd:.2f} R deeper than the backtest's {bt_dd:.2f} R")
+    if fwd_dd > dd_limit:
+        reasons.append(f"drawdown {fwd_dd:.2f} R deeper than {DRAWDOWN_BANDS[dd_band]} {dd_limit:.2f} R")
     sharpe = float(annualized_sharpe(d)) if n > 1 else float("nan")
     summary = {
         "config_id": config["name"], "broker": config["broker"], "scenario": config["scenario"],
@@ -158,6 +205,7 @@ def track(config: dict, bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame,
         "forward_equity": float(equity[-1]) if n else 1.0,
         "expected_r": expected, "band_low_r": low, "band_high_r": high,
         "backtest_sharpe": config["backtest"]["statistics"].get("sharpe"), "backtest_max_drawdown_r": bt_dd,
+        "drawdown_limit_r": dd_limit, "drawdown_band": dd_band,
         "within_expectation": not reasons, "outside_reason": "; ".join(reasons) or None,
     }
     trades_out = trades.select(

@@ -14,7 +14,7 @@ import polars as pl
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 
-# Trader parameters copied onto every extracted trade (the DESIGN traders contract).
+# Trader parameters copied onto every extracted trade (the traders columns of docs/strategy.md section 9).
 PARAMETER_COLUMNS: tuple[str, ...] = tuple(p for p in TRADER_PARAMETERS if p != "cost_ticks")
 # Copied too when the traders table has them (they are part of the contract but
 # not needed to read a trade).
@@ -40,7 +40,7 @@ def unique_ids(ids: Sequence[int]) -> list[int]:
 def extract_trades(trades: pl.DataFrame, traders: pl.DataFrame, top_ids: list[int]) -> pl.DataFrame:
     """Every trade of the traders in ``top_ids``, joined with their parameters.
 
-    ``trades`` follows the DESIGN trades contract, ``traders`` the traders contract.
+    ``trades`` and ``traders`` have the columns of docs/strategy.md section 9.
     Returns the trades columns followed by direction, entry_time, offset_ticks,
     stop_atr, limit_atr, duration_min, timeout_min (and scenario, cost_ticks when
     present), sorted by trader_id, entry_ts. A top trader without trades simply has

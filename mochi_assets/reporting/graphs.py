@@ -1,8 +1,8 @@
 """Graphs of a ticker x scenario: years, stops, best traders and the trade lens.
 
-Every graph function takes DESIGN tables (polars) and a GraphContext and returns the
-PNG bytes, plus (except the lens graph) the polars table the picture was drawn from,
-so that the numbers behind a graph can be stored next to it as CSV.
+Every graph function takes the product's tables (polars; columns in docs/strategy.md section 9)
+and a GraphContext and returns the PNG bytes, plus (except the lens graph) the polars table the
+picture was drawn from, so that the numbers behind a graph can be stored next to it as CSV.
 
 Pictures are drawn with plotnine on matplotlib's "Agg" backend (no display), at a
 fixed size and dpi so that the files stay small and a given input always renders

@@ -1,6 +1,6 @@
 """Trade lens: when and how the best traders win or lose.
 
-Input is a trade extract (``extract_trades`` output: DESIGN trades columns, one row
+Input is a trade extract (``extract_trades`` output: the trades columns of docs/strategy.md, one row
 per trade). Output is a set of small tables keyed by name: results by weekday, by
 local hour and by hold time of entry, the MAE/MFE scatter data, winning and losing
 streaks, and a per-trader summary. Weekdays and hours are read on the local clock

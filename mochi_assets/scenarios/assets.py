@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.market_data.sources import check_source, ticker_info
+from mochi_assets.market_data.sources import check_source, session_calendar, ticker_info
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
@@ -90,7 +90,7 @@ def scenarios(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_ba
     the_lake = lake.get_lake()
     enhanced = enhanced_bars.select("ts", "open", "high", "low", "session_date", "atr").collect()
     meta = ticker_meta_row(the_lake, request, enhanced)
-    grids = scenario_grids(request, enhanced, meta["tick_size"].item())
+    grids = scenario_grids(request, enhanced, meta["tick_size"].item(), session_calendar(the_lake, request))
     names = [check_scenario_name(n) for n in grids["scenario"].to_list()]
     new = [n for n in names if not context.instance.has_dynamic_partition(SCENARIO_DIMENSION, n)]
     if new:

@@ -11,10 +11,12 @@ offsets). Axes a family leaves out are derived from the data:
 - offsets: fractions of the median daily ATR expressed in ticks — breakouts 0, 5%, 10% and 25%
   of it, pullbacks the negative 5%, 10% and 25% (repeats after rounding to whole ticks dropped);
 - stop_atr and limit_atr: scaled to the holding window, from the data. For every session with an
-  ATR, every entry time and every duration of the family, the window runs from the session's first
-  bar at or after the entry time (its open P is the reference price) for ``duration_min`` minutes
-  (the entry time is taken on the session's date, or on the day before when the session opens the
-  evening before and the time falls after its roll, as in a 24x5 calendar); its upward excursion
+  ATR, every entry time and every duration of the family, the window runs from the bar the
+  simulation enters that session on (the session's first bar at or after the entry time on the
+  session calendar's clock, found by the simulation's own ``entry_bars``: on the evening before
+  for a session that opens then and a time after its open, as in a 24x5 calendar; on UTC days
+  for crypto whatever the request's timezone; its open P is the reference price) for
+  ``duration_min`` minutes; its upward excursion
   is (highest high - P) / ATR and its downward excursion (P - lowest low) / ATR, in the session's
   ATR. A long's stops are the 20%, 40%, 60% and 80% quantiles (``EXCURSION_QUANTILES``) of the
   downward (adverse) excursion and its limits the same quantiles of the upward (favourable) one; a
@@ -36,11 +38,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
+from mochi_assets.market_data.sessions import SessionCalendar
 from mochi_assets.request import (
     BREAKOUT_FRACTIONS,
     DEFAULT_FAMILIES,
@@ -49,6 +51,8 @@ from mochi_assets.request import (
     BacktestRequest,
     ScenarioSpec,
 )
+from mochi_assets.simulation.api import entry_bars
+from mochi_assets.simulation.nb import session_bounds_nb
 from mochi_resources.errors import MochiError
 
 EXCURSION_SCHEMA = {
@@ -141,33 +145,17 @@ def _window_extremes(high: np.ndarray, low: np.ndarray, starts: np.ndarray, ends
     return highest, lowest
 
 
-def _local_instants(dates: pl.Series, hours: int, minutes: int, timezone: str) -> np.ndarray:
-    """UTC microseconds of the local time hours:minutes on each date (a time skipped by a
-    daylight-saving change: -1, i.e. no entry that day)."""
-    local = (dates.cast(pl.Datetime("us")) + timedelta(hours=hours, minutes=minutes)).dt.replace_time_zone(
-        timezone, ambiguous="earliest", non_existent="null"
-    )
-    return local.dt.convert_time_zone("UTC").to_physical().fill_null(-1).to_numpy()
-
-
-def _reference_bars(ts: np.ndarray, day: np.ndarray, session_day: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per session: index of its first bar at or after ``target`` (-1 when none or no target)."""
-    ref = np.searchsorted(ts, target, side="left")
-    found = (target >= 0) & (ref < ts.shape[0])
-    found[found] = day[ref[found]] == session_day[found]
-    return np.where(found, ref, -1)
-
-
 def holding_excursions(
-    enhanced: pl.DataFrame, timezone: str, entry_times: list[str], durations: list[int]
+    enhanced: pl.DataFrame, calendar: SessionCalendar, entry_times: list[str], durations: list[int]
 ) -> pl.DataFrame:
     """Per session with an ATR, entry time and duration: the price excursions in ATR units.
 
-    ``enhanced``: bars (ts, open, high, low, session_date, atr) in time order. Returns
-    session_date, entry_time, duration_min, up_atr (highest high - P) / ATR and down_atr
-    (P - lowest low) / ATR over the bars from the reference bar (first bar of the session at or
-    after the entry time, its open P) to ``duration_min`` minutes after it. Sessions without such a
-    bar have no row.
+    ``enhanced``: bars (ts, open, high, low, session_date, atr) in time order; ``calendar``: the
+    session calendar the simulation trades them on. Returns session_date, entry_time,
+    duration_min, up_atr (highest high - P) / ATR and down_atr (P - lowest low) / ATR over the bars
+    from the reference bar (the bar the simulation enters on: the session's first bar at or after
+    the entry time on the calendar's clock, see simulation/api.py ``entry_bars``; its open P) to
+    ``duration_min`` minutes after it. Sessions without such a bar have no row.
     """
     bars = enhanced.select(
         pl.col("ts").dt.replace_time_zone("UTC") if enhanced["ts"].dtype.time_zone is None else pl.col("ts"),
@@ -177,40 +165,31 @@ def holding_excursions(
         pl.col("session_date").cast(pl.Date),
         pl.col("atr").cast(pl.Float64),
     )
-    ts = bars["ts"].dt.cast_time_unit("us").to_physical().to_numpy()
+    ts = np.ascontiguousarray(bars["ts"].dt.cast_time_unit("us").to_physical().to_numpy(), dtype=np.int64)
     high, low, open_ = bars["high"].to_numpy(), bars["low"].to_numpy(), bars["open"].to_numpy()
     day = bars["session_date"].cast(pl.Int32).to_numpy()
-    sessions = (
-        bars.with_columns(pl.col("ts").dt.cast_time_unit("us").to_physical().alias("us"))
-        .group_by("session_date")
-        .agg(pl.col("atr").first(), pl.col("us").min().alias("first_us"))
-        .filter(pl.col("atr").is_finite() & (pl.col("atr") > 0))
-        .sort("session_date")
-    )
-    session_day = sessions["session_date"].cast(pl.Int32).to_numpy()
+    starts, ends = session_bounds_nb(day)
+    atr = bars["atr"].to_numpy()[starts] if starts.shape[0] else np.empty(0)
+    valid = np.isfinite(atr) & (atr > 0)
+    starts, ends, atr = starts[valid], ends[valid], atr[valid]
+    session_dates = bars["session_date"].gather(starts)
+    references = entry_bars(ts, day, starts, ends, list(entry_times), calendar)
     frames = []
-    for entry in entry_times:
-        hours, minutes = (int(part) for part in entry.split(":"))
-        # The entry time on the session's date; for a session that opens the evening before (a
-        # 24x5 calendar rolling at 17:00), a time after the roll falls on the day before.
-        ref = _reference_bars(ts, day, session_day, _local_instants(sessions["session_date"], hours, minutes, timezone))
-        earlier = _local_instants(sessions["session_date"] - timedelta(days=1), hours, minutes, timezone)
-        retry = (ref < 0) & (earlier >= sessions["first_us"].to_numpy())
-        ref[retry] = _reference_bars(ts, day, session_day[retry], earlier[retry])
-        inside = ref >= 0
-        ref, atr = ref[inside], sessions["atr"].to_numpy()[inside]
-        dates = sessions["session_date"].filter(pl.Series(inside))
+    for i, entry in enumerate(entry_times):
+        inside = references[i] >= 0
+        ref = references[i][inside]
+        dates = session_dates.filter(pl.Series(inside))
         for duration in durations:
-            ends = np.searchsorted(ts, ts[ref] + duration * 60_000_000, side="left")
-            highest, lowest = _window_extremes(high, low, ref, ends)
+            ends_ = np.searchsorted(ts, ts[ref] + duration * 60_000_000, side="left")
+            highest, lowest = _window_extremes(high, low, ref, ends_)
             frames.append(
                 pl.DataFrame(
                     {
                         "session_date": dates,
                         "entry_time": entry,
                         "duration_min": duration,
-                        "up_atr": (highest - open_[ref]) / atr,
-                        "down_atr": (open_[ref] - lowest) / atr,
+                        "up_atr": (highest - open_[ref]) / atr[inside],
+                        "down_atr": (open_[ref] - lowest) / atr[inside],
                     },
                     schema=EXCURSION_SCHEMA,
                 )
@@ -230,10 +209,13 @@ def excursion_levels(excursions: pl.Series) -> list[float]:
     return levels
 
 
-def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: float) -> pl.DataFrame:
+def scenario_grids(
+    request: BacktestRequest, enhanced: pl.DataFrame, tick_size: float, calendar: SessionCalendar
+) -> pl.DataFrame:
     """One row per scenario family with its axes (see the module docstring for the derivation).
 
-    ``enhanced``: the enhanced bars (ts, open, high, low, session_date, atr) in time order.
+    ``enhanced``: the enhanced bars (ts, open, high, low, session_date, atr) in time order;
+    ``calendar``: the session calendar they are traded on (entry times are on its clock).
     """
     atr_ticks = median_atr_ticks(enhanced, tick_size)
     families = request.scenarios or {
@@ -252,7 +234,7 @@ def scenario_grids(request: BacktestRequest, enhanced: pl.DataFrame, tick_size: 
         durations = spec.duration_min or request.duration_axis
         stops, limits = spec.stop_atr, spec.limit_atr
         if stops is None or limits is None:
-            moves = holding_excursions(enhanced, request.timezone, list(entry_times), list(durations))
+            moves = holding_excursions(enhanced, calendar, list(entry_times), list(durations))
             adverse, favourable = ("down_atr", "up_atr") if spec.direction == "long" else ("up_atr", "down_atr")
             stops = stops or excursion_levels(moves[adverse])
             limits = limits or excursion_levels(moves[favourable])

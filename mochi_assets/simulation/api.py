@@ -255,6 +255,22 @@ def _session_clock(ts: np.ndarray, session_day: np.ndarray, timezone: str) -> np
     return np.ascontiguousarray(local - session_day.astype(np.int64) * MICROS_PER_DAY, dtype=np.int64)
 
 
+def entry_bars(ts: np.ndarray, session_day: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               entry_times: list[str], calendar: SessionCalendar) -> np.ndarray:
+    """The bar each session is entered on: one row per entry time, one column per session.
+
+    ts: bar times (int64 UTC microseconds, sorted); session_day: each bar's session date (days
+    since the epoch); starts/ends: the bar range of each session considered. A value is the index
+    of the session's first bar at or after the entry time on the calendar's clock, -1 when there
+    is none (no trade that session). The scenario grids measure their price moves from these bars.
+    """
+    clock = _session_clock(ts, session_day, calendar.timezone)
+    references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
+    for i, text in enumerate(entry_times):
+        references[i] = nb.reference_bars_nb(starts, ends, clock, calendar.entry_offset_min(text) * MICROS_PER_MINUTE)
+    return references
+
+
 def _prepare_market(bars: pl.DataFrame, entry_times: list[str], calendar: SessionCalendar) -> _Market:
     _require_columns(bars, BAR_COLUMNS, "bars")
     _require_no_nulls(bars, ["ts", "open", "high", "low", "close", "session_date"], "bars")
@@ -294,12 +310,8 @@ def _prepare_market(bars: pl.DataFrame, entry_times: list[str], calendar: Sessio
     valid = np.isfinite(first_atr) & (first_atr > 0)
     starts, ends = starts[valid], ends[valid]
 
-    clock = _session_clock(ts, session_day, calendar.timezone)
     entry_slot = {text: i for i, text in enumerate(entry_times)}
-    references = np.empty((len(entry_times), starts.shape[0]), dtype=np.int64)
-    for text, i in entry_slot.items():
-        entry_us = calendar.entry_offset_min(text) * MICROS_PER_MINUTE
-        references[i] = nb.reference_bars_nb(starts, ends, clock, entry_us)
+    references = entry_bars(ts, session_day, starts, ends, entry_times, calendar)
     no_entry_bar = {text: int((references[i] < 0).sum()) for text, i in entry_slot.items()}
 
     tab_max, tab_min = nb.block_tables_nb(high, low)

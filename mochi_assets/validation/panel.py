@@ -3,15 +3,15 @@
 From the simulated trades (never simulating again) and the session calendar:
 
 * ``r`` and ``ticks``: dense sessions x traders matrices of the sum of each trader's trades' ``r``
-  (and ``pnl_ticks``) per session date, zero on sessions without a trade: DESIGN.md's daily series,
-  one column per trader (2,600 sessions x 2,000 traders is 42 MB each);
+  (and ``pnl_ticks``) per session date, zero on sessions without a trade: the daily series of the
+  README's "Statistics, verdict and units", one column per trader (2,600 sessions x 2,000 traders is 42 MB each);
 * ``count_cum`` / ``win_cum``: cumulative trade and win (pnl > 0) counts by entry session, so the
   counts of any window of sessions are one subtraction;
 * ``late``: the few trades still open when the session after their entry session starts (their
   exit bar starts at or after that session's first bar). A fold's in-sample view leaves out those
   still open when its out-of-sample window starts: selection sees only trades that closed before.
 
-A trade belongs to the session date it entered on (DESIGN.md); ``known[k]`` is the index of the
+A trade belongs to the session date it entered on (docs/strategy.md section 8); ``known[k]`` is the index of the
 first session whose first bar starts after trade k's exit bar, i.e. the first session at whose
 start the trade is known to have closed.
 """

@@ -5,7 +5,7 @@
   parameter equal); axes are the parameters with more than one value. ``plateau_score`` is the
   mean annualized Sharpe of the neighbours (those with a defined Sharpe) over the trader's own: 1
   is a flat plateau, near 0 or below a lone spike; undefined unless the trader's Sharpe is positive.
-* **Monte Carlo.** ``mc_paths`` resampled histories of the trader's daily R series (DESIGN.md's
+* **Monte Carlo.** ``mc_paths`` resampled histories of the trader's daily R series (the README's
   daily series: trades summed per session date, zero without a trade) by a circular block
   bootstrap over sessions: blocks of ``block_sessions`` consecutive sessions (so a day keeps its
   trades and short-range dependence survives) starting at uniform random sessions, wrapped around

@@ -7,6 +7,13 @@ of ``oos_sessions`` sessions starting at session ``is_sessions + k * oos_session
 (``anchored``). The last fold may be shorter (``complete`` false): the most recent period counts,
 and a longer history completes it.
 
+Window sizes the request leaves out adapt to the N sessions after ATR warm-up
+(``window_sizes``): ``is_sessions = min(504, max(60, N // 2))`` and ``oos_sessions =
+round(is_sessions / 4)`` (halves up; from the request's ``is_sessions`` when only that is given).
+With N // 2 in sample and a quarter of that out of sample, about four folds fit, so a one-year
+backtest is checked out of sample too; from four years (N >= 1008) on, the windows are 504 / 126
+(two years / six months). Fewer than 61 sessions: no fold. Explicit settings are used as given.
+
 Per fold, a trader is selected on in-sample trades only: trades entered in the IS window that had
 closed when the OOS window starts (``panel.LateTrades``). Among the traders with at least
 ``min_trades`` such trades (the candidates):
@@ -17,8 +24,8 @@ closed when the OOS window starts (``panel.LateTrades``). Among the traders with
 * ``selection: sharpe`` picks the highest IS Sharpe (ties: lowest trader_id), the naive rule.
 
 No candidate: no pick, the fold stays flat. The picks' OOS daily series, stitched in order, give
-the walk-forward result: its Sharpe (DESIGN.md: mean / std (ddof 1) of the daily series over every
-OOS session, times sqrt(252)), net R and ticks, win rate, maximum drawdown (of the cumulative daily
+the walk-forward result: its Sharpe (the README's "Statistics, verdict and units": mean / std
+(ddof 1) of the daily series over every OOS session, times sqrt(252)), net R and ticks, win rate, maximum drawdown (of the cumulative daily
 series, peak starting at 0) and trade count; the IS -> OOS degradation (mean IS Sharpe of the
 picks minus their mean OOS Sharpe, a flat OOS window counting 0, and the ratio OOS / IS, the
 walk-forward efficiency, when the IS mean is positive); the share of folds in
@@ -37,7 +44,7 @@ calls none of its traders significant.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -48,6 +55,10 @@ from mochi_assets.validation.panel import Panel
 from mochi_resources.errors import MochiError
 
 BEAT_RANDOM_LEVEL = 0.95
+# Adaptive walk-forward windows (module docstring): in-sample cap, floor and folds aimed at.
+IS_SESSIONS_MAX = 504
+IS_SESSIONS_MIN = 60
+TARGET_FOLDS = 4
 TOP_DECILE = 0.1
 SQRT_YEAR = math.sqrt(stats.PERIODS_PER_YEAR)
 
@@ -56,8 +67,8 @@ SQRT_YEAR = math.sqrt(stats.PERIODS_PER_YEAR)
 class WalkForwardParams:
     """The request's ``walk_forward`` settings that shape the folds and the selection."""
 
-    is_sessions: int = 504
-    oos_sessions: int = 126
+    is_sessions: int | None = None  # None: adaptive (window_sizes)
+    oos_sessions: int | None = None
     mode: str = "rolling"
     selection: str = "ranking"
     min_trades: int = 30
@@ -66,7 +77,7 @@ class WalkForwardParams:
 
     def __post_init__(self) -> None:
         for name in ("is_sessions", "oos_sessions", "random_paths"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise MochiError(f"walk_forward.{name}: must be at least 1, got {getattr(self, name)}")
         if self.min_trades < 0:
             raise MochiError(f"walk_forward.min_trades: must be >= 0, got {self.min_trades}")
@@ -84,15 +95,38 @@ class Fold:
     complete: bool
 
 
+def window_sizes(n_sessions: int, params: WalkForwardParams) -> tuple[int, int, str]:
+    """(is_sessions, oos_sessions, how they were set) on ``n_sessions`` sessions: the request's
+    values, else the adaptive rule of the module docstring."""
+    is_sessions = params.is_sessions
+    if is_sessions is None:
+        is_sessions = min(IS_SESSIONS_MAX, max(IS_SESSIONS_MIN, n_sessions // 2))
+    oos_sessions = params.oos_sessions
+    if oos_sessions is None:
+        oos_sessions = max(1, (is_sessions * 2 + TARGET_FOLDS) // (2 * TARGET_FOLDS))
+    if params.is_sessions is not None and params.oos_sessions is not None:
+        how = "request"
+    elif params.is_sessions is not None:
+        how = "is_sessions from the request, oos_sessions = is_sessions / 4"
+    elif params.oos_sessions is not None:
+        how = (f"oos_sessions from the request, "
+               f"is_sessions = min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, {n_sessions} sessions / 2))")
+    else:
+        how = (f"adaptive: min({IS_SESSIONS_MAX}, max({IS_SESSIONS_MIN}, {n_sessions} sessions / 2)) in sample, "
+               "a quarter out")
+    return is_sessions, oos_sessions, how
+
+
 def fold_windows(n_sessions: int, params: WalkForwardParams) -> list[Fold]:
     """The folds over ``n_sessions`` sessions (see the module docstring); none if too short."""
+    is_sessions, oos_sessions, _ = window_sizes(n_sessions, params)
     folds = []
-    oos_lo = params.is_sessions
+    oos_lo = is_sessions
     while oos_lo < n_sessions:
-        oos_hi = min(oos_lo + params.oos_sessions, n_sessions)
-        is_lo = 0 if params.mode == "anchored" else oos_lo - params.is_sessions
-        folds.append(Fold(is_lo, oos_lo, oos_hi, oos_hi - oos_lo == params.oos_sessions))
-        oos_lo += params.oos_sessions
+        oos_hi = min(oos_lo + oos_sessions, n_sessions)
+        is_lo = 0 if params.mode == "anchored" else oos_lo - is_sessions
+        folds.append(Fold(is_lo, oos_lo, oos_hi, oos_hi - oos_lo == oos_sessions))
+        oos_lo += oos_sessions
     return folds
 
 
@@ -247,7 +281,12 @@ def walk_forward(panel: Panel, traders: pl.DataFrame, params: WalkForwardParams,
     Returns ``folds`` (one row per fold), ``equity`` (one row per OOS session) and ``summary``
     (one row). ``log``: optional callable taking a progress line.
     """
+    is_sessions, oos_sessions, windows = window_sizes(panel.sessions, params)
+    params = replace(params, is_sessions=is_sessions, oos_sessions=oos_sessions)
     folds = fold_windows(panel.sessions, params)
+    if log is not None:
+        log(f"walk-forward windows: {is_sessions} in-sample / {oos_sessions} out-of-sample sessions of "
+            f"{panel.sessions} ({windows}): {len(folds)} folds")
     n = panel.traders
     rows, series_r, series_ticks, fold_of, picks_of = [], [], [], [], []
     sums, sums_sq, candidates_of = [], [], []
@@ -320,7 +359,7 @@ def walk_forward(panel: Panel, traders: pl.DataFrame, params: WalkForwardParams,
     fold_table = _fold_frame(rows, traders)
     equity = _equity(panel, folds, series_r, series_ticks, fold_of, picks_of)
     summary = _summary(panel, params, folds, rows, series_r, series_ticks, sums, candidates_of,
-                       oos_trades, oos_wins, scenario)
+                       oos_trades, oos_wins, scenario, windows)
     return {"folds": fold_table, "equity": equity, "summary": summary}
 
 
@@ -392,18 +431,20 @@ def random_pick_sharpes(sums: list, candidates_of: list[np.ndarray], n_sessions:
     return _stitched_sharpe(total, total_sq, n_sessions)
 
 
-def _summary(panel, params, folds, rows, series_r, series_ticks, sums, candidates_of, oos_trades, oos_wins, scenario):
+def _summary(panel, params, folds, rows, series_r, series_ticks, sums, candidates_of, oos_trades, oos_wins, scenario,
+             windows):
     n_oos = sum(f.oos_hi - f.is_hi for f in folds)
     picked = [row for row in rows if row["trader_id"] is not None]
     base = {
         "scenario": scenario, "mode": params.mode, "selection": params.selection,
-        "is_sessions": params.is_sessions, "oos_sessions": params.oos_sessions, "min_trades": params.min_trades,
+        "is_sessions": params.is_sessions, "oos_sessions": params.oos_sessions, "windows": windows,
+        "min_trades": params.min_trades,
         "folds": len(folds), "folds_with_pick": len(picked), "distinct_picks": len({r["trader_id"] for r in picked}),
         "oos_sessions_total": n_oos, "oos_trades": oos_trades,
     }
     schema = {
         "scenario": pl.Utf8, "mode": pl.Utf8, "selection": pl.Utf8, "is_sessions": pl.Int64,
-        "oos_sessions": pl.Int64, "min_trades": pl.Int64, "folds": pl.Int64, "folds_with_pick": pl.Int64,
+        "oos_sessions": pl.Int64, "windows": pl.Utf8, "min_trades": pl.Int64, "folds": pl.Int64, "folds_with_pick": pl.Int64,
         "distinct_picks": pl.Int64, "oos_sessions_total": pl.Int64, "oos_trades": pl.Int64,
         "oos_net_r": pl.Float64, "oos_net_ticks": pl.Float64, "oos_sharpe": pl.Float64, "oos_win_rate": pl.Float64,
         "oos_max_drawdown_r": pl.Float64, "oos_max_drawdown_ticks": pl.Float64, "is_sharpe_mean": pl.Float64,
@@ -414,7 +455,7 @@ def _summary(panel, params, folds, rows, series_r, series_ticks, sums, candidate
     if not folds:
         needed = params.is_sessions + 1
         note = (f"{panel.sessions} sessions after ATR warm-up: one fold needs more than "
-                f"walk_forward.is_sessions = {params.is_sessions} (at least {needed}); no walk-forward")
+                f"walk_forward.is_sessions = {params.is_sessions} ({windows}; at least {needed}); no walk-forward")
         return pl.DataFrame([{**base, "random_paths": 0, "note": note}], schema=schema)
     r = np.concatenate(series_r)
     ticks = np.concatenate(series_ticks)

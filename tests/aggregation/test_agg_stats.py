@@ -85,7 +85,7 @@ def test_psr_benchmark_and_undefined():
 def _reference_dsr(daily: np.ndarray, n_trials: int | None = None) -> list[float]:
     """Straightforward loops, biased moments as scipy computes them, stdlib normal distribution.
 
-    N is ``n_trials`` (default: every row, DESIGN.md); the variance of the Sharpes is taken over
+    N is ``n_trials`` (default: every row, README "Statistics"); the variance of the Sharpes is taken over
     the rows that have one (a row without spread has no Sharpe and gets nan).
     """
     n_rows, t = daily.shape
@@ -171,7 +171,7 @@ def test_dsr_single_trader_is_psr_against_zero():
 
 
 def test_dsr_idle_traders_count_in_n_but_not_in_the_variance():
-    """Brute force on a small grid: 6 active traders and 3 that never traded, N = 9 (DESIGN.md)."""
+    """Brute force on a small grid: 6 active traders and 3 that never traded, N = 9 (README "Statistics")."""
     rng = np.random.default_rng(4)
     daily = rng.normal(0.0, 1.0, size=(6, 200)) * (rng.random((6, 200)) < 0.5)
     daily[1] += 0.05 * (daily[1] != 0)

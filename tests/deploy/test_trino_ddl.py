@@ -1,4 +1,4 @@
-"""deploy/trino/tables.sql: Hive external tables over the lake layout, with DESIGN's columns.
+"""deploy/trino/tables.sql: Hive external tables over the lake layout, with the columns of docs/strategy.md.
 
 The locations must be where the IO manager writes (the assets' lake metadata), and the declared
 columns must exist, with matching types, in the Parquet files Mochi writes.

@@ -18,7 +18,8 @@ from mochi_assets.live.assets import live_trades, portfolio_tracking
 from mochi_assets.live.brokers import add_broker
 from mochi_assets.live.configs import config_store, promote
 from mochi_assets.live.export import export_key
-from mochi_assets.live.forward import trader_frame
+from mochi_assets.live.forward import monte_carlo_expectation, track, trader_frame
+from mochi_assets.market_data.sessions import parse_session
 from mochi_assets.partitions import BROKER_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.reporting.rankings import significant_traders, verdict
 from mochi_assets.request import parse_request
@@ -111,7 +112,10 @@ def test_forward_trades_are_the_engines_trades_of_the_sessions_after_promotion(p
     assert forward.height > 0 and (forward["session_date"] > after).all()  # nothing before promotion counts
 
     # the engine over every bar, restricted to the sessions after promotion
-    engine = simulate(bars, trader_frame(config), tick_size=config["tick_size"], timezone=config["timezone"])
+    # the backtest's calendar (forex for SYN:), recorded at promotion
+    assert config["session"]["spec"] == "forex" and config["timezone"] == "America/New_York"
+    engine = simulate(bars, trader_frame(config), tick_size=config["tick_size"],
+                      session=parse_session("forex", "America/New_York"))
     before = engine.filter(pl.col("session_date") <= after)
     last_bar_before = bars.filter(pl.col("session_date") <= after)["ts"].max()
     assert (before["exit_ts"] <= last_bar_before).all()  # no position spans the promotion
@@ -126,8 +130,11 @@ def test_forward_trades_are_the_engines_trades_of_the_sessions_after_promotion(p
     assert summary["expected_r"] == pytest.approx(sessions * exp["daily_r_mean"])
     half = 2 * exp["daily_r_std"] * sessions ** 0.5
     assert summary["band_low_r"] == pytest.approx(summary["expected_r"] - half)
+    # the best trader is among the top traders the robustness asset gave Monte Carlo figures
+    assert summary["drawdown_band"] == "monte_carlo_p95"
+    assert summary["drawdown_limit_r"] == config["backtest"]["monte_carlo"]["mc_max_drawdown_p95"]
     within = (summary["band_low_r"] <= summary["forward_r"] <= summary["band_high_r"]
-              and summary["forward_max_drawdown_r"] <= summary["backtest_max_drawdown_r"])
+              and summary["forward_max_drawdown_r"] <= summary["drawdown_limit_r"])
     assert summary["within_expectation"] is within
     equity = lake.read_table(lake.key("portfolio-tracking", "forward_equity", key))
     assert equity.height == sessions and equity["cum_r"][-1] == pytest.approx(summary["forward_r"])
@@ -135,6 +142,42 @@ def test_forward_trades_are_the_engines_trades_of_the_sessions_after_promotion(p
     assert equity["equity"][-1] == pytest.approx(growth)
     check = promoted["tracking"].get_asset_check_evaluations()[0]
     assert check.check_name == "forward_within_expectation" and check.passed is within
+
+
+def test_promotion_records_the_robustness_monte_carlo_figures(promoted):
+    lake, key, config = promoted["lake"], promoted["key"], promoted["config"]
+    robustness = lake.read_table(lake.key("rankings", "robustness", key, "breakout-long"))
+    row = robustness.filter(pl.col("trader_id") == config["trader_id"]).row(0, named=True)
+    mc = config["backtest"]["monte_carlo"]
+    assert set(mc) == {c for c in robustness.columns if c.startswith("mc_")} and "mc_paths" in mc
+    assert all(mc[name] == pytest.approx(row[name]) for name in mc)
+    assert monte_carlo_expectation(robustness, 10_000) is None  # not a top trader: no figures
+    assert monte_carlo_expectation(pl.DataFrame({"trader_id": [1]}), 1) is None
+
+
+def test_drawdown_band_is_monte_carlo_where_provided_else_the_backtests(promoted):
+    """Both paths of the drawdown limit on the same forward bars: the recorded Monte Carlo 95th
+    percentile, or without Monte Carlo figures the backtest's maximum drawdown."""
+    lake, key, config = promoted["lake"], promoted["key"], promoted["config"]
+    bars = lake.read_table(lake.key("prepared", "enhanced_bars", key))
+    _, _, with_mc = track(config, bars)
+    forward_dd = with_mc["forward_max_drawdown_r"]
+    assert forward_dd > 0
+    without = {**config, "backtest": {**config["backtest"], "monte_carlo": None}}
+    _, _, plain = track(without, bars)
+    assert plain["drawdown_band"] == "backtest_max"
+    assert plain["drawdown_limit_r"] == config["backtest"]["expectation"]["max_drawdown_r"]
+    assert {k: v for k, v in plain.items() if "drawdown_" not in k and k not in ("within_expectation", "outside_reason")} \
+        == {k: v for k, v in with_mc.items() if "drawdown_" not in k and k not in ("within_expectation", "outside_reason")}
+    tight = {**config, "backtest": {**config["backtest"], "monte_carlo": {
+        **config["backtest"]["monte_carlo"], "mc_max_drawdown_p95": forward_dd / 2}}}
+    _, _, outside = track(tight, bars)
+    assert (outside["drawdown_band"], outside["drawdown_limit_r"]) == ("monte_carlo_p95", forward_dd / 2)
+    assert outside["within_expectation"] is False
+    assert f"deeper than the Monte Carlo 95th percentile {forward_dd / 2:.2f} R" in outside["outside_reason"]
+    loose = {**tight, "backtest": {**tight["backtest"], "monte_carlo": {
+        **tight["backtest"]["monte_carlo"], "mc_max_drawdown_p95": forward_dd}}}
+    assert "Monte Carlo" not in (track(loose, bars)[2]["outside_reason"] or "")
 
 
 def test_live_trades_exports_active_configurations_and_refuses_stale_ones(promoted, tmp_path):

@@ -1,4 +1,4 @@
-"""Small, seeded DESIGN tables (traders, trades, summary, by-year) shared by the reporting tests."""
+"""Small, seeded product tables (traders, trades, summary, by-year) shared by the reporting tests."""
 
 from __future__ import annotations
 

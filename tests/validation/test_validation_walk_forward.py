@@ -21,6 +21,7 @@ from mochi_assets.validation.walk_forward import (
     fold_windows,
     out_of_sample_sentence,
     walk_forward,
+    window_sizes,
     with_oos_verdict,
 )
 from mochi_resources.errors import MochiError
@@ -131,7 +132,46 @@ def test_folds_rolling_and_anchored_windows():
     assert [(f.is_lo, f.is_hi, f.oos_hi, f.complete) for f in rolling] == [(0, 504, 630, True), (126, 630, 700, False)]
     anchored = fold_windows(700, WalkForwardParams(is_sessions=504, oos_sessions=126, mode="anchored"))
     assert [f.is_lo for f in anchored] == [0, 0]
-    assert fold_windows(504, WalkForwardParams()) == []
+    assert fold_windows(504, WalkForwardParams(is_sessions=504, oos_sessions=126)) == []
+
+
+def test_default_windows_adapt_so_a_one_year_backtest_gets_folds():
+    """The README's one-year backtest (SYN:GOLD 2024, Mon-Fri sessions: 262) is checked out of
+    sample with the default settings; long histories keep 504 / 126; explicit values are kept."""
+    import datetime as dt
+
+    from mochi_assets.request import parse_request
+
+    request = parse_request({"ticker": "SYN:GOLD", "start": "2024-01-01", "end": "2024-12-31"})
+    assert request.walk_forward.is_sessions is None and request.walk_forward.oos_sessions is None
+    one_year = sum((dt.date(2024, 1, 1) + dt.timedelta(days=i)).weekday() < 5 for i in range(366))
+    defaults = WalkForwardParams()
+    assert window_sizes(one_year, defaults)[:2] == (131, 33)
+    assert len(fold_windows(one_year, defaults)) >= 3
+    assert window_sizes(2000, defaults)[:2] == (504, 126)
+    assert window_sizes(100, defaults)[:2] == (60, 15) and len(fold_windows(100, defaults)) == 3
+    assert fold_windows(60, defaults) == []
+    for n in range(121, 1100, 7):  # about four folds wherever the cap does not bind
+        is_, oos, _ = window_sizes(n, defaults)
+        assert oos == math.floor(is_ / 4 + 0.5) and (len(fold_windows(n, defaults)) >= 4 or is_ == 504)
+
+    explicit = parse_request({"ticker": "SYN:GOLD", "start": "2024-01-01", "end": "2024-12-31",
+                              "walk_forward": {"is_sessions": 504, "oos_sessions": 126}}).walk_forward
+    params = WalkForwardParams(is_sessions=explicit.is_sessions, oos_sessions=explicit.oos_sessions)
+    assert window_sizes(one_year, params) == (504, 126, "request") and fold_windows(one_year, params) == []
+    assert window_sizes(one_year, WalkForwardParams(is_sessions=80))[:2] == (80, 20)
+    assert window_sizes(one_year, WalkForwardParams(oos_sessions=10))[:2] == (131, 10)
+
+    traders = grid(2, 2, 1)
+    sessions = calendar(one_year, dt.date(2024, 1, 1))
+    trades = random_trades(traders, sessions, seed=4, trade_prob=0.6)
+    summary = _run(traders, trades, sessions, min_trades=10, random_paths=50)["summary"].row(0, named=True)
+    assert (summary["folds"], summary["is_sessions"], summary["oos_sessions"]) == (4, 131, 33)
+    assert summary["windows"].startswith("adaptive") and summary["oos_sessions_total"] == one_year - 131
+    summary = _run(traders, trades, sessions, is_sessions=80, oos_sessions=40, min_trades=10,
+                   random_paths=50)["summary"].row(0, named=True)
+    assert (summary["is_sessions"], summary["oos_sessions"], summary["windows"]) == (80, 40, "request")
+    assert summary["folds"] == math.ceil((one_year - 80) / 40)
 
 
 def test_a_trade_still_open_when_the_oos_window_starts_is_not_seen_in_sample():
@@ -226,7 +266,7 @@ def test_too_short_a_history_says_so_and_the_verdict_is_not_gated():
     assert result["folds"].is_empty() and result["equity"].is_empty()
     summary = result["summary"].row(0, named=True)
     assert summary["folds"] == 0 and summary["oos_beats_random"] is None
-    assert "is_sessions = 504" in summary["note"]
+    assert "is_sessions = 60" in summary["note"] and "adaptive" in summary["note"]
     board = pl.DataFrame({"trader_id": [1, 2, 3], "eligible": [True] * 3, "dsr": [0.99, 0.98, 0.5], "pbo": [0.2] * 3,
                           "oos_beats_random_share": [None, 0.4, 0.99], "oos_beats_random": [None, False, True],
                           "wf_folds": [0, 8, 8]})

@@ -299,7 +299,10 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     executing.start()
     try:
         while executing.is_alive():
-            executing.join(0.2)
+            try:
+                executing.join(0.2)
+            except KeyboardInterrupt:  # a command that did not install interrupt's handlers
+                interrupt.SIGNALLED.set()
             if interrupt.SIGNALLED.is_set():
                 raise _cancel(instance, run, executing)
     finally:

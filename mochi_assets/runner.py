@@ -239,7 +239,7 @@ def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
     return "the run failed (see the Dagster UI for its logs)"
 
 
-def _interrupted(instance: dg.DagsterInstance, run: dg.DagsterRun | None) -> Interrupted:
+def _interrupted(run: dg.DagsterRun | None) -> Interrupted:
     what = f"{describe_run(run)} canceled" if run is not None else "no run was started"
     return Interrupted(f"interrupted: {what}", interrupt.signal_number())
 
@@ -258,7 +258,7 @@ def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threadi
     if current is not None and current.status in IN_FLIGHT:
         instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
     free_pool_slots(instance, run.run_id)
-    return _interrupted(instance, run)
+    return _interrupted(run)
 
 
 def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_before: int, total: int | None,
@@ -266,7 +266,7 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     """Execute a run (in a thread, so that this, the main thread, handles Ctrl-C and SIGTERM); raise
     RunFailed when it fails, Interrupted when a signal stopped it."""
     if interrupt.SIGNALLED.is_set():
-        raise _interrupted(instance, None)
+        raise _interrupted(None)
     stop = threading.Event()
     ended: list[dg.DagsterRun] = []
     crashed: list[BaseException] = []

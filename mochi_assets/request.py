@@ -48,6 +48,9 @@ one-year backtest (~262 sessions: 131 / 33) is checked out of sample; from N = 1
 on the windows are 504 / 126 (two years / six months); N <= 60 gives no fold. A value given in
 the request is used as is (an explicit is_sessions alone gets oos_sessions = is_sessions / 4).
 The windows used are in the walk_forward summary (is_sessions, oos_sessions, windows).
+Upper bounds (a request over one is refused naming the key): is_sessions and oos_sessions 10,000;
+random_paths 100,000; mc_paths and spa_reps 10,000 (bootstrap matrices of paths x sessions);
+top 100; block_sessions 1,000; min_trades 1,000,000; seed below 2**32.
 
 Numbers must be finite and within these bounds (anything outside is a typo or an attack, never
 a strategy): atr periods 1..1000; tick_size 1e-9..1000; cost_ticks 0..10000; offset_ticks
@@ -173,17 +176,18 @@ class WalkForwardSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    is_sessions: PositiveInt | None = None  # None: adaptive (validation/walk_forward.py window_sizes)
-    oos_sessions: PositiveInt | None = None
+    # Upper bounds keep the bootstrap matrices (paths x sessions) within the memory budget.
+    is_sessions: Annotated[int, Field(gt=0, le=10_000)] | None = None  # None: adaptive (walk_forward.window_sizes)
+    oos_sessions: Annotated[int, Field(gt=0, le=10_000)] | None = None
     mode: Literal["rolling", "anchored"] = "rolling"
     selection: Literal["ranking", "sharpe"] = "ranking"
-    min_trades: Annotated[int, Field(ge=0)] = 30
-    random_paths: PositiveInt = 10_000
-    top: PositiveInt = 10
-    mc_paths: PositiveInt = 1000
-    block_sessions: PositiveInt = 5
-    spa_reps: PositiveInt = 1000
-    seed: Annotated[int, Field(ge=0)] = 0
+    min_trades: Annotated[int, Field(ge=0, le=1_000_000)] = 30
+    random_paths: Annotated[int, Field(gt=0, le=100_000)] = 10_000
+    top: Annotated[int, Field(gt=0, le=100)] = 10
+    mc_paths: Annotated[int, Field(gt=0, le=10_000)] = 1000
+    block_sessions: Annotated[int, Field(gt=0, le=1_000)] = 5
+    spa_reps: Annotated[int, Field(gt=0, le=10_000)] = 1000
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
 
 class BacktestRequest(BaseModel):

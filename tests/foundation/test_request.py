@@ -158,6 +158,11 @@ def one_error(text: str, **limits) -> str:
         ("scenarios: {a: {direction: long, stop_atr: [.inf]}}", "scenarios.a.stop_atr.0"),
         ("scenarios: {a: {direction: long, limit_atr: [1, .nan]}}", "scenarios.a.limit_atr.1"),
         ("scenarios: {a: {direction: long, offset_ticks: [5, 100000000000]}}", "scenarios.a.offset_ticks.1"),
+        ("walk_forward: {random_paths: 1000000000000000000}", "walk_forward.random_paths"),
+        ("walk_forward: {mc_paths: 10000000}", "walk_forward.mc_paths"),
+        ("walk_forward: {spa_reps: 10000000}", "walk_forward.spa_reps"),
+        ("walk_forward: {is_sessions: 1000000}", "walk_forward.is_sessions"),
+        ("walk_forward: {top: 100000}", "walk_forward.top"),
     ],
 )
 def test_non_finite_and_absurd_numbers_are_refused_naming_the_field(line, field):

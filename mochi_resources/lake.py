@@ -40,6 +40,8 @@ can never mix byte ranges of two versions of a file.
 
 Large outputs are produced in a staging file first (`staging_path`): next to the lake on a
 folder; in the system temporary folder for S3 (removed once uploaded or when the commit fails).
+Scratch files of writers that died or were canceled before that are deleted by the next
+`staging_path` call once they are older than `MOCHI_LAKE_ORPHAN_AGE_S` (an hour at least).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ PARQUET_FILE = "data.parquet"
 CONTROL = "_mochi"  # leading underscore: hidden from Hive, Trino and Spark
 COMMITS = f"{CONTROL}/commits"
 STAGED = f"{CONTROL}/staged"
+SCRATCH_MIN_AGE_S = 3600  # scratch files are swept only when surely abandoned, whatever the orphan age
 
 FileValue = Path | bytes | pl.DataFrame
 
@@ -196,7 +199,20 @@ class Lake:
         else:
             staging = Path(tempfile.gettempdir()) / "mochi-staging"
         staging.mkdir(parents=True, exist_ok=True)
+        self._sweep_scratch(staging)
         return staging / f"{uuid.uuid4().hex}{suffix}"
+
+    def _sweep_scratch(self, staging: Path) -> None:
+        """Delete scratch files untouched for `MOCHI_LAKE_ORPHAN_AGE_S` (an hour at least): those of
+        writers that were killed or canceled before they could commit or remove them (a live writer
+        keeps its file's modification time fresh; nothing reads a scratch file but its writer)."""
+        cutoff = time.time() - max(self.settings.orphan_age_s, SCRATCH_MIN_AGE_S)
+        for path in staging.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:  # another process removed or committed it meanwhile
+                continue
 
     # --- single-object writes ---------------------------------------------------------------
 

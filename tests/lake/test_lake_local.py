@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from lake_crash import partition_versions, run_writer, write_partition
 
 from mochi_resources.errors import LakeError
-from mochi_resources.lake import Lake
+from mochi_resources.lake import SCRATCH_MIN_AGE_S, Lake
 from mochi_resources.settings import MochiSettings
 
 
@@ -171,3 +171,18 @@ def test_missing_objects_say_so(lake):
     assert not lake.exists(key)
     with pytest.raises(LakeError, match="does not exist"):
         lake.read_table(key)
+
+
+def test_scratch_files_of_dead_writers_are_swept_after_the_orphan_age(lake):
+    import os
+    import time
+
+    first = lake.staging_path(".parquet")
+    stale = first.parent / ".0123456789abcdef.parquet.partial"  # a canceled simulation's trades file
+    stale.write_bytes(b"half a file")
+    old = time.time() - max(lake.settings.orphan_age_s, SCRATCH_MIN_AGE_S) - 60
+    os.utime(stale, (old, old))
+    fresh = first.parent / ".fedcba9876543210.parquet.partial"  # a writer still at work
+    fresh.write_bytes(b"being written")
+    lake.staging_path(".parquet")
+    assert not stale.exists() and fresh.exists()

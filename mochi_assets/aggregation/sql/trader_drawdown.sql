@@ -10,10 +10,13 @@
 -- s, the equity before the block, and peak_in, the running peak before the block (at least 0).
 -- The drawdown after the block's trade j is max(peak_in, s + max(c0..cj)) - (s + cj), written
 -- below as GREATEST(peak_in - s, c0, .., cj) - cj.
+--
+-- The pnl is summed as DECIMAL(38, 18) (exact, like the other files' sums): the block sums and the
+-- running sum then cannot depend on the order threads add rows in, so reruns are byte-identical.
 WITH numbered AS (
     SELECT
         trader_id,
-        pnl,
+        CAST(pnl AS DECIMAL(38, 18)) AS pnl,
         ROW_NUMBER() OVER (PARTITION BY trader_id ORDER BY entry_ts) - 1 AS k
     FROM trades
 ),
@@ -50,7 +53,7 @@ peaks AS (
 )
 SELECT
     trader_id,
-    MAX(GREATEST(
+    CAST(MAX(GREATEST(
         GREATEST(peak_in - s, c0) - c0,
         GREATEST(peak_in - s, c0, c1) - c1,
         GREATEST(peak_in - s, c0, c1, c2) - c2,
@@ -58,6 +61,6 @@ SELECT
         GREATEST(peak_in - s, c0, c1, c2, c3, c4) - c4,
         GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5) - c5,
         GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5, c6) - c6,
-        GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5, c6, c7) - c7)) AS max_drawdown
+        GREATEST(peak_in - s, c0, c1, c2, c3, c4, c5, c6, c7) - c7)) AS DOUBLE) AS max_drawdown
 FROM peaks
 GROUP BY trader_id

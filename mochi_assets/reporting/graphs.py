@@ -290,13 +290,14 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
 
 def _mae_in_r_lazy(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.LazyFrame:
     """``mae_in_r`` as a lazy query, unsorted (the graph needs no order)."""
-    require_columns(trades, ("trader_id", "session_date", "pnl", "r", "mae"), "trades")
+    require_columns(trades, ("trader_id", "session_date", "entry_ts", "pnl", "r", "mae"), "trades")
     require_columns(traders, ("trader_id", "stop_atr"), "traders")
     with_stop = (
         trades.lazy()
         .select(
             pl.col("trader_id").cast(pl.Int64),
             "session_date",
+            "entry_ts",
             *(pl.col(c).cast(pl.Float64) for c in ("pnl", "r", "mae")),
         )
         .join(
@@ -319,7 +320,7 @@ def _mae_in_r_lazy(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.LazyFrame:
             mae_r=pl.col("mae") / pl.col("risk"),
             outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win")).otherwise(pl.lit("loss")),
         )
-        .select("trader_id", "session_date", "mae", "risk", "mae_r", "outcome")
+        .select("trader_id", "session_date", "entry_ts", "mae", "risk", "mae_r", "outcome")
     )
 
 
@@ -332,10 +333,10 @@ def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
     values implied by its trades with |r| >= 0.05 (near-zero r makes the ratio
     rounding noise); a trade's risk is its trader's stop_atr times that ATR. Trades
     on a date without such a trade, or with a non-positive implied risk, are left out.
-    Columns: trader_id, session_date, mae, risk, mae_r, outcome ("win" when pnl > 0,
-    else "loss"); sorted by trader_id, session_date.
+    Columns: trader_id, session_date, entry_ts, mae, risk, mae_r, outcome ("win" when
+    pnl > 0, else "loss"); sorted by trader_id, then entry_ts.
     """
-    return _mae_in_r_lazy(trades, traders).sort("trader_id", "session_date").collect()
+    return _mae_in_r_lazy(trades, traders).sort("trader_id", "entry_ts").collect()
 
 
 def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:

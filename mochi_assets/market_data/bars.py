@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from mochi_resources.errors import BarsError, RequestError
+from mochi_assets.market_data.localtime import local_naive_expr
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -45,7 +46,7 @@ def check_timezone(timezone: str, field: str = "timezone") -> str:
 
 def local_date_expr(timezone: str, column: str = "ts") -> pl.Expr:
     """Expression: the calendar date of the UTC `column` in `timezone`."""
-    return pl.col(column).dt.convert_time_zone(timezone).dt.date()
+    return local_naive_expr(timezone, column).dt.date()
 
 
 def _ohlcv_aggs() -> list[pl.Expr]:
@@ -170,8 +171,10 @@ def validate_bars(df: pl.DataFrame, source: str) -> pl.DataFrame:
         row = _row_number(bad)
         raise BarsError(f"{source}: row {row}: volume {out['volume'][row - 1]} is negative")
     ts = out.get_column("ts")
-    bad = ~ts.is_first_distinct()
-    if bad.any():
+    physical = ts.to_physical()
+    # strictly increasing (the usual case) has no duplicates; otherwise find the first repeat
+    bad = None if (physical.diff().drop_nulls() > 0).all() else ~ts.is_first_distinct()
+    if bad is not None and bad.any():
         row = _row_number(bad)
         first = _row_number(ts == ts[row - 1])
         raise BarsError(f"{source}: row {row}: duplicate timestamp {ts[row - 1]} (also at row {first})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS
@@ -56,9 +57,12 @@ def timestamp_violations(bars: pl.DataFrame) -> pl.DataFrame:
     """Bars whose ts is null, repeats an earlier row's ts, or is not strictly
     greater than the previous row's ts (in the table's order)."""
     ts = pl.col("ts")
+    column = bars.get_column("ts")
+    # in a sorted column a repeat follows its first occurrence: no hashing needed
+    repeated = (ts == ts.shift(1)) if column.null_count() == 0 and column.is_sorted() else ~ts.is_first_distinct()
     reasons = [
         _reason(ts.is_null(), "null ts"),
-        _reason(~ts.is_first_distinct() & ts.is_not_null(), "duplicate ts"),
+        _reason(repeated & ts.is_not_null(), "duplicate ts"),
         _reason(ts <= ts.shift(1), "ts not after the previous row's"),
     ]
     return _offending(bars, reasons)
@@ -219,13 +223,15 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, a
     """Sessions whose ATR differs from one recomputed from the bars strictly before the session.
 
     For up to `samples` sessions with a defined atr (spread evenly, the last one included), the
-    source bars (`source`: the raw bars, warm-up included; default the enhanced bars themselves)
-    are cut before the session's first bar and the blended ATR is recomputed from what is left
-    under the same calendar (`session`, default calendar days of `timezone`); any difference
-    (relative 1e-9) means the stored ATR saw data of its own session or later. Columns:
-    session_date, atr, atr_recomputed, problem.
+    blended ATR is recomputed from the source bars (`source`: the raw bars, warm-up included;
+    default the enhanced bars themselves) strictly before the session's first bar, under the same
+    calendar (`session`, default calendar days of `timezone`); any difference (relative 1e-9)
+    means the stored ATR saw data of its own session or later. Vectorized: the source's daily
+    bars are built once, and because session dates never decrease as time goes on (checked
+    here), the bars before a session's first bar are exactly the daily bars before it, so each
+    sample is a Wilder ATR over a prefix of them. Columns: session_date, atr, atr_recomputed, problem.
     """
-    from mochi_assets.market_data.indicators import enhance_bars
+    from mochi_assets.market_data.indicators import _calendar, wilder_atr
 
     schema = {"session_date": pl.Date, "atr": pl.Float64, "atr_recomputed": pl.Float64, "problem": pl.Utf8}
     sessions = (
@@ -238,14 +244,31 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, a
         return pl.DataFrame(schema=schema)
     step = max(1, sessions.height // samples)
     picked = sessions[::step].vstack(sessions.tail(1)).unique("session_date").sort("session_date")
-    bars = (enhanced if source is None else source).select(BAR_COLUMNS).sort("ts")
+    calendar = _calendar(timezone, session)
+    bars = (
+        (enhanced if source is None else source).select(BAR_COLUMNS).sort("ts")
+        .with_columns(session_date_expr(calendar).alias("session_date"))
+        .filter(pl.col("session_date").is_not_null())
+    )
+    if not bars["session_date"].is_sorted():
+        problem = "session dates of the source bars go backwards in time: the ATR cannot be recomputed"
+        return picked.select("session_date", "atr", pl.lit(None, pl.Float64).alias("atr_recomputed"),
+                             pl.lit(problem).alias("problem"))
+    daily = (
+        bars.group_by("session_date", maintain_order=True)
+        .agg(pl.col("high").max(), pl.col("low").min(), pl.col("close").last(), pl.col("ts").min().alias("first_ts"))
+    )
+    high, low, close = (daily[c].to_numpy() for c in ("high", "low", "close"))
+    first_ts = daily["first_ts"]
     rows = []
-    for session_date, atr, first_ts in picked.iter_rows():
-        before = bars.filter(pl.col("ts") < first_ts)
-        # one bar of the session itself gives the recomputation a row for that date to report on
-        probe = pl.concat([before, bars.filter(pl.col("ts") == first_ts)])
-        redone = enhance_bars(probe, timezone=timezone, session=session, short=short, long=long, alpha=alpha)
-        value = redone.filter(pl.col("session_date") == session_date)["atr"].first()
+    for session_date, atr, session_first in picked.iter_rows():
+        before = int(first_ts.search_sorted(session_first, side="left"))  # daily bars wholly before it
+        value = None
+        if before > 0:
+            short_atr = wilder_atr(high[:before], low[:before], close[:before], short)[-1]
+            long_atr = wilder_atr(high[:before], low[:before], close[:before], long)[-1]
+            blended = alpha * short_atr + (1.0 - alpha) * long_atr
+            value = None if np.isnan(blended) else float(blended)
         if value is None or abs(value - atr) > 1e-9 * max(abs(atr), 1e-12):
             rows.append({"session_date": session_date, "atr": atr, "atr_recomputed": value,
                          "problem": "atr differs from the one recomputed from earlier bars only"})

@@ -30,12 +30,16 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.bars import check_timezone
+from mochi_assets.market_data.localtime import utc_offsets
 from mochi_resources.errors import RequestError
 
 MINUTES_PER_DAY = 24 * 60
+MICROS_PER_MINUTE = 60_000_000
+MICROS_PER_DAY = MINUTES_PER_DAY * MICROS_PER_MINUTE
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Extra sessions loaded before the ATR's own need, and calendar days added for holidays.
 WARMUP_MARGIN_SESSIONS = 5
@@ -207,27 +211,37 @@ def default_session(asset_class: str, timezone: str) -> SessionCalendar:
     return parse_session(DEFAULT_BY_CLASS.get(asset_class, "calendar-day"), timezone)
 
 
-def _local_clock(calendar: SessionCalendar, column: str = "ts") -> tuple[pl.Expr, pl.Expr]:
-    """(local date, minutes after local midnight incl. fractions) of a UTC timestamp column."""
-    local = pl.col(column).dt.convert_time_zone(calendar.timezone)
-    naive = local.dt.replace_time_zone(None)
-    minutes = (naive - naive.dt.truncate("1d")).dt.total_microseconds() / 60e6
-    return local.dt.date(), minutes
+def session_dates(ts: pl.Series, calendar: SessionCalendar) -> pl.Series:
+    """The session date of each UTC timestamp of `ts`, null outside every session.
+
+    A bar at local time m (after the local midnight of date L) belongs to session L when
+    open <= m < close, else to session L+1 when open <= m - 1 day < close (a session opening the
+    evening before); its date must be one of the calendar's weekdays. One vectorized pass in
+    exact integer microseconds, local times from `localtime.utc_offsets`.
+    """
+    name = ts.name
+    physical = ts.dt.cast_time_unit("us").to_physical() if ts.dtype != pl.Null else pl.Series(name, [None] * ts.len(), pl.Int64)
+    valid = physical.is_not_null().to_numpy()
+    utc = physical.fill_null(0).to_numpy()
+    local = utc + utc_offsets(utc, calendar.timezone)
+    day = local // MICROS_PER_DAY
+    clock = local - day * MICROS_PER_DAY
+    open_us, close_us = calendar.open_min * MICROS_PER_MINUTE, calendar.close_min * MICROS_PER_MINUTE
+    same_day = (clock >= open_us) & (clock < close_us)
+    evening = clock - MICROS_PER_DAY
+    next_day = ~same_day & (evening >= open_us) & (evening < close_us)
+    session = day + next_day
+    weekday = (session + 3) % 7  # 1970-01-01, day 0, was a Thursday (Monday 0)
+    ok = valid & (same_day | next_day) & np.isin(weekday, calendar.days)
+    dates = pl.Series(name, session.astype(np.int32), dtype=pl.Int32).cast(pl.Date)
+    return pl.select(pl.when(pl.Series(ok)).then(dates)).to_series().alias(name)
 
 
 def session_date_expr(calendar: SessionCalendar, column: str = "ts") -> pl.Expr:
-    """Expression: the session date of each UTC timestamp, null outside every session.
-
-    A bar at local minute m of local date L belongs to session L when open <= m < close, else to
-    session L+1 when open <= m - 1440 < close (a session opening the evening before); its date must
-    be one of the calendar's weekdays. Vectorized: no Python loop over bars.
-    """
-    date, minutes = _local_clock(calendar, column)
-    same_day = (minutes >= calendar.open_min) & (minutes < calendar.close_min)
-    next_day = (minutes - MINUTES_PER_DAY >= calendar.open_min) & (minutes - MINUTES_PER_DAY < calendar.close_min)
-    candidate = pl.when(same_day).then(date).when(next_day).then(date + pl.duration(days=1))
-    weekday_ok = (candidate.dt.weekday() - 1).is_in(list(calendar.days))  # polars weekday: Monday 1
-    return pl.when(weekday_ok).then(candidate)
+    """Expression: `session_dates` of the UTC timestamp column `column`."""
+    return pl.col(column).map_batches(
+        lambda s: session_dates(s, calendar), return_dtype=pl.Date, is_elementwise=True
+    )
 
 
 def assign_sessions(bars: pl.DataFrame, calendar: SessionCalendar) -> pl.DataFrame:

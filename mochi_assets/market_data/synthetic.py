@@ -34,6 +34,7 @@ import polars as pl
 from scipy.signal import lfilter
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
+from mochi_assets.market_data.localtime import utc_offsets
 from mochi_resources.errors import ProviderError, RequestError
 
 SYNTHETIC_PREFIX = "SYN:"
@@ -260,9 +261,9 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     k = np.arange(total) - first[day_of]
     utc_minute = np.repeat(np.array(seg_start, dtype=np.int64), seg_len_arr) + k
 
-    ts = pl.Series("ts", utc_minute * 60_000_000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    local = ts.dt.convert_time_zone(profile.timezone)
-    local_minute = (local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)).to_numpy()
+    utc_us = utc_minute * 60_000_000
+    ts = pl.Series("ts", utc_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    local_minute = ((utc_us + utc_offsets(utc_us, profile.timezone)) // 60_000_000) % (24 * 60)
     weight = _FULL_DAY_WEIGHTS[local_minute]
 
     vol_today = day_vol[day_idx]

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from mochi_assets import interrupt
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.market_data.sessions import SessionCalendar, parse_session
+from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
@@ -214,44 +215,10 @@ def _parse_entry_time(text: str) -> int:
     return (hours * 60 + minutes) * MICROS_PER_MINUTE
 
 
-def _offsets_of(ts: np.ndarray, timezone: str) -> np.ndarray:
-    """UTC offset (int64 microseconds) of `timezone` at each UTC instant ts, one lookup each."""
-    utc = pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
-    try:
-        local = utc.dt.convert_time_zone(timezone)
-    except Exception as exc:  # polars raises its own error types for unknown zones
-        raise MochiError(f"timezone {timezone!r} is not a known IANA time zone") from exc
-    return local.dt.replace_time_zone(None).to_physical().to_numpy() - ts
-
-
-def _utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
-    """UTC offset (int64 microseconds) of `timezone` at each bar time ts (sorted, UTC).
-
-    A lookup per bar costs more than the rest of the setup together, so offsets are looked up at
-    the first and last bar of each UTC hour only; an hour whose two offsets differ holds a
-    transition, and its bars are looked up one by one. Exact unless a zone changed its offset
-    twice within one hour, which no zone does.
-    """
-    n = ts.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    hour = ts // (60 * MICROS_PER_MINUTE)
-    starts = np.concatenate(([0], np.flatnonzero(hour[1:] != hour[:-1]) + 1))
-    ends = np.append(starts[1:], n)
-    probes = _offsets_of(np.concatenate((ts[starts], ts[ends - 1])), timezone)
-    first, last = probes[: starts.shape[0]], probes[starts.shape[0] :]
-    offsets = np.repeat(first, ends - starts)
-    changed = np.flatnonzero(first != last)
-    if changed.shape[0]:
-        rows = np.concatenate([np.arange(starts[g], ends[g]) for g in changed])
-        offsets[rows] = _offsets_of(ts[rows], timezone)
-    return offsets
-
-
 def _session_clock(ts: np.ndarray, session_day: np.ndarray, timezone: str) -> np.ndarray:
     """Local wall-clock time of each bar, microseconds after the local midnight of its session date
     (negative on the evening before a session that opens then)."""
-    local = ts + _utc_offsets(ts, timezone)
+    local = ts + utc_offsets(ts, timezone)
     return np.ascontiguousarray(local - session_day.astype(np.int64) * MICROS_PER_DAY, dtype=np.int64)
 
 

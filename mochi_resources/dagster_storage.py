@@ -6,7 +6,9 @@ a multi-partitioned asset looks its partition keys up many times (each input and
 that both dimension keys exist), so on the README backtest those set-ups were about a fifth of the
 whole command. This subclass keeps one engine per database file (engines of SQLite with NullPool
 hold no open connection, so nothing is shared between threads or processes) and remembers that a
-table exists once SQLite said so (tables are never dropped). Reads, writes, transactions, the
+table exists once SQLite said so (tables are never dropped), and trusts for ten seconds that a
+dynamic partition it saw exists (deleted in another process meanwhile, a key would still pass
+Dagster's existence check for those seconds; deleted through this storage, it is forgotten). Reads, writes, transactions, the
 files and their layout are Dagster's, unchanged: a home written by either class reads with the
 other. `dagster.yaml` selects it; the cluster's Postgres storage is not concerned.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +29,7 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+PARTITION_TTL_S = 10.0  # how long a dynamic partition seen to exist is trusted without asking again
 ENGINES_KEPT = 64  # run shards a long-lived webserver keeps engines for (least recently used dropped)
 
 
@@ -44,6 +48,7 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
         self._tables_seen: set[str] = set()
+        self._partitions_seen: dict[tuple[str, str], float] = {}
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -90,6 +95,24 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         if found:
             self._tables_seen.add(table_name)
         return found
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        # a step checks its own partition keys for every input and output: a key seen to exist
+        # is trusted for PARTITION_TTL_S (a delete through this storage forgets it at once)
+        key = (partitions_def_name, partition_key)
+        seen = self._partitions_seen.get(key)
+        if seen is not None and time.monotonic() - seen < PARTITION_TTL_S:
+            return True
+        found = super().has_dynamic_partition(partitions_def_name, partition_key)
+        if found:
+            self._partitions_seen[key] = time.monotonic()
+        else:
+            self._partitions_seen.pop(key, None)
+        return found
+
+    def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
+        self._partitions_seen.pop((partitions_def_name, partition_key), None)
+        super().delete_dynamic_partition(partitions_def_name, partition_key)
 
     def upgrade(self) -> None:
         super().upgrade()

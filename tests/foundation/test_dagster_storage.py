@@ -1,0 +1,70 @@
+"""The embedded instance's event log storage: Dagster's SQLite files, fewer set-ups per call."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+import mochi_resources.dagster_storage as storage_module
+from mochi_resources.dagster_storage import MochiSqliteEventLogStorage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    return tmp_path
+
+
+@dg.asset
+def numbers() -> int:
+    return 7
+
+
+def test_the_repository_instance_uses_it_under_the_default_layout(home):
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, MochiSqliteEventLogStorage)
+        result = dg.materialize([numbers], instance=instance)
+        assert result.success
+    # Dagster's own class reads what it wrote, from Dagster's default place
+    plain = SqliteEventLogStorage(str(home / "storage" / "history" / "runs"))
+    records = plain.get_records_for_run(result.run_id).records
+    assert any(r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION for r in records)
+
+
+def test_one_engine_per_database_file(home, monkeypatch):
+    built = []
+    real = storage_module.create_engine
+    monkeypatch.setattr(storage_module, "create_engine", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    with dg.DagsterInstance.get() as instance:
+        for _ in range(3):
+            assert dg.materialize([numbers], instance=instance).success
+    # one engine for the index and one per run, however many events each run wrote
+    assert len(built) == len(set(built)) == 1 + 3
+
+
+def test_dynamic_partitions_seen_deleted_and_re_added(home):
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("tickers", ["GOLD"])
+        assert instance.has_dynamic_partition("tickers", "GOLD")
+        assert not instance.has_dynamic_partition("tickers", "SILVER")
+        instance.delete_dynamic_partition("tickers", "GOLD")
+        assert not instance.has_dynamic_partition("tickers", "GOLD")  # forgotten at once
+        instance.add_dynamic_partitions("tickers", ["SILVER"])
+        assert instance.has_dynamic_partition("tickers", "SILVER")  # a miss is never cached
+
+
+def test_a_partition_deleted_elsewhere_is_trusted_only_for_the_ttl(home, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(storage_module.time, "monotonic", lambda: clock[0])
+    with dg.DagsterInstance.get() as instance, dg.DagsterInstance.get() as other:
+        instance.add_dynamic_partitions("tickers", ["GOLD"])
+        assert instance.has_dynamic_partition("tickers", "GOLD")
+        other.delete_dynamic_partition("tickers", "GOLD")  # another process, in effect
+        assert instance.has_dynamic_partition("tickers", "GOLD")
+        clock[0] += storage_module.PARTITION_TTL_S + 0.1
+        assert not instance.has_dynamic_partition("tickers", "GOLD")

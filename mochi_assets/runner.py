@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -315,6 +317,177 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     return run.run_id
 
 
+def parallel_runs() -> int:
+    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, by default the
+    CPUs this process may use, at most 2 (each run has a worker process; memory grows with it)."""
+    text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise MochiError(f"MOCHI_PARALLEL_RUNS: {text!r} is not a whole number") from None
+        if value < 1:
+            raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
+        return value
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+class _Worker:
+    """A `run_worker` process and a thread forwarding its lines to a queue."""
+
+    def __init__(self, index: int, lines: "queue.Queue[tuple[int, str]]") -> None:
+        self.index = index
+        self.run_id: str | None = None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mochi_assets.run_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1, env=os.environ.copy(),
+        )
+        self.ready = False
+        self._reader = threading.Thread(target=self._read, args=(lines,), daemon=True)
+        self._reader.start()
+
+    def _read(self, lines: "queue.Queue[tuple[int, str]]") -> None:
+        for line in self.proc.stdout:
+            lines.put((self.index, line.strip()))
+        lines.put((self.index, "exit"))
+
+    def give(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.proc.stdin.write(run_id + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM (the run in progress stops between units), then SIGKILL after `grace` seconds."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RunWorkers:
+    """Worker processes (run_worker.py) executing runs in parallel. Started early, so that their
+    imports overlap the ticker phase; nothing is given to them until `run_all`."""
+
+    def __init__(self, count: int) -> None:
+        self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        self.workers = [_Worker(i, self.lines) for i in range(count)]
+
+    def close(self, now: bool = False) -> None:
+        """End the workers: each finishes its run in progress, if any, then sees end of input. With
+        `now` (the backtest is failing), idle workers are ended at once instead."""
+        for worker in self.workers:
+            worker.close()
+            if now and worker.run_id is None and worker.proc.poll() is None:
+                worker.proc.terminate()
+        for worker in self.workers:
+            try:
+                worker.proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                worker.stop(0)
+
+    def run_all(self, instance: dg.DagsterInstance, runs: list[tuple[dg.DagsterRun, str]], done_before: int,
+                total: int | None, per_run: int, progress: Progress | None,
+                notice: Callable[[str], None] | None = None) -> list[str]:
+        """Execute `runs` ((run, label) in order), at most one per worker at a time; raise RunFailed
+        for the first that failed (after the others in flight ended; no new one starts), Interrupted
+        when a signal stopped them. Returns the run ids."""
+        pending = list(runs)
+        labels = {run.run_id: label for run, label in runs}
+        by_id = {run.run_id: run for run, _ in runs}
+        finished: list[str] = []
+        failed: list[str] = []
+        crashed: dict[str, str] = {}
+        told_at = 0.0
+
+        def idle() -> list[_Worker]:
+            return [w for w in self.workers if w.ready and w.run_id is None and w.proc.poll() is None]
+
+        while pending or any(w.run_id for w in self.workers):
+            if interrupt.SIGNALLED.is_set():
+                raise self._cancel(instance, [by_id[w.run_id] for w in self.workers if w.run_id])
+            while pending and not failed and idle():
+                run, _ = pending.pop(0)
+                idle()[0].give(run.run_id)
+            if failed and not any(w.run_id for w in self.workers):
+                break
+            if not any(w.proc.poll() is None for w in self.workers):
+                raise MochiError("the worker processes of the backtest ended unexpectedly")
+            try:
+                index, line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                index, line = None, ""
+            if index is not None:
+                worker = self.workers[index]
+                word, _, rest = line.partition(" ")
+                if word == "ready":
+                    worker.ready = True
+                elif word == "error":
+                    run_id, _, message = rest.partition(" ")
+                    crashed[run_id] = message
+                elif word == "done" or word == "exit":
+                    run_id = worker.run_id
+                    worker.run_id = None
+                    if run_id is not None:
+                        finished.append(run_id)
+                        ended = instance.get_run_by_id(run_id)
+                        if ended is None or ended.status != dg.DagsterRunStatus.SUCCESS or run_id in crashed:
+                            failed.append(run_id)
+                    if word == "exit":
+                        worker.ready = False
+            running = [w.run_id for w in self.workers if w.run_id]
+            if progress:
+                seen = sum(len(instance.get_records_for_run(r, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
+                           for r in running)
+                label = ", ".join(labels[r] for r in running) or "scenarios"
+                progress(label, done_before + per_run * len(finished) + seen, total)
+            now = time.monotonic()
+            if notice and now - told_at >= POOL_NOTICE_EVERY_S:
+                for run_id in running:
+                    waiting = pool_wait(instance, run_id)
+                    # a sibling scenario holding the simulation's slot is the plan, not news
+                    if waiting and not any(other in waiting for other in by_id):
+                        notice(waiting)
+                        told_at = now
+        if failed:
+            first = failed[0]
+            raise RunFailed(crashed.get(first) or failure_message(instance, first))
+        return [run.run_id for run, _ in runs]
+
+    def _cancel(self, instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> Interrupted:
+        """As `_cancel` for several runs: mark them canceling, SIGTERM the workers (the simulation
+        stops between chunks), cancel here what did not end within STOP_GRACE_S, free pool slots."""
+        message = "Ctrl-C or SIGTERM received by the mochi process"
+        for run in runs:
+            current = instance.get_run_by_id(run.run_id)
+            if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
+                instance.report_run_canceling(current, message=message)
+        for worker in self.workers:
+            if worker.proc.poll() is None:
+                worker.proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self.workers:
+            try:
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+        for run in runs:
+            current = instance.get_run_by_id(run.run_id)
+            if current is not None and current.status in IN_FLIGHT:
+                instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
+            free_pool_slots(instance, run.run_id)
+        return _interrupted(runs[0] if runs else None)
+
+
 def run_job_partition(job_name: str, partition_key: str, dimension: str, tags: dict[str, str]) -> str:
     """One run of a job of the `mochi` location for one partition (registered if new), executed here
     like a backtest's runs (origin, owner tags, quiet console); raise RunFailed naming the cause."""
@@ -393,24 +566,50 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
         run_ids.append(_run(instance, run, label, done, total, progress, notice))
         return len(stale)
 
-    launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
-                 always=True)  # cheap; its data version (the hash) decides what follows
-    launch_phase("ticker_job", ticker_key, ticker_keys, "bars and scenarios", 0, None)
-    names = ticker_scenarios(instance, ticker_key)
-    known = set(instance.get_dynamic_partitions(SCENARIO_DIMENSION))
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise MochiError(f"scenario partitions {missing} were not registered by the scenarios asset")
-    per_scenario = len(scenario_keys)
-    total = len(ticker_keys) + per_scenario * len(names) + len(board_keys)
-    done = len(ticker_keys)
-    if progress:
-        progress("scenarios", done, total)
-    ran_scenarios = 0
-    for name in names:
-        ran_scenarios += launch_phase("scenario_job", str(ticker_scenario_key(ticker_key, name)), scenario_keys,
-                                      name, done, total) > 0
-        done += per_scenario
+    # scenario runs go to worker processes when there may be two or more: started now, their
+    # imports overlap the request and ticker runs
+    parallel = parallel_runs()
+    workers = RunWorkers(parallel) if parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1) else None
+    try:
+        launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
+                     always=True)  # cheap; its data version (the hash) decides what follows
+        launch_phase("ticker_job", ticker_key, ticker_keys, "bars and scenarios", 0, None)
+        names = ticker_scenarios(instance, ticker_key)
+        known = set(instance.get_dynamic_partitions(SCENARIO_DIMENSION))
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise MochiError(f"scenario partitions {missing} were not registered by the scenarios asset")
+        per_scenario = len(scenario_keys)
+        total = len(ticker_keys) + per_scenario * len(names) + len(board_keys)
+        done = len(ticker_keys)
+        if progress:
+            progress("scenarios", done, total)
+        ran_scenarios = 0
+        if workers is None:
+            for name in names:
+                ran_scenarios += launch_phase("scenario_job", str(ticker_scenario_key(ticker_key, name)),
+                                              scenario_keys, name, done, total) > 0
+                done += per_scenario
+        else:
+            runs = []
+            for name in names:
+                partition = str(ticker_scenario_key(ticker_key, name))
+                stale = scenario_keys if force else launch.out_of_date(instance, defs, scenario_keys, partition)
+                if not stale:
+                    skipped.append(name)
+                    done += per_scenario
+                    continue
+                run = launch.create_run(instance, defs, "scenario_job", partition,
+                                        asset_selection=stale if stale != scenario_keys else None,
+                                        run_config=QUIET_RUN_CONFIG, tags=tags)
+                runs.append((run, name))
+            if runs:
+                run_ids.extend(workers.run_all(instance, runs, done, total, per_scenario, progress, notice))
+                done += per_scenario * len(runs)
+                ran_scenarios = len(runs)
+    finally:
+        if workers is not None:
+            workers.close(now=sys.exc_info()[0] is not None)
     board_stale = force or ran_scenarios or launch.out_of_date(instance, defs, board_keys, ticker_key)
     if board_stale:
         run = launch.create_run(instance, defs, "leaderboard_job", ticker_key, run_config=QUIET_RUN_CONFIG, tags=tags)

@@ -88,3 +88,40 @@ def test_sigint_and_sigterm_cancel_the_run_and_free_the_pool(tmp_path, monkeypat
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "left behind" not in again.stderr  # the canceled runs were ended, not found dead
+
+
+def _workers_of(home: Path) -> list[int]:
+    """Pids of `run_worker` processes started for this MOCHI_HOME."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"mochi_assets.run_worker" in (proc / "cmdline").read_bytes() and \
+                    f"MOCHI_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_sigterm_cancels_parallel_scenario_runs_and_ends_their_workers(tmp_path, monkeypatch):
+    """Two scenarios run in two worker processes: SIGTERM cancels both runs, frees the pool, and
+    no worker outlives the command."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.setenv("MOCHI_PARALLEL_RUNS", "2")
+    short = REQUEST.split("scenarios:")[1].replace("breakout-long", "breakout-short").replace("direction: long",
+                                                                                                "direction: short")
+    req = tmp_path / "gold.yaml"
+    req.write_text(REQUEST + short.removeprefix("\n"))
+    stopped, seconds = _interrupt_during_trades(home, req, signal.SIGTERM)
+    assert seconds < 15, f"the process took {seconds:.1f} s to stop"
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith("mochi: interrupted: run ") and "(scenario_job, " in last and last.endswith(" canceled")
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="scenario_job"))
+        assert runs and all(r.status == dg.DagsterRunStatus.CANCELED for r in runs), [r.status for r in runs]
+        info = instance.event_log_storage.get_concurrency_info("mochi_simulation")
+        assert info.active_slot_count == 0 and not info.claimed_slots and not info.pending_steps
+    assert list((home / "lake").rglob("*.partial")) == []
+    assert _workers_of(home) == []

@@ -7,6 +7,7 @@ pod, sized by the op tags below). A run's config may choose too (`execution: {co
 The tags are declared once here and imported by the assets; they are inert outside Kubernetes.
 """
 
+import math
 import os
 
 import dagster as dg
@@ -29,15 +30,30 @@ SIMULATION_POOL = "mochi_simulation"
 PROVIDER_POOL = "mochi_provider"
 
 
+def cpu_threads(size: str) -> int:
+    """Threads a step of this size may keep busy: its pod's CPU limit, rounded up (at least 1)."""
+    limit = str(_SIZES[size]["limits"]["cpu"])
+    cores = float(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    return max(1, math.ceil(cores))
+
+
 def step_tags(size: str, pool: str | None = None) -> dict:
-    """Op tags carrying the pod resources of a step of the given size (and its pool, as a pod label)."""
+    """Op tags carrying the pod resources of a step of the given size (and its pool, as a pod label).
+
+    The pod's environment sets NUMBA_NUM_THREADS (numba otherwise starts one thread per CPU of the
+    node, not of the pod, and the CPU limit throttles them) and MOCHI_THREADS (DuckDB's threads) to
+    the CPU limit."""
     labels = {"mochi/step-size": size}
     if pool:
         labels["mochi/pool"] = pool
+    threads = str(cpu_threads(size))
     return {
         "mochi/step_size": size,
         "dagster-k8s/config": {
-            "container_config": {"resources": _SIZES[size]},
+            "container_config": {
+                "resources": _SIZES[size],
+                "env": [{"name": "NUMBA_NUM_THREADS", "value": threads}, {"name": "MOCHI_THREADS", "value": threads}],
+            },
             "pod_template_spec_metadata": {"labels": labels},
         },
     }

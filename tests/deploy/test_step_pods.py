@@ -8,6 +8,7 @@ the step's op tags are merged over it (`get_user_defined_k8s_config`), and
 
 from __future__ import annotations
 
+import math
 import kubernetes
 import kubernetes_validate
 import pytest
@@ -129,3 +130,13 @@ def test_simulation_is_sized_above_aggregation_and_small_steps():
         return float(step_resources(size)["limits"]["memory"].removesuffix("Gi"))
 
     assert memory_gib("simulation") >= memory_gib("aggregation") >= memory_gib("small")
+
+
+@pytest.mark.parametrize("asset_key,size", [("trades", "simulation"), ("aggregates", "aggregation"),
+                                            ("raw_bars", "small")])
+def test_step_threads_follow_the_pod_cpu_limit(run_launcher, asset_key, size):
+    container = step_job(run_launcher, asset_key)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    limit = step_resources(size)["limits"]["cpu"]
+    cores = float(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert env["NUMBA_NUM_THREADS"] == env["MOCHI_THREADS"] == str(max(1, math.ceil(cores)))

@@ -1,7 +1,8 @@
 """A worker process of `mochi backtest`: executes, one after another, runs its parent created.
 
-`mochi backtest` executes the runs of a ticker's scenarios in up to `MOCHI_PARALLEL_RUNS` of these
-processes at once (runner.py), so that two scenarios use the machine's two cores; the simulation
+`mochi backtest` executes up to `MOCHI_PARALLEL_RUNS` runs of a ticker's scenarios at once
+(runner.py): one in its own process, each other one in such a worker, so that two scenarios use the
+machine's two cores; the simulation
 step still runs one at a time across all of them (its Dagster pool). A worker is started with
 DAGSTER_HOME set; it imports the definitions and says `ready`, then reads run ids from stdin, one
 per line, executes each run in process on the instance (as launch.execute does for the parent),

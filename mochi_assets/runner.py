@@ -10,6 +10,7 @@ leaderboard job. Partitions that are up to date are skipped.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import queue
 import shutil
@@ -319,7 +320,8 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
 
 def parallel_runs() -> int:
     """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, by default the
-    CPUs this process may use, at most 2 (each run has a worker process; memory grows with it)."""
+    CPUs this process may use, at most 2 (one in the `mochi` process, each other one in a worker
+    process of its own: memory grows with it)."""
     text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
     if text:
         try:
@@ -338,22 +340,24 @@ class _Worker:
     def __init__(self, index: int, lines: "queue.Queue[tuple[int, str]]") -> None:
         self.index = index
         self.run_id: str | None = None
+        self.ready = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mochi_assets.run_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, bufsize=1, env=os.environ.copy(),
         )
-        self.ready = False
-        self._reader = threading.Thread(target=self._read, args=(lines,), daemon=True)
-        self._reader.start()
+        threading.Thread(target=self._read, args=(lines,), daemon=True).start()
 
     def _read(self, lines: "queue.Queue[tuple[int, str]]") -> None:
         for line in self.proc.stdout:
             lines.put((self.index, line.strip()))
         lines.put((self.index, "exit"))
 
-    def give(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.proc.stdin.write(run_id + "\n")
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def give(self, run: dg.DagsterRun) -> None:
+        self.run_id = run.run_id
+        self.proc.stdin.write(run.run_id + "\n")
         self.proc.stdin.flush()
 
     def close(self) -> None:
@@ -362,88 +366,145 @@ class _Worker:
         except OSError:
             pass
 
-    def stop(self, grace: float) -> None:
-        """SIGTERM (the run in progress stops between units), then SIGKILL after `grace` seconds."""
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM: the run in progress stops between units of work; an idle worker ends."""
+        if self.alive():
             self.proc.terminate()
+
+    def wait(self, timeout: float) -> bool:
         try:
-            self.proc.wait(grace)
+            self.proc.wait(max(0.0, timeout))
+            return True
         except subprocess.TimeoutExpired:
+            return False
+
+    def kill(self) -> None:
+        if self.alive():
             self.proc.kill()
             self.proc.wait()
 
 
-class RunWorkers:
-    """Worker processes (run_worker.py) executing runs in parallel. Started early, so that their
-    imports overlap the ticker phase; nothing is given to them until `run_all`."""
+class _LocalSlot:
+    """The `mochi` process itself as one more executor of runs (in a thread, as `_run` does): it has
+    everything imported already, so it costs no process."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, index: int, instance: dg.DagsterInstance, lines: "queue.Queue[tuple[int, str]]") -> None:
+        self.index = index
+        self.run_id: str | None = None
+        self.ready = True
+        self._instance = instance
+        self._lines = lines
+        self._thread: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        return True
+
+    def give(self, run: dg.DagsterRun) -> None:
+        self.run_id = run.run_id
+
+        def execute() -> None:
+            try:
+                launch.execute(self._instance, run)
+            except Exception as exc:  # reported like a worker's crash
+                self._lines.put((self.index, f"error {run.run_id} {type(exc).__name__}: {exc}".replace("\n", " ")))
+            self._lines.put((self.index, f"done {run.run_id}"))
+
+        self._thread = threading.Thread(target=execute, daemon=True, name=f"mochi-run-{run.run_id[:8]}")
+        self._thread.start()
+
+    def close(self) -> None:
+        pass
+
+    def terminate(self) -> None:
+        interrupt.STOP.set()  # the run in this process stops between units of work
+
+    def wait(self, timeout: float) -> bool:
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout))
+            return not self._thread.is_alive()
+        return True
+
+    def kill(self) -> None:
+        pass  # a thread cannot be killed; its run is marked canceled by the caller
+
+
+class RunWorkers:
+    """Executors of runs in parallel: this process (in a thread) and `count - 1` worker processes
+    (run_worker.py). The workers start at once, so that their imports overlap the ticker phase;
+    nothing is given to them until `run_all`."""
+
+    def __init__(self, count: int, instance: dg.DagsterInstance) -> None:
         self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
-        self.workers = [_Worker(i, self.lines) for i in range(count)]
+        self.slots: list[_Worker | _LocalSlot] = [_LocalSlot(0, instance, self.lines)]
+        self.slots += [_Worker(i, self.lines) for i in range(1, count)]
 
     def close(self, now: bool = False) -> None:
         """End the workers: each finishes its run in progress, if any, then sees end of input. With
         `now` (the backtest is failing), idle workers are ended at once instead."""
-        for worker in self.workers:
-            worker.close()
-            if now and worker.run_id is None and worker.proc.poll() is None:
-                worker.proc.terminate()
-        for worker in self.workers:
-            try:
-                worker.proc.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                worker.stop(0)
+        for slot in self.slots:
+            slot.close()
+            if now and slot.run_id is None and isinstance(slot, _Worker):
+                slot.terminate()
+        for slot in self.slots:
+            if not slot.wait(STOP_GRACE_S):
+                slot.kill()
 
-    def run_all(self, instance: dg.DagsterInstance, runs: list[tuple[dg.DagsterRun, str]], done_before: int,
-                total: int | None, per_run: int, progress: Progress | None,
+    def run_all(self, instance: dg.DagsterInstance, runs: list[tuple[Callable[[], dg.DagsterRun], str]],
+                done_before: int, total: int | None, per_run: int, progress: Progress | None,
                 notice: Callable[[str], None] | None = None) -> list[str]:
-        """Execute `runs` ((run, label) in order), at most one per worker at a time; raise RunFailed
-        for the first that failed (after the others in flight ended; no new one starts), Interrupted
-        when a signal stopped them. Returns the run ids."""
+        """Create and execute runs ((a function creating the run, its label) in order), at most one
+        per slot at a time: a run is created when a slot takes it, so none is left NOT_STARTED.
+        Raise RunFailed for the first that failed (after the others in flight ended; no new one
+        starts), Interrupted when a signal stopped them. Returns the ids of the runs executed."""
         pending = list(runs)
-        labels = {run.run_id: label for run, label in runs}
-        by_id = {run.run_id: run for run, _ in runs}
+        labels: dict[str, str] = {}
+        by_id: dict[str, dg.DagsterRun] = {}
         finished: list[str] = []
         failed: list[str] = []
         crashed: dict[str, str] = {}
         told_at = 0.0
 
-        def idle() -> list[_Worker]:
-            return [w for w in self.workers if w.ready and w.run_id is None and w.proc.poll() is None]
+        def idle() -> list[_Worker | _LocalSlot]:
+            return [w for w in self.slots if w.ready and w.run_id is None and w.alive()]
 
-        while pending or any(w.run_id for w in self.workers):
+        while pending or any(w.run_id for w in self.slots):
             if interrupt.SIGNALLED.is_set():
-                raise self._cancel(instance, [by_id[w.run_id] for w in self.workers if w.run_id])
+                raise self._cancel(instance, [by_id[w.run_id] for w in self.slots if w.run_id])
             while pending and not failed and idle():
-                run, _ = pending.pop(0)
-                idle()[0].give(run.run_id)
-            if failed and not any(w.run_id for w in self.workers):
+                create, label = pending.pop(0)
+                run = create()
+                labels[run.run_id], by_id[run.run_id] = label, run
+                idle()[0].give(run)
+            if failed and not any(w.run_id for w in self.slots):
                 break
-            if not any(w.proc.poll() is None for w in self.workers):
-                raise MochiError("the worker processes of the backtest ended unexpectedly")
             try:
                 index, line = self.lines.get(timeout=0.5)
             except queue.Empty:
                 index, line = None, ""
             if index is not None:
-                worker = self.workers[index]
+                slot = self.slots[index]
                 word, _, rest = line.partition(" ")
                 if word == "ready":
-                    worker.ready = True
+                    slot.ready = True
                 elif word == "error":
                     run_id, _, message = rest.partition(" ")
                     crashed[run_id] = message
-                elif word == "done" or word == "exit":
-                    run_id = worker.run_id
-                    worker.run_id = None
+                elif word in ("done", "exit"):
+                    run_id, slot.run_id = slot.run_id, None
+                    if word == "exit":
+                        slot.ready = False
                     if run_id is not None:
                         finished.append(run_id)
                         ended = instance.get_run_by_id(run_id)
                         if ended is None or ended.status != dg.DagsterRunStatus.SUCCESS or run_id in crashed:
                             failed.append(run_id)
-                    if word == "exit":
-                        worker.ready = False
-            running = [w.run_id for w in self.workers if w.run_id]
+                        if word == "exit" and ended is not None and ended.status in IN_FLIGHT:
+                            # the worker died under its run (killed, out of memory): end the run here
+                            why = f"the worker process executing {describe_run(ended)} ended unexpectedly"
+                            instance.report_run_failed(ended, why)
+                            free_pool_slots(instance, run_id)
+                            crashed.setdefault(run_id, why)
+            running = [w.run_id for w in self.slots if w.run_id]
             if progress:
                 seen = sum(len(instance.get_records_for_run(r, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
                            for r in running)
@@ -460,26 +521,23 @@ class RunWorkers:
         if failed:
             first = failed[0]
             raise RunFailed(crashed.get(first) or failure_message(instance, first))
-        return [run.run_id for run, _ in runs]
+        return list(by_id)
 
     def _cancel(self, instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> Interrupted:
-        """As `_cancel` for several runs: mark them canceling, SIGTERM the workers (the simulation
-        stops between chunks), cancel here what did not end within STOP_GRACE_S, free pool slots."""
+        """As `_cancel` for several runs: mark them canceling, stop the slots (the simulation stops
+        between chunks), cancel here what did not end within STOP_GRACE_S, free pool slots."""
         message = "Ctrl-C or SIGTERM received by the mochi process"
         for run in runs:
             current = instance.get_run_by_id(run.run_id)
             if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
                 instance.report_run_canceling(current, message=message)
-        for worker in self.workers:
-            if worker.proc.poll() is None:
-                worker.proc.terminate()
+        for slot in self.slots:
+            slot.close()
+            slot.terminate()
         deadline = time.monotonic() + STOP_GRACE_S
-        for worker in self.workers:
-            try:
-                worker.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.proc.kill()
-                worker.proc.wait()
+        for slot in self.slots:
+            if not slot.wait(deadline - time.monotonic()):
+                slot.kill()
         for run in runs:
             current = instance.get_run_by_id(run.run_id)
             if current is not None and current.status in IN_FLIGHT:
@@ -569,7 +627,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
     # scenario runs go to worker processes when there may be two or more: started now, their
     # imports overlap the request and ticker runs
     parallel = parallel_runs()
-    workers = RunWorkers(parallel) if parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1) else None
+    workers = RunWorkers(parallel, instance) if parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1) else None
     try:
         launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
                      always=True)  # cheap; its data version (the hash) decides what follows
@@ -599,10 +657,10 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
                     skipped.append(name)
                     done += per_scenario
                     continue
-                run = launch.create_run(instance, defs, "scenario_job", partition,
-                                        asset_selection=stale if stale != scenario_keys else None,
-                                        run_config=QUIET_RUN_CONFIG, tags=tags)
-                runs.append((run, name))
+                runs.append((functools.partial(
+                    launch.create_run, instance, defs, "scenario_job", partition,
+                    asset_selection=stale if stale != scenario_keys else None, run_config=QUIET_RUN_CONFIG, tags=tags,
+                ), name))
             if runs:
                 run_ids.extend(workers.run_all(instance, runs, done, total, per_scenario, progress, notice))
                 done += per_scenario * len(runs)

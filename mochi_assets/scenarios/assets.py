@@ -4,6 +4,7 @@
 import dagster as dg
 import polars as pl
 
+from mochi_assets.market_data.localtime import local_naive_expr
 from mochi_assets.market_data.sources import check_source, session_calendar, ticker_info
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
@@ -43,7 +44,12 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
     source = check_source(lake, request)
     info = ticker_info(lake, request)
     tick, tz, asset_class = info.tick_size, info.timezone, info.asset_class
-    local = enhanced.select(pl.col("ts").dt.convert_time_zone(request.timezone).dt.strftime("%H:%M").alias("hm"))
+    # min and max of the local time of day as minutes, formatted once (not one string per bar)
+    minute_of_day = enhanced.select(
+        ((local_naive_expr(request.timezone).to_physical() // 60_000_000) % (24 * 60)).alias("m")
+    )["m"]
+    first_minute, last_minute = minute_of_day.min(), minute_of_day.max()
+    local = {"hm": [None if m is None else f"{m // 60:02d}:{m % 60:02d}" for m in (first_minute, last_minute)]}
     traded = enhanced.filter(pl.col("atr").is_not_null())
     return pl.DataFrame(
         [
@@ -56,8 +62,8 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
                 "source": source,
                 "synthetic": source == "synthetic",
                 "request_timezone": request.timezone,
-                "session_start": local["hm"].min(),
-                "session_end": local["hm"].max(),
+                "session_start": local["hm"][0],
+                "session_end": local["hm"][1],
                 "start": request.start,
                 "end": request.end,
                 # the traded range: sessions with a defined ATR (later than start if the source began late)

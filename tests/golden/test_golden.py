@@ -1,7 +1,7 @@
 """Golden files: a fixed small backtest gives the same aggregates, rankings and graph CSVs as stored.
 
-The backtest (`golden.REQUEST`: SYN:GOLD, January to March 2024, two scenario families of 24 and
-16 traders) runs through the real asset graph with `dg.materialize` in a fresh MOCHI_HOME (local
+The backtest (`golden.REQUEST`: SYN:GOLD, January to March 2024, one scenario family of 36
+traders) runs through the real asset graph with `dg.materialize` in a fresh MOCHI_HOME (local
 lake), every asset except `trade_extracts` and `trade_lens` (PNG only, nothing ranked). Then every
 table of the `aggregates` and `rankings` buckets (as CSV) and every CSV file behind a graph
 (years, stops, best traders, walk-forward) is compared with `tests/golden/expected/`:

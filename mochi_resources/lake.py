@@ -35,8 +35,16 @@ may see the old version of one and the new of the other during step 3, or after 
 step 3 until the commit is rolled forward. Versioned folders with a pointer object would avoid
 that for Mochi but are unreadable by Hive; copying to the final keys keeps the layout plain.
 
-Reads return whole objects (tables are read into memory and scanned from there), so a lazy scan
-can never mix byte ranges of two versions of a file.
+Reads see one whole version of an object, never byte ranges of two. `get_bytes` is one read of the
+object. `scan_table` is lazy at the storage level: it only checks that the table exists (so a
+missing one raises KeyMissing at once) and opens nothing until the frame or its schema is first
+collected. Then it pins one version (`ObjectStore.open`: on a folder an open file, which a commit's
+rename cannot change; on S3 the body of one GET) and every later collect of that frame reads the
+same version. On a folder polars reads only the byte ranges the query needs (the footer, the
+projected columns of the row groups its statistics keep); on S3 the whole object is fetched, once,
+and only for the tables a step collects. A file that is damaged, or deleted by a later commit,
+fails when collected, with a message naming it: a LakeError from the read, or polars'
+ComputeError quoting that LakeError when polars asked for the schema first.
 
 Large outputs are produced in a staging file first (`staging_path`): next to the lake on a
 folder; in the system temporary folder for S3 (removed once uploaded or when the commit fails).
@@ -51,13 +59,16 @@ import io
 import json
 import re
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from mochi_resources.errors import LakeError
 from mochi_resources.settings import MochiSettings
@@ -403,13 +414,17 @@ class Lake:
         staged, deleted = self._committed(key)
         if deleted:
             raise self._missing(key)
+        return self._read_committed(key, staged, self.store.get_bytes)
+
+    def _read_committed(self, key: str, staged: str | None, read):
+        """`read` of the committed version: the staged copy of a pending commit, else the final key."""
         if staged is not None:
             try:
-                return self.store.get_bytes(staged)
+                return read(staged)
             except KeyMissing:
                 pass  # promoted meanwhile: the final key holds it (or a newer version)
         try:
-            return self.store.get_bytes(key)
+            return read(key)
         except KeyMissing:
             raise self._missing(key) from None
 
@@ -421,20 +436,31 @@ class Lake:
             raise LakeError(f"{self.uri(key)}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
     def scan_table(self, key: str) -> pl.LazyFrame:
-        """A lazy scan of one whole version of a Parquet table (read into memory first)."""
-        data = self.get_bytes(key)
-        try:
-            return pl.scan_parquet(io.BytesIO(data))
-        except Exception as exc:  # polars raises several classes for a damaged file
-            raise LakeError(f"{self.uri(key)}: not a readable Parquet file ({exc})") from None
+        """A lazy scan of one committed version of a Parquet table, read when collected.
+
+        Only the table's existence is checked now (KeyMissing if absent); the file is opened when
+        the frame or its schema is first collected, and that version serves every collect of the
+        frame (see the module docstring).
+        """
+        self._check_key(key)
+        staged, deleted = self._committed(key)
+        if deleted or (staged is None and not self.store.exists(key)):
+            raise self._missing(key)
+        version = _TableVersion(self, key, staged)
+        return register_io_source(version.batches, schema=version.schema, is_pure=True,
+                                  explain_name="mochi lake", explain_detail=self.uri(key))
 
     def read_table(self, key: str) -> pl.DataFrame:
-        try:
-            return self.scan_table(key).collect()
-        except LakeError:
-            raise
-        except Exception as exc:
-            raise LakeError(f"{self.uri(key)}: not a readable Parquet file ({exc})") from None
+        """A whole committed Parquet table."""
+        self._check_key(key)
+        staged, deleted = self._committed(key)
+        if deleted:
+            raise self._missing(key)
+        with self._read_committed(key, staged, self.store.open) as handle:
+            try:
+                return pl.read_parquet(handle)
+            except Exception as exc:  # polars raises several classes for a damaged file
+                raise _unreadable(self.uri(key), exc) from None
 
     def list_partitions(self, bucket: str, table: str) -> list[str]:
         """Ticker keys that have a folder in a table (for showing results)."""
@@ -469,3 +495,61 @@ class Lake:
                     keys.add(key)
             keys.difference_update(record["delete"])
         return sorted(k for k in keys if k.endswith(suffix))
+
+
+def _unreadable(uri: str, exc: Exception) -> LakeError:
+    return LakeError(f"{uri}: not a readable Parquet file ({exc})")
+
+
+class _TableVersion:
+    """The source behind `Lake.scan_table`: one committed version of a table, opened on first use.
+
+    Polars calls `schema` and `batches` when a frame using it is collected (never before); the
+    first call opens the committed file (`ObjectStore.open`) and keeps the handle for the life of
+    the frame (closed when the frame is dropped), so all collects of it read that version.
+    """
+
+    def __init__(self, lake: Lake, key: str, staged: str | None):
+        self._lake = lake
+        self.key = key
+        self._staged = staged
+        self._handle: BinaryIO | None = None
+        self._lock = threading.Lock()
+
+    def handle(self) -> BinaryIO:
+        with self._lock:
+            if self._handle is None:
+                handle = self._lake._read_committed(self.key, self._staged, self._lake.store.open)
+                weakref.finalize(self, handle.close)
+                self._handle = handle
+            return self._handle
+
+    def _scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.handle())
+
+    def schema(self) -> pl.Schema:
+        try:
+            return self._scan().collect_schema()  # the footer only
+        except LakeError:
+            raise
+        except Exception as exc:
+            raise _unreadable(self._lake.uri(self.key), exc) from None
+
+    def batches(self, with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+                batch_size: int | None) -> Iterator[pl.DataFrame]:
+        # polars pushes the query's projection, filter and limit here; its Parquet reader then
+        # skips the other columns and the row groups whose statistics rule the filter out
+        frame = self._scan()
+        if predicate is not None:
+            frame = frame.filter(predicate)
+        if with_columns is not None:
+            frame = frame.select(with_columns)
+        if n_rows is not None:
+            frame = frame.head(n_rows)
+        try:
+            table = frame.collect()
+        except LakeError:
+            raise
+        except Exception as exc:
+            raise _unreadable(self._lake.uri(self.key), exc) from None
+        yield table

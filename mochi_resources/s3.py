@@ -283,6 +283,10 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "read", key) from None
 
+    def open(self, key: str) -> io.BytesIO:
+        """The body of one GET (one version of the object), in memory."""
+        return io.BytesIO(self.get_bytes(key))
+
     def exists(self, key: str) -> bool:
         bucket, rest = _split(key)
         try:

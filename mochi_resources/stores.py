@@ -14,7 +14,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mochi_resources.errors import LakeError
 
@@ -54,6 +54,14 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object; KeyMissing when absent."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable, seekable handle on one version of the object; KeyMissing when absent.
+
+        What it reads never changes, even if the key is replaced meanwhile: an open local file
+        (a replacement is a rename, the open file keeps the old one), or the body of one GET.
+        """
         ...
 
     def exists(self, key: str) -> bool:
@@ -164,6 +172,16 @@ class LocalStore:
     def get_bytes(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyMissing(f"{self.uri(key)} does not exist") from None
+        except OSError as exc:
+            raise self._error("read", key, exc) from None
+
+    def open(self, key: str) -> BinaryIO:
+        # a replacement renames another file over the name: this handle keeps reading the old one,
+        # and readers given it (polars) read only the byte ranges they need
+        try:
+            return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyMissing(f"{self.uri(key)} does not exist") from None
         except OSError as exc:

@@ -26,10 +26,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import matplotlib
+import matplotlib.image
 
 matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402  (plotnine must be imported after the backend is chosen)
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import polars as pl  # noqa: E402
 from plotnine import (  # noqa: E402
     aes,
@@ -82,6 +85,10 @@ _WIN_LOSS_COLOURS = {"win": "#2166ac", "loss": "#b2182b"}
 _MAE_BINS_PER_R = 20
 _MAE_HIST_MAX_R = 3.0
 
+# Scatter points drawn on a grid this fine (columns, rows; see scatter_points): the MAE/MFE panel
+# is about 400 x 220 pixels and a marker about 5 pixels wide.
+_SCATTER_CELLS = (200, 120)
+
 
 @dataclass(frozen=True)
 class GraphContext:
@@ -116,8 +123,26 @@ def panel_title(ctx: GraphContext, what: str) -> str:
     return f"{what} (synthetic data)" if ctx.synthetic else what
 
 
+class Plot(ggplot):
+    """A single-use ggplot: ``+`` adds in place and a copy is the plot itself.
+
+    plotnine deep-copies a plot (its layers with their data, scales and theme) for every term
+    added with ``+``, for every plot put in a composition and once more when it draws it (to
+    remember the last plot drawn); that costs as much as drawing a small graph. The graphs here
+    build each plot once, draw it once and throw it away, so there is nothing to protect.
+    """
+
+    def __add__(self, rhs) -> Plot:
+        self += rhs
+        return self
+
+    def __deepcopy__(self, memo) -> Plot:
+        return self
+
+
 def _theme(title_size: float = 11) -> theme:
-    return theme_bw() + theme(
+    complete = theme_bw()
+    complete += theme(
         plot_title=element_text(size=title_size, ha="left"),
         axis_title=element_text(size=9),
         axis_text=element_text(size=8),
@@ -125,25 +150,51 @@ def _theme(title_size: float = 11) -> theme:
         legend_text=element_text(size=8),
         strip_text=element_text(size=9),
     )
+    return complete
 
 
-def _render(plot: ggplot | Compose) -> bytes:
-    """PNG bytes of a plot or composition at the fixed size and dpi."""
-    sizing = theme(figure_size=FIGURE_SIZE, dpi=DPI)
-    plot = (plot & sizing) if isinstance(plot, Compose) else (plot + sizing)
+def _png(figure: Figure) -> bytes:
+    """PNG bytes of a drawn plotnine figure, rendered once.
+
+    ``Figure.savefig`` renders a figure that has a layout engine twice (a first pass with drawing
+    disabled to run the layout, then the real one); ``FigureCanvasAgg.draw`` runs the layout
+    engine and renders in one pass, to the same pixels.
+    """
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
     buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, canvas.buffer_rgba(), format="png", origin="upper", dpi=figure.dpi)
+    return buffer.getvalue()
+
+
+def render(plot: ggplot | Compose) -> bytes:
+    """PNG bytes of a plot or composition at the fixed size and dpi.
+
+    The plot is drawn in place: every graph function builds its own plot objects, so there is
+    nothing to protect with the deep copies ``ggplot.save`` and ``Compose.__and__`` make.
+    """
+    sizing = theme(figure_size=FIGURE_SIZE, dpi=DPI)
+    if isinstance(plot, Compose):
+        for panel in _panels(plot):
+            panel += sizing
+    else:
+        plot += sizing
     with warnings.catch_warnings():
         # plotnine warns about dropped non-finite rows and similar; the tables say what was drawn.
         warnings.simplefilter("ignore")
-        plot.save(buffer, format="png", verbose=False)
-    return buffer.getvalue()
+        return _png(plot.draw())
+
+
+def _panels(composition: Compose) -> list[ggplot]:
+    """The plots of a (possibly nested) composition."""
+    return [p for item in composition for p in (_panels(item) if isinstance(item, Compose) else [item])]
 
 
 def _message_plot(title: str, message: str, title_size: float = 11) -> ggplot:
     """An empty panel with a centred message (e.g. "no trades") under the usual title."""
     frame = pd.DataFrame({"x": [0.0], "y": [0.0], "label": [message]})
     return (
-        ggplot(frame, aes("x", "y", label="label"))
+        Plot(frame, aes("x", "y", label="label"))
         + geom_text(size=16, color="#555555")
         + xlim(-1, 1)
         + ylim(-1, 1)
@@ -222,13 +273,13 @@ def years_graph(
     title = graph_title(ctx, "Annual net P&L of the top traders")
     if table.is_empty():
         message = "no trades" if ids else "no top traders"
-        return _render(_message_plot(title, message)), table
+        return render(_message_plot(title, message)), table
 
     data = _labelled(table, ids, frozenset(ineligible))
     years = [str(y) for y in sorted(set(data["year"]))]
     data["year"] = pd.Categorical(data["year"].astype(str), categories=years, ordered=True)
     plot = (
-        ggplot(data, aes("year", "net_pnl", fill="trader"))
+        Plot(data, aes("year", "net_pnl", fill="trader"))
         + geom_col(position=position_dodge(width=0.85, preserve="single"), width=0.8)
         + geom_hline(yintercept=0, color="#333333", size=0.4)
         + _trader_colours(ids)[1]
@@ -236,7 +287,7 @@ def years_graph(
         + labs(title=title, x="year (session dates)", y=f"net P&L ({ctx.currency})", fill="trader (rank)")
         + _theme()
     )
-    return _render(plot), table
+    return render(plot), table
 
 
 # ---------------------------------------------------------------- stops
@@ -434,7 +485,7 @@ def stops_graph(
             ticks = value_labels(data["mean_net_pnl_ticks"], significant=2)
             data["label"] = [f"{price}\n{tick} t" for price, tick in zip(data["label"], ticks)]
         left = (
-            ggplot(data, aes("stop", "limit", fill="mean_net_pnl"))
+            Plot(data, aes("stop", "limit", fill="mean_net_pnl"))
             + geom_tile(color="white")
             + labs(
                 title=title,
@@ -463,7 +514,7 @@ def stops_graph(
         if bins["bin_to_r"].null_count():
             x_label += f"\nthe last bar counts every MAE of {_MAE_HIST_MAX_R:g} R or more"
         right = (
-            ggplot(bars, aes("mid_r", "trades", fill="outcome"))
+            Plot(bars, aes("mid_r", "trades", fill="outcome"))
             + geom_col(position="identity", width=width, alpha=0.55)
             + geom_vline(xintercept=1.0, linetype="dashed", color="#333333")
             + scale_fill_manual(values=_WIN_LOSS_COLOURS)
@@ -471,7 +522,7 @@ def stops_graph(
             + labs(title=right_title, x=x_label, y=f"trades per {width:g} R bin", fill="outcome")
             + _theme(title_size=10)
         )
-    return _render(left | right), table
+    return render(left | right), table
 
 
 # ---------------------------------------------------------------- best traders
@@ -517,7 +568,7 @@ def best_traders_graph(
     caption = labs(caption="\n".join(textwrap.wrap(verdict, 140))) if verdict else None
     if table.is_empty():
         plot = _message_plot(title, "no trades" if ids else "no top traders")
-        return _render(plot + caption if caption else plot), table
+        return render(plot + caption if caption else plot), table
 
     # Panels share the time axis and have their own R scale; exit times shown in UTC.
     base = table.with_columns(pl.col("exit_ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
@@ -529,7 +580,7 @@ def best_traders_graph(
     drawdown["panel"] = pd.Categorical([panels[1]] * len(drawdown), categories=panels)
     drawdown["zero"] = 0.0
     plot = (
-        ggplot(mapping=aes("exit_ts", "value", color="trader", group="trader"))
+        Plot(mapping=aes("exit_ts", "value", color="trader", group="trader"))
         + geom_ribbon(
             aes(ymin="value", ymax="zero", fill="trader"), data=drawdown, alpha=0.15, color=None, outline_type="full"
         )
@@ -548,7 +599,7 @@ def best_traders_graph(
         plot = plot + geom_point(data=equity, size=2) + geom_point(data=drawdown, size=2)
     if caption:
         plot = plot + caption + theme(plot_caption=element_text(size=9, ha="left"))
-    return _render(plot), table
+    return render(plot), table
 
 
 # ---------------------------------------------------------------- lens
@@ -556,6 +607,32 @@ def best_traders_graph(
 
 def _sign_fill(values: pd.Series) -> pd.Categorical:
     return pd.Categorical(["win" if v > 0 else "loss" for v in values], categories=["win", "loss"])
+
+
+def scatter_points(points: pl.DataFrame, x: str, y: str, group: str, cells: tuple[int, int] = _SCATTER_CELLS) -> pl.DataFrame:
+    """The rows of a scatter worth drawing: one per occupied grid cell and ``group``.
+
+    The x and y ranges are cut into ``cells`` (columns, rows), finer than a marker is wide in
+    the panel, so a point left out lies under a point of the same group drawn at most a cell
+    away: the picture keeps every occupied place and every outlier, and a graph of 25,000
+    trades draws a few thousand markers rather than 25,000. Of the points of a cell and group
+    the last is kept (the one drawn on top); rows keep their order, so the result is the same
+    for the same input. Rows with a null or non-finite x or y are dropped (they are not drawn).
+    """
+    finite = points.filter(pl.col(x).is_finite() & pl.col(y).is_finite())
+    if finite.height <= 1:
+        return finite
+
+    def cell(column: str, count: int) -> pl.Expr:
+        low, span = pl.col(column).min(), pl.col(column).max() - pl.col(column).min()
+        scaled = pl.when(span > 0).then((pl.col(column) - low) / span).otherwise(0.0)
+        return (scaled * count).floor().clip(0, count - 1).cast(pl.Int64)
+
+    return (
+        finite.with_columns(_cell_x=cell(x, cells[0]), _cell_y=cell(y, cells[1]))
+        .unique(subset=["_cell_x", "_cell_y", group], keep="last", maintain_order=True)
+        .drop("_cell_x", "_cell_y")
+    )
 
 
 def _lens_bars(table: pl.DataFrame, key: str, categories: list[str], title: str, x: str, ctx: GraphContext) -> ggplot:
@@ -568,7 +645,7 @@ def _lens_bars(table: pl.DataFrame, key: str, categories: list[str], title: str,
     data[key] = pd.Categorical([str(v) for v in data[key]], categories=categories, ordered=True)
     data["sign"] = _sign_fill(data["net_pnl"])
     return (
-        ggplot(data, aes(key, "net_pnl", fill="sign"))
+        Plot(data, aes(key, "net_pnl", fill="sign"))
         + geom_col(width=0.8, show_legend=False)
         + geom_hline(yintercept=0, color="#333333", size=0.3)
         + scale_fill_manual(values=_WIN_LOSS_COLOURS, drop=False)
@@ -585,7 +662,7 @@ def lens_graph(lens: dict[str, pl.DataFrame], ctx: GraphContext) -> bytes:
         if name not in lens:
             raise MochiError(f"trade lens: table {name!r} is missing (have {sorted(lens)})")
     if lens["mae_mfe"].is_empty():
-        return _render(_message_plot(graph_title(ctx, "Trade lens of the top traders"), "no trades"))
+        return render(_message_plot(graph_title(ctx, "Trade lens of the top traders"), "no trades"))
 
     local = f"local time, {ctx.timezone}" if ctx.timezone else "local time"
     hours = [str(h) for h in sorted(lens["by_hour"]["hour"].unique().to_list())]
@@ -602,10 +679,12 @@ def lens_graph(lens: dict[str, pl.DataFrame], ctx: GraphContext) -> bytes:
     by_hold = _lens_bars(
         lens["by_hold"], "hold_bucket", buckets, panel_title(ctx, "Net P&L by hold time"), "minutes held", ctx
     )
-    scatter_data = lens["mae_mfe"].select("mae", "mfe", "pnl").to_pandas()
+    scatter_data = scatter_points(
+        lens["mae_mfe"].select("mae", "mfe", "pnl").with_columns(win=pl.col("pnl") > 0), "mae", "mfe", "win"
+    ).to_pandas()
     scatter_data["outcome"] = _sign_fill(scatter_data["pnl"])
     scatter = (
-        ggplot(scatter_data, aes("mae", "mfe", color="outcome"))
+        Plot(scatter_data, aes("mae", "mfe", color="outcome"))
         + geom_point(alpha=0.6, size=1.2)
         + scale_color_manual(values=_WIN_LOSS_COLOURS, drop=False)
         + labs(
@@ -616,4 +695,4 @@ def lens_graph(lens: dict[str, pl.DataFrame], ctx: GraphContext) -> bytes:
         )
         + _theme(title_size=9)
     )
-    return _render((by_hour | by_weekday) / (by_hold | scatter))
+    return render((by_hour | by_weekday) / (by_hold | scatter))

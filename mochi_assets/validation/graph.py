@@ -9,9 +9,6 @@ like them (ticker, scenario, dates, "synthetic data").
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,35 +24,27 @@ from plotnine import (  # noqa: E402
     geom_ribbon,
     geom_text,
     geom_vline,
-    ggplot,
     labs,
     scale_color_manual,
     theme,
     theme_bw,
 )
 
-from mochi_assets.reporting.graphs import DPI, FIGURE_SIZE, GraphContext, graph_title  # noqa: E402
+from mochi_assets.reporting.graphs import GraphContext, Plot, render, graph_title  # noqa: E402
 
 _COLOURS = {"selection (stitched OOS)": "#b2182b", "median trader of the grid": "#2166ac"}
-
-
-def _png(plot: ggplot) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # plotnine's notes on dropped rows; the CSV has the numbers
-        (plot + theme(figure_size=FIGURE_SIZE, dpi=DPI)).save(buffer, format="png", verbose=False)
-    return buffer.getvalue()
 
 
 def walk_forward_graph(equity: pl.DataFrame, folds: pl.DataFrame, summary: pl.DataFrame, ctx: GraphContext) -> bytes:
     """PNG of the walk-forward (``walk_forward.walk_forward`` outputs); a message when there are no folds."""
     title = graph_title(ctx, "Walk-forward: in-sample picks, stitched out-of-sample equity (R)")
-    style = theme_bw() + theme(plot_title=element_text(size=11, ha="left"), axis_title=element_text(size=9),
-                               axis_text=element_text(size=8), legend_position="bottom")
+    style = theme_bw()
+    style += theme(plot_title=element_text(size=11, ha="left"), axis_title=element_text(size=9),
+                   axis_text=element_text(size=8), legend_position="bottom")
     if equity.is_empty():
         note = summary["note"].item() if summary.height else "no walk-forward"
-        plot = (ggplot() + annotate("text", x=0, y=0, label=note, size=9) + labs(title=title, x="", y="") + style)
-        return _png(plot)
+        plot = (Plot() + annotate("text", x=0, y=0, label=note, size=9) + labs(title=title, x="", y="") + style)
+        return render(plot)
     frame = equity.to_pandas()
     frame["session_date"] = pd.to_datetime(frame["session_date"])
     lines = pd.concat(
@@ -82,7 +71,7 @@ def walk_forward_graph(equity: pl.DataFrame, folds: pl.DataFrame, summary: pl.Da
         if share is not None else f"{row['folds']} folds: {row['note']}"
     )
     plot = (
-        ggplot(lines, aes("session_date", "cum_r", color="series"))
+        Plot(lines, aes("session_date", "cum_r", color="series"))
         + geom_ribbon(aes(x="session_date", ymin="grid_q10_cum_r", ymax="grid_q90_cum_r"), data=frame,
                       inherit_aes=False, fill="#2166ac", alpha=0.12)
         + geom_vline(aes(xintercept="session_date"), data=bounds, linetype="dashed", color="#777777", size=0.3)
@@ -95,4 +84,4 @@ def walk_forward_graph(equity: pl.DataFrame, folds: pl.DataFrame, summary: pl.Da
                y="cumulative R (band: 10-90% of the grid)", color="")
         + style
     )
-    return _png(plot)
+    return render(plot)

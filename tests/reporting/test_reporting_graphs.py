@@ -298,3 +298,37 @@ def test_ineligible_top_traders_are_marked_in_legends(tables, random_grid_trades
     assert plain != marked
     by_year = tables.by_year(random_grid_trades)
     assert years_graph(by_year, [1, 2], CTX)[0] != years_graph(by_year, [1, 2], CTX, ineligible={1})[0]
+
+
+def test_scatter_points_keep_one_point_per_occupied_cell_and_group():
+    from mochi_assets.reporting.graphs import scatter_points
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    points = pl.DataFrame(
+        {"x": rng.exponential(5.0, n), "y": rng.exponential(8.0, n), "win": rng.random(n) < 0.5, "row": range(n)}
+    )
+    kept = scatter_points(points, "x", "y", "win", cells=(100, 50))
+    assert kept.equals(scatter_points(points, "x", "y", "win", cells=(100, 50)))  # same input, same rows
+    assert 0 < kept.height <= 2 * 100 * 50 and kept.height < n
+    assert kept["row"].is_sorted()  # drawing order kept
+    # every extreme point of each group survives (outliers are never dropped)
+    for win in (True, False):
+        group = points.filter(pl.col("win") == win)
+        for column in ("x", "y"):
+            for pick in (group.sort(column).tail(1), group.sort(column).head(1)):
+                # the kept point of an extreme's cell lies within one cell of it
+                row = pick.row(0, named=True)
+                near = kept.filter(
+                    (pl.col("win") == win)
+                    & ((pl.col("x") - row["x"]).abs() <= points["x"].max() / 100 + 1e-9)
+                    & ((pl.col("y") - row["y"]).abs() <= points["y"].max() / 50 + 1e-9)
+                )
+                assert near.height >= 1
+    # non-finite coordinates are not drawn; a single point or a zero-width range still works
+    odd = pl.DataFrame({"x": [1.0, float("nan"), None, 1.0], "y": [2.0, 1.0, 1.0, float("inf")], "win": [True] * 4})
+    assert scatter_points(odd, "x", "y", "win").rows() == [(1.0, 2.0, True)]
+    flat = pl.DataFrame({"x": [1.0, 1.0, 1.0], "y": [2.0, 2.0, 2.0], "win": [True, False, True]})
+    assert scatter_points(flat, "x", "y", "win").rows() == [(1.0, 2.0, False), (1.0, 2.0, True)]

@@ -145,7 +145,8 @@ def stops_graph(context: dg.AssetExecutionContext, aggregates: dict, trades: dic
                 request: BacktestRequest) -> dict:
     request, ctx = _graph_context(context, request, scenarios)
     png, data = graphs.stops_graph(
-        trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"].collect(), ctx
+        # the trades stay a lazy scan: the MAE panel reads the few columns it needs, never the table
+        trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"], ctx
     )
     return _graph_output(context, "stops", png, data, request, ctx)
 

@@ -23,12 +23,13 @@ OPTIONAL_PARAMETER_COLUMNS: tuple[str, ...] = ("scenario", "cost_ticks")
 TRADE_COLUMNS: tuple[str, ...] = ("trader_id", "entry_ts")
 
 
-def require_columns(frame: pl.DataFrame, columns: Iterable[str], table: str) -> None:
-    """Raise MochiError naming the table and every column it lacks."""
-    missing = [c for c in columns if c not in frame.columns]
+def require_columns(frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str], table: str) -> None:
+    """Raise MochiError naming the table and every column it lacks (a lazy frame: from its schema)."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    missing = [c for c in columns if c not in names]
     if missing:
         raise MochiError(
-            f"{table}: missing column(s) {', '.join(missing)} (has {', '.join(frame.columns) or 'no columns'})"
+            f"{table}: missing column(s) {', '.join(missing)} (has {', '.join(names) or 'no columns'})"
         )
 
 

@@ -339,7 +339,7 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
     )
 
 
-def _mae_in_r_lazy(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.LazyFrame:
+def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -> pl.LazyFrame:
     """``mae_in_r`` as a lazy query, unsorted (the graph needs no order)."""
     require_columns(trades, ("trader_id", "session_date", "entry_ts", "pnl", "r", "mae"), "trades")
     require_columns(traders, ("trader_id", "stop_atr"), "traders")
@@ -442,7 +442,7 @@ def mae_histogram(mae: pl.DataFrame) -> pl.DataFrame:
 
 
 def stops_graph(
-    traders: pl.DataFrame, summary: pl.DataFrame, trades: pl.DataFrame, ctx: GraphContext
+    traders: pl.DataFrame, summary: pl.DataFrame, trades: pl.DataFrame | pl.LazyFrame, ctx: GraphContext
 ) -> tuple[bytes, pl.DataFrame]:
     """Net P&L over the stop x limit grid (heatmap) beside the MAE-in-R distribution of wins and losses.
 
@@ -452,7 +452,7 @@ def stops_graph(
     limit_atr, traders, traders_with_trades, mean/median/best/worst_net_pnl), "mae_r"
     rows (outcome, trades, mae_r_mean, mae_r_median, mae_r_p90, mae_r_max) and
     "mae_r_bin" rows, the histogram's bars (outcome, bin_from_r, bin_to_r, trades; see
-    ``mae_histogram``).
+    ``mae_histogram``). ``trades`` may be a lazy scan: only the columns the MAE needs are read.
     """
     cells = stop_limit_cells(traders, summary)
     mae = _mae_in_r_lazy(trades, traders).select("mae_r", "outcome").collect()

@@ -332,3 +332,12 @@ def test_scatter_points_keep_one_point_per_occupied_cell_and_group():
     assert scatter_points(odd, "x", "y", "win").rows() == [(1.0, 2.0, True)]
     flat = pl.DataFrame({"x": [1.0, 1.0, 1.0], "y": [2.0, 2.0, 2.0], "win": [True, False, True]})
     assert scatter_points(flat, "x", "y", "win").rows() == [(1.0, 2.0, False), (1.0, 2.0, True)]
+
+
+def test_stops_graph_reads_a_lazy_trades_scan_and_gives_the_same_table(tables):
+    traders = tables.make_traders([0.5, 1.0], [1.0, 2.0])
+    trades = tables.random_trades(traders, days=30)
+    summary = tables.summarize(trades)
+    _, eager = stops_graph(traders, summary, trades, CTX)
+    _, lazy = stops_graph(traders, summary, trades.lazy(), CTX)
+    assert lazy.equals(eager)

@@ -76,6 +76,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import functools
+
 import yaml
 from pydantic import (
     BaseModel,
@@ -128,6 +130,12 @@ def _non_empty(values: list | None, what: str) -> list | None:
         raise ValueError(f"{what} has repeated values")
     return values
 
+
+
+@functools.cache
+def _known_timezones() -> frozenset[str]:
+    """The IANA zone names (read from the tz database once per process: it scans the disk)."""
+    return frozenset(available_timezones())
 
 class AtrSettings(BaseModel):
     """Indicator settings: Wilder ATR periods on daily bars and the blend weight."""
@@ -221,7 +229,7 @@ class BacktestRequest(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
-        if v not in available_timezones():
+        if v not in _known_timezones():
             raise ValueError(f"{v!r} is not a known IANA timezone (e.g. America/New_York, UTC)")
         try:
             ZoneInfo(v)

@@ -55,6 +55,8 @@ IN_FLIGHT = [
 ]
 # After Ctrl-C or SIGTERM, how long a run may take to stop by itself before Mochi cancels it.
 STOP_GRACE_S = 6.0
+# How often the progress of parallel runs is read from the event log.
+POLL_S = 1.0
 # While a step waits for a pool slot, how often the waiting line is repeated on stderr.
 POOL_NOTICE_EVERY_S = 10.0
 _REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -462,7 +464,7 @@ class RunWorkers:
         finished: list[str] = []
         failed: list[str] = []
         crashed: dict[str, str] = {}
-        told_at = 0.0
+        told_at = polled_at = 0.0
 
         def idle() -> list[_Worker | _LocalSlot]:
             return [w for w in self.slots if w.ready and w.run_id is None and w.alive()]
@@ -505,19 +507,22 @@ class RunWorkers:
                             free_pool_slots(instance, run_id)
                             crashed.setdefault(run_id, why)
             running = [w.run_id for w in self.slots if w.run_id]
+            now = time.monotonic()
+            if now - polled_at < POLL_S and index is None:
+                continue
+            polled_at = now
             if progress:
                 seen = sum(len(instance.get_records_for_run(r, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
                            for r in running)
                 label = ", ".join(labels[r] for r in running) or "scenarios"
                 progress(label, done_before + per_run * len(finished) + seen, total)
-            now = time.monotonic()
             if notice and now - told_at >= POOL_NOTICE_EVERY_S:
+                told_at = now  # looked now; a line is printed only for a wait on someone else
                 for run_id in running:
                     waiting = pool_wait(instance, run_id)
                     # a sibling scenario holding the simulation's slot is the plan, not news
                     if waiting and not any(other in waiting for other in by_id):
                         notice(waiting)
-                        told_at = now
         if failed:
             first = failed[0]
             raise RunFailed(crashed.get(first) or failure_message(instance, first))

@@ -58,6 +58,7 @@ TRADES_LAKE_COLUMNS = (
 
 # Materialized in this order; each statement may read the inputs and every earlier result.
 SCRIPT = (
+    "trader_year_sums",
     "trader_trade_stats",
     "trader_drawdown",
     "trader_daily",

@@ -246,7 +246,8 @@ def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> 
     """Per-period Sharpe of a half from its sum, sum of squares and length (count >= 2).
 
     A zero-variance half has no ratio: it ranks as 0 when its mean is 0 (no trades there) and as
-    +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score.
+    +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score. NaN (only
+    from non-finite sums) is replaced by -inf, the lowest rank.
     """
     # In-place steps: these arrays are traders x splits, the bulk of the PBO's work.
     mean = total / count
@@ -257,29 +258,33 @@ def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> 
     np.sqrt(std, out=std)
     # Sum-of-squares cancellation leaves noise of about sqrt(eps) * |mean| for a constant half; a
     # ratio beyond 1e6 is infinite for ranking purposes anyway.
-    flat = std <= 1e-6 * np.abs(mean)
+    bound = np.abs(mean)
+    bound *= 1e-6
+    flat = std <= bound
     with np.errstate(divide="ignore", invalid="ignore"):
         sr = np.divide(mean, std, out=std)
     if flat.any():
         flat_mean = mean[flat]
         sr[flat] = np.where(flat_mean == 0, 0.0, np.copysign(np.inf, flat_mean))
+    nan = np.isnan(sr)
+    if nan.any():
+        sr[nan] = -np.inf
     return sr
 
 
-def _overfit_splits(is_sr: np.ndarray, oos_sr: np.ndarray) -> int:
+def _overfit_splits(is_score: np.ndarray, oos_score: np.ndarray) -> int:
     """How many splits (columns) have a logit of the in-sample winner's out-of-sample rank <= 0.
 
-    ``is_sr`` / ``oos_sr``: traders x splits per-period Sharpes of each half (nan ranks lowest).
-    The winner is the highest in-sample Sharpe (ties: lowest row); its rank r among the N traders
-    out of sample is 1 for the worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
+    ``is_score`` / ``oos_score``: traders x splits per-period Sharpes of each half, without NaN
+    (``_half_sharpe`` ranks an undefined one as -inf, the lowest). The winner is the highest
+    in-sample Sharpe (ties: lowest row); its rank r among the N traders out of sample is 1 for the
+    worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
     """
-    n_traders = is_sr.shape[0]
-    is_score = np.where(np.isnan(is_sr), -np.inf, is_sr)
-    oos_score = np.where(np.isnan(oos_sr), -np.inf, oos_sr)
+    n_traders = is_score.shape[0]
     winner = np.argmax(is_score, axis=0)
     winner_oos = oos_score[winner, np.arange(is_score.shape[1])]
-    below = (oos_score < winner_oos).sum(axis=0)
-    equal = (oos_score == winner_oos).sum(axis=0)
+    below = np.count_nonzero(oos_score < winner_oos, axis=0)
+    equal = np.count_nonzero(oos_score == winner_oos, axis=0)
     rank = below + (equal + 1) / 2.0
     omega = rank / (n_traders + 1)
     logit = np.log(omega / (1.0 - omega))
@@ -334,7 +339,10 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
         first_sq = block_sq @ mask
         first_len = block_len @ mask
         first_sr = _half_sharpe(first_sum, first_sq, first_len)
-        second_sr = _half_sharpe(total_sum - first_sum, total_sq - first_sq, n_periods - first_len)
+        # the other half's sums, in place (the first half's are not needed any more)
+        np.subtract(total_sum, first_sum, out=first_sum)
+        np.subtract(total_sq, first_sq, out=first_sq)
+        second_sr = _half_sharpe(first_sum, first_sq, n_periods - first_len)
         at_or_below += _overfit_splits(first_sr, second_sr) + _overfit_splits(second_sr, first_sr)
     return at_or_below / (2 * len(chosen)), blocks
 

@@ -2,7 +2,7 @@
 -- entry order is exit order). The running peak starts at 0: an opening loss is a drawdown.
 --
 -- Written for speed over millions of trades: a running SUM and a running MAX window over every
--- trade cost DuckDB several seconds, while ROW_NUMBER and GROUP BY are cheap. So a trader's trades
+-- trade cost DuckDB several seconds, while ROW_NUMBER and LEAD (one sort) are cheap. So a trader's trades
 -- are numbered (k = 0, 1, ...) and cut into blocks of 8 consecutive trades; inside a block the
 -- running sums are prefix sums of the block's slots (c0 .. c7: the pnl of its trades up to slot j,
 -- relative to the block's start; a missing slot of the last block adds 0 and repeats the previous
@@ -13,31 +13,29 @@
 --
 -- The pnl is summed as DECIMAL(38, 18) (exact, like the other files' sums): the block sums and the
 -- running sum then cannot depend on the order threads add rows in, so reruns are byte-identical.
--- The block's pnl values are gathered as doubles first (slot j holds exactly one trade, so its MAX
--- is that trade's pnl: cheap and order-free) and cast and added up per block: one cast per trade,
--- and a smaller sort and aggregate state than carrying decimals through them. A missing slot of
--- the last block is 0. The sums are the same exact decimals as conditional sums per slot.
+-- The block's pnl values are gathered as doubles by the numbering window itself (LEAD 1..7 over
+-- the same PARTITION BY / ORDER BY: one sort, no GROUP BY; the rows with k % 8 = 0 start the
+-- blocks), then cast and added up per block: one cast per trade, and a smaller sort than carrying
+-- decimals through it. A missing slot of the last block (LEAD past the end: NULL) is 0. The sums
+-- are the same exact decimals as conditional sums per slot.
 WITH numbered AS (
     SELECT
         trader_id,
-        pnl,
-        ROW_NUMBER() OVER (PARTITION BY trader_id ORDER BY entry_ts) - 1 AS k
+        ROW_NUMBER() OVER (PARTITION BY trader_id ORDER BY entry_ts) - 1 AS k,
+        pnl AS p0,
+        LEAD(pnl, 1) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p1,
+        LEAD(pnl, 2) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p2,
+        LEAD(pnl, 3) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p3,
+        LEAD(pnl, 4) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p4,
+        LEAD(pnl, 5) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p5,
+        LEAD(pnl, 6) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p6,
+        LEAD(pnl, 7) OVER (PARTITION BY trader_id ORDER BY entry_ts) AS p7
     FROM trades
 ),
 slots AS (
-    SELECT
-        trader_id,
-        k - k % 8 AS block_start,
-        MAX(CASE WHEN k % 8 = 0 THEN pnl END) AS p0,
-        MAX(CASE WHEN k % 8 = 1 THEN pnl END) AS p1,
-        MAX(CASE WHEN k % 8 = 2 THEN pnl END) AS p2,
-        MAX(CASE WHEN k % 8 = 3 THEN pnl END) AS p3,
-        MAX(CASE WHEN k % 8 = 4 THEN pnl END) AS p4,
-        MAX(CASE WHEN k % 8 = 5 THEN pnl END) AS p5,
-        MAX(CASE WHEN k % 8 = 6 THEN pnl END) AS p6,
-        MAX(CASE WHEN k % 8 = 7 THEN pnl END) AS p7
+    SELECT trader_id, k AS block_start, p0, p1, p2, p3, p4, p5, p6, p7
     FROM numbered
-    GROUP BY trader_id, k - k % 8
+    WHERE k % 8 = 0
 ),
 decimals AS (
     SELECT

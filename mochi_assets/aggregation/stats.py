@@ -122,22 +122,49 @@ def _moments(daily: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     what ``scipy.stats.skew`` and ``kurtosis(fisher=False)`` return, sharing one pass of deviations
     (scipy's near-constant guard never applies: rows without a defined Sharpe are skipped).
     """
-    sr = np.asarray(sharpe_per_period(daily, axis=1), dtype=np.float64)
+    x = np.asarray(daily, dtype=np.float64)
+    if x.shape[1] < 2:
+        undefined = np.full(x.shape[0], np.nan)
+        return undefined, undefined.copy(), undefined.copy()
+    sr, skew, kurt, _ = _moments_and_deviations(x)
+    return sr, skew, kurt
+
+
+def _moments_and_deviations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_moments`` of the rows of the 2-D ``x`` (T >= 2), plus the rows with a defined Sharpe
+    minus their means (for ``effective_trials``).
+
+    One set of deviations serves the Sharpe and every moment: the same operations in the same
+    order as ``x.mean`` / ``x.std(ddof=1)`` (NumPy's ``_var``: sum of squared deviations over
+    T - 1, square root) and the per-moment means, so the same bits, in about half the passes
+    over the traders x T matrix.
+    """
+    n_periods = x.shape[1]
+    mean = x.mean(axis=1)
+    dev = x - mean[:, None]
+    power = dev * dev
+    sum_sq = power.sum(axis=1)
+    std = np.sqrt(sum_sq / (n_periods - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # as in sharpe_per_period: a zero std from rounding is still zero
+        sr = np.where(std > 1e-14 * np.maximum(np.abs(mean), 1e-300), mean / std, np.nan)
     defined = np.isfinite(sr)
     skew = np.full(sr.shape, np.nan)
     kurt = np.full(sr.shape, np.nan)
+    every = bool(defined.all())
     if defined.any():
-        dev = daily[defined]
-        dev -= dev.mean(axis=1, keepdims=True)
-        power = dev * dev
-        m2 = power.mean(axis=1)
+        if not every:
+            dev, power, sum_sq = dev[defined], power[defined], sum_sq[defined]
+        m2 = sum_sq / n_periods
         power *= dev
         m3 = power.mean(axis=1)
         power *= dev
         m4 = power.mean(axis=1)
         skew[defined] = m3 / m2**1.5
         kurt[defined] = m4 / m2**2
-    return sr, skew, kurt
+    elif not every:
+        dev = dev[defined]
+    return sr, skew, kurt, dev
 
 
 class SharpeTests(NamedTuple):
@@ -170,9 +197,10 @@ def sharpe_tests(daily: np.ndarray) -> SharpeTests:
     if n_periods < 2:
         undefined = np.full(n_traders, np.nan)
         return SharpeTests(undefined, undefined.copy(), undefined.copy(), nan, n_traders, undefined.copy(), nan, nan)
-    sr, skew, kurt = _moments(x)
+    sr, skew, kurt, deviations = _moments_and_deviations(x)
     sr0, n_trials = dsr_benchmark(sr)
-    n_eff = effective_trials(x, sr)
+    n_eff = _participation_ratio(deviations, n_traders)
+    del deviations
     sr0_eff, _ = dsr_benchmark(sr, n_trials=max(1, round(n_eff)))
     dsr = _psr_array(sr, n_periods, skew, kurt, sr0)
     dsr_eff = _psr_array(sr, n_periods, skew, kurt, sr0_eff)
@@ -222,12 +250,17 @@ def effective_trials(daily: np.ndarray, sharpes_per_period: np.ndarray | None = 
         return float("nan")
     sr = sharpe_per_period(x, axis=1) if sharpes_per_period is None else np.asarray(sharpes_per_period)
     defined = np.isfinite(sr)
-    n = int(defined.sum())
-    undefined_trial = 1.0 if n < x.shape[0] else 0.0
+    z = x[defined]
+    return _participation_ratio(z - z.mean(axis=1, keepdims=True), x.shape[0])
+
+
+def _participation_ratio(deviations: np.ndarray, n_rows: int) -> float:
+    """``effective_trials`` from the defined rows minus their means (overwritten) and the row count."""
+    n = deviations.shape[0]
+    undefined_trial = 1.0 if n < n_rows else 0.0
     if n <= 1:
         return n + undefined_trial
-    z = x[defined]
-    z = z - z.mean(axis=1, keepdims=True)
+    z = deviations
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     # Unit rows: C = z z^T, and ||z z^T||_F = ||z^T z||_F, so the Gram matrix is formed on the
     # smaller side. float32 halves the work; squared correlations need no more precision.

@@ -1,6 +1,6 @@
 """Benchmark of aggregation, ranking and graphs for one scenario (DuckDB engine).
 
-    python benchmarks/bench_aggregation.py [--traders 2000] [--years 10] [--fill 0.96]
+    python benchmarks/bench_aggregation.py [--traders 2000] [--years 10] [--fill 0.96] [--repeat 1]
 
 Builds, with NumPy, the trades of one scenario as the simulation would write them (the trades
 contract: trader_id, session_date, entry/exit times and prices, exit_reason, pnl, pnl_ticks, r,
@@ -11,6 +11,7 @@ trades). Then times ``aggregate_scenario`` on DuckDB, ``rank_traders`` and the t
 printed is this workload's own (it includes the trades table held in memory). Each stage shows
 wall-clock seconds and the CPU seconds of the process (all threads): on a machine shared with
 other work the wall clock grows while the CPU time does not; the load average is printed too.
+``--repeat N`` runs N fresh subprocesses and ends with the fastest and the median of each stage.
 """
 
 from __future__ import annotations
@@ -189,11 +190,23 @@ def main() -> None:
     parser.add_argument("--traders", type=int, default=2000)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--fill", type=float, default=0.96)
+    parser.add_argument("--repeat", type=int, default=1, help="fresh runs; the fastest and median end the output")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(args.traders, args.years, args.fill)))
         return
+    runs = [run_once(args) for _ in range(max(1, args.repeat))]
+    if len(runs) > 1:
+        print(f"over {len(runs)} runs: stage, fastest and median wall / cpu")
+        for stage in runs[0]["stages"]:
+            walls = sorted(r["stages"][stage][0] for r in runs)
+            cpus = sorted(r["stages"][stage][1] for r in runs)
+            print(f"  {stage:<30} wall {walls[0]:6.2f} s / {walls[len(walls) // 2]:6.2f} s   "
+                  f"cpu {cpus[0]:6.2f} s / {cpus[len(cpus) // 2]:6.2f} s")
+
+
+def run_once(args: argparse.Namespace) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--child", "--traders", str(args.traders), "--years", str(args.years),
          "--fill", str(args.fill)],
@@ -215,6 +228,7 @@ def main() -> None:
         f"(PNGs {r['png_kb']} KB, pbo {r['pbo']}, 1-min load average at the end {r['load_average']:.1f} "
         f"on {os.cpu_count()} CPUs)"
     )
+    return r
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ of deep CTE chains (Trino re-runs a CTE at every reference).
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import tempfile
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -189,6 +192,74 @@ class OneShotEngine:
             return session.run_script(statements, fetch)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def cpu_limit(cgroup_root: Path | None = None) -> int:
+    """How many CPUs this process may use: the pod's (container's) CPU limit, at least 1.
+
+    The smallest of: the CPUs the process may run on (``os.sched_getaffinity``, which follows a
+    cpuset; ``os.cpu_count()`` where that does not exist), and the CFS quota of its cgroup
+    rounded up (a Kubernetes ``limits.cpu`` of 1500m is 2): ``cpu.max`` ("quota period", or
+    "max" for none) under cgroup v2, ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us``
+    (quota -1 for none) under cgroup v1. Inside a container ``/sys/fs/cgroup`` is the container's
+    own cgroup. A missing or unreadable file means no limit from that source.
+    """
+    cgroup_root = CGROUP_ROOT if cgroup_root is None else cgroup_root
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = period = None
+    v2 = _read(cgroup_root / "cpu.max")
+    if v2 is not None:
+        parts = v2.split()
+        if len(parts) == 2 and parts[0] != "max":
+            quota, period = parts
+    else:
+        for folder in ("cpu", "cpu,cpuacct"):
+            q = _read(cgroup_root / folder / "cpu.cfs_quota_us")
+            if q is not None:
+                quota, period = q, _read(cgroup_root / folder / "cpu.cfs_period_us")
+                break
+    try:
+        if quota is not None and period is not None and int(quota) > 0 and int(period) > 0:
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except ValueError:
+        pass
+    return max(1, cpus)
+
+
+def memory_limit_bytes(cgroup_root: Path | None = None) -> int | None:
+    """The pod's (container's) memory limit in bytes, or None without one.
+
+    ``memory.max`` under cgroup v2 ("max" for none), ``memory/memory.limit_in_bytes`` under
+    cgroup v1 (a huge number, beyond 2**60, for none).
+    """
+    cgroup_root = CGROUP_ROOT if cgroup_root is None else cgroup_root
+    for path in (cgroup_root / "memory.max", cgroup_root / "memory" / "memory.limit_in_bytes"):
+        text = _read(path)
+        if text is None:
+            continue
+        if text.isdigit() and 0 < int(text) < 2**60:
+            return int(text)
+        return None
+    return None
+
+
+def default_memory_limit(cgroup_root: Path | None = None) -> str | None:
+    """80% of the pod's memory limit (DuckDB's own default share of the machine), as a setting."""
+    limit = memory_limit_bytes(cgroup_root)
+    return None if limit is None else f"{limit * 8 // 10 // 2**20}MiB"
+
+
 @contextmanager
 def _memory_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
@@ -203,7 +274,11 @@ class DuckDBEngine(OneShotEngine):
 
     Inputs are registered zero-copy (Arrow), so only the columns a query reads are scanned.
     ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) bound the connection; DuckDB spills larger
-    intermediate results to a temporary directory instead of failing.
+    intermediate results to a temporary directory instead of failing. By default they follow the
+    pod: ``threads`` is ``cpu_limit()`` (the cgroup CPU quota rounded up, or the CPUs the process
+    may run on), ``memory_limit`` 80% of the cgroup memory limit (``default_memory_limit()``;
+    DuckDB's own default, 80% of the machine's memory, without one). Results do not depend on
+    the thread count (exact DECIMAL sums, see the aggregation SQL).
     """
 
     name = "duckdb"
@@ -213,8 +288,8 @@ class DuckDBEngine(OneShotEngine):
                  connect: Callable[[], AbstractContextManager] | None = None) -> None:
         if threads is not None and threads < 1:
             raise MochiError(f"DuckDBEngine threads: must be at least 1, got {threads}")
-        self.threads = threads
-        self.memory_limit = memory_limit
+        self.threads = cpu_limit() if threads is None else threads
+        self.memory_limit = default_memory_limit() if memory_limit is None else memory_limit
         # where connections come from: dagster-duckdb's DuckDBResource.get_connection in a run
         # (sql_resource.py), a private in-memory database otherwise
         self.connect = connect or _memory_connection
@@ -234,8 +309,7 @@ class DuckDBEngine(OneShotEngine):
         try:
             with self.connect() as con:
                 con.execute("SET temp_directory = ?", [spill.name])
-                if self.threads is not None:
-                    con.execute(f"SET threads = {int(self.threads)}")
+                con.execute(f"SET threads = {int(self.threads)}")
                 if self.memory_limit is not None:
                     con.execute("SET memory_limit = ?", [self.memory_limit])
                 for table_name, table in tables.items():

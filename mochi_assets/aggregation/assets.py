@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.aggregation.tables import OUTCOME_COLUMNS, aggregate_scenario, lake_trades
+from mochi_assets.aggregation.tables import OUTCOME_COLUMNS, TRADE_COLUMNS, aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
@@ -66,7 +66,11 @@ def aggregates(
     tables = aggregate_scenario(
         engine,
         # Trino reads the trades where they lie in the lake; DuckDB gets them in memory
-        trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].collect(),
+        # (only the columns the aggregation reads: the Parquet scan skips the others, e.g. the
+        # exit_reason strings)
+        trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].select(
+            list(dict.fromkeys(TRADE_COLUMNS + OUTCOME_COLUMNS))
+        ).collect(),
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
         outcomes=trades["trades"].select(OUTCOME_COLUMNS) if engine.lake_inputs else None,

@@ -122,22 +122,49 @@ def _moments(daily: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     what ``scipy.stats.skew`` and ``kurtosis(fisher=False)`` return, sharing one pass of deviations
     (scipy's near-constant guard never applies: rows without a defined Sharpe are skipped).
     """
-    sr = np.asarray(sharpe_per_period(daily, axis=1), dtype=np.float64)
+    x = np.asarray(daily, dtype=np.float64)
+    if x.shape[1] < 2:
+        undefined = np.full(x.shape[0], np.nan)
+        return undefined, undefined.copy(), undefined.copy()
+    sr, skew, kurt, _ = _moments_and_deviations(x)
+    return sr, skew, kurt
+
+
+def _moments_and_deviations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_moments`` of the rows of the 2-D ``x`` (T >= 2), plus the rows with a defined Sharpe
+    minus their means (for ``effective_trials``).
+
+    One set of deviations serves the Sharpe and every moment: the same operations in the same
+    order as ``x.mean`` / ``x.std(ddof=1)`` (NumPy's ``_var``: sum of squared deviations over
+    T - 1, square root) and the per-moment means, so the same bits, in about half the passes
+    over the traders x T matrix.
+    """
+    n_periods = x.shape[1]
+    mean = x.mean(axis=1)
+    dev = x - mean[:, None]
+    power = dev * dev
+    sum_sq = power.sum(axis=1)
+    std = np.sqrt(sum_sq / (n_periods - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # as in sharpe_per_period: a zero std from rounding is still zero
+        sr = np.where(std > 1e-14 * np.maximum(np.abs(mean), 1e-300), mean / std, np.nan)
     defined = np.isfinite(sr)
     skew = np.full(sr.shape, np.nan)
     kurt = np.full(sr.shape, np.nan)
+    every = bool(defined.all())
     if defined.any():
-        dev = daily[defined]
-        dev -= dev.mean(axis=1, keepdims=True)
-        power = dev * dev
-        m2 = power.mean(axis=1)
+        if not every:
+            dev, power, sum_sq = dev[defined], power[defined], sum_sq[defined]
+        m2 = sum_sq / n_periods
         power *= dev
         m3 = power.mean(axis=1)
         power *= dev
         m4 = power.mean(axis=1)
         skew[defined] = m3 / m2**1.5
         kurt[defined] = m4 / m2**2
-    return sr, skew, kurt
+    elif not every:
+        dev = dev[defined]
+    return sr, skew, kurt, dev
 
 
 class SharpeTests(NamedTuple):
@@ -170,9 +197,10 @@ def sharpe_tests(daily: np.ndarray) -> SharpeTests:
     if n_periods < 2:
         undefined = np.full(n_traders, np.nan)
         return SharpeTests(undefined, undefined.copy(), undefined.copy(), nan, n_traders, undefined.copy(), nan, nan)
-    sr, skew, kurt = _moments(x)
+    sr, skew, kurt, deviations = _moments_and_deviations(x)
     sr0, n_trials = dsr_benchmark(sr)
-    n_eff = effective_trials(x, sr)
+    n_eff = _participation_ratio(deviations, n_traders)
+    del deviations
     sr0_eff, _ = dsr_benchmark(sr, n_trials=max(1, round(n_eff)))
     dsr = _psr_array(sr, n_periods, skew, kurt, sr0)
     dsr_eff = _psr_array(sr, n_periods, skew, kurt, sr0_eff)
@@ -222,12 +250,17 @@ def effective_trials(daily: np.ndarray, sharpes_per_period: np.ndarray | None = 
         return float("nan")
     sr = sharpe_per_period(x, axis=1) if sharpes_per_period is None else np.asarray(sharpes_per_period)
     defined = np.isfinite(sr)
-    n = int(defined.sum())
-    undefined_trial = 1.0 if n < x.shape[0] else 0.0
+    z = x[defined]
+    return _participation_ratio(z - z.mean(axis=1, keepdims=True), x.shape[0])
+
+
+def _participation_ratio(deviations: np.ndarray, n_rows: int) -> float:
+    """``effective_trials`` from the defined rows minus their means (overwritten) and the row count."""
+    n = deviations.shape[0]
+    undefined_trial = 1.0 if n < n_rows else 0.0
     if n <= 1:
         return n + undefined_trial
-    z = x[defined]
-    z = z - z.mean(axis=1, keepdims=True)
+    z = deviations
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     # Unit rows: C = z z^T, and ||z z^T||_F = ||z^T z||_F, so the Gram matrix is formed on the
     # smaller side. float32 halves the work; squared correlations need no more precision.
@@ -246,7 +279,8 @@ def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> 
     """Per-period Sharpe of a half from its sum, sum of squares and length (count >= 2).
 
     A zero-variance half has no ratio: it ranks as 0 when its mean is 0 (no trades there) and as
-    +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score.
+    +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score. NaN (only
+    from non-finite sums) is replaced by -inf, the lowest rank.
     """
     # In-place steps: these arrays are traders x splits, the bulk of the PBO's work.
     mean = total / count
@@ -257,29 +291,33 @@ def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> 
     np.sqrt(std, out=std)
     # Sum-of-squares cancellation leaves noise of about sqrt(eps) * |mean| for a constant half; a
     # ratio beyond 1e6 is infinite for ranking purposes anyway.
-    flat = std <= 1e-6 * np.abs(mean)
+    bound = np.abs(mean)
+    bound *= 1e-6
+    flat = std <= bound
     with np.errstate(divide="ignore", invalid="ignore"):
         sr = np.divide(mean, std, out=std)
     if flat.any():
         flat_mean = mean[flat]
         sr[flat] = np.where(flat_mean == 0, 0.0, np.copysign(np.inf, flat_mean))
+    nan = np.isnan(sr)
+    if nan.any():
+        sr[nan] = -np.inf
     return sr
 
 
-def _overfit_splits(is_sr: np.ndarray, oos_sr: np.ndarray) -> int:
+def _overfit_splits(is_score: np.ndarray, oos_score: np.ndarray) -> int:
     """How many splits (columns) have a logit of the in-sample winner's out-of-sample rank <= 0.
 
-    ``is_sr`` / ``oos_sr``: traders x splits per-period Sharpes of each half (nan ranks lowest).
-    The winner is the highest in-sample Sharpe (ties: lowest row); its rank r among the N traders
-    out of sample is 1 for the worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
+    ``is_score`` / ``oos_score``: traders x splits per-period Sharpes of each half, without NaN
+    (``_half_sharpe`` ranks an undefined one as -inf, the lowest). The winner is the highest
+    in-sample Sharpe (ties: lowest row); its rank r among the N traders out of sample is 1 for the
+    worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
     """
-    n_traders = is_sr.shape[0]
-    is_score = np.where(np.isnan(is_sr), -np.inf, is_sr)
-    oos_score = np.where(np.isnan(oos_sr), -np.inf, oos_sr)
+    n_traders = is_score.shape[0]
     winner = np.argmax(is_score, axis=0)
     winner_oos = oos_score[winner, np.arange(is_score.shape[1])]
-    below = (oos_score < winner_oos).sum(axis=0)
-    equal = (oos_score == winner_oos).sum(axis=0)
+    below = np.count_nonzero(oos_score < winner_oos, axis=0)
+    equal = np.count_nonzero(oos_score == winner_oos, axis=0)
     rank = below + (equal + 1) / 2.0
     omega = rank / (n_traders + 1)
     logit = np.log(omega / (1.0 - omega))
@@ -334,7 +372,10 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
         first_sq = block_sq @ mask
         first_len = block_len @ mask
         first_sr = _half_sharpe(first_sum, first_sq, first_len)
-        second_sr = _half_sharpe(total_sum - first_sum, total_sq - first_sq, n_periods - first_len)
+        # the other half's sums, in place (the first half's are not needed any more)
+        np.subtract(total_sum, first_sum, out=first_sum)
+        np.subtract(total_sq, first_sq, out=first_sq)
+        second_sr = _half_sharpe(first_sum, first_sq, n_periods - first_len)
         at_or_below += _overfit_splits(first_sr, second_sr) + _overfit_splits(second_sr, first_sr)
     return at_or_below / (2 * len(chosen)), blocks
 

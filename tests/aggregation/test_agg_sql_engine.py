@@ -50,3 +50,41 @@ def test_bad_statements_and_names_raise_mochi_errors():
         engine.query("SELECT nope FROM t", {"t": t})
     with pytest.raises(MochiError, match="threads"):
         DuckDBEngine(threads=0)
+
+
+def _cgroup(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return root
+
+
+def test_threads_and_memory_follow_the_pods_cgroup_limits(tmp_path, monkeypatch):
+    from mochi_resources import sql_engine
+
+    monkeypatch.setattr(sql_engine.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    # cgroup v2: a limit of 1500m CPU is 2 threads; "max" is no limit (the 8 CPUs of the affinity)
+    v2 = _cgroup(tmp_path / "v2", {"cpu.max": "150000 100000", "memory.max": str(2 * 2**30)})
+    assert sql_engine.cpu_limit(v2) == 2
+    assert sql_engine.memory_limit_bytes(v2) == 2 * 2**30
+    assert sql_engine.default_memory_limit(v2) == "1638MiB"
+    unlimited = _cgroup(tmp_path / "max", {"cpu.max": "max 100000", "memory.max": "max"})
+    assert sql_engine.cpu_limit(unlimited) == 8 and sql_engine.memory_limit_bytes(unlimited) is None
+    # cgroup v1: quota -1 is no limit
+    v1 = _cgroup(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000",
+                                   "memory/memory.limit_in_bytes": str(2**30)})
+    assert sql_engine.cpu_limit(v1) == 3 and sql_engine.memory_limit_bytes(v1) == 2**30
+    v1_free = _cgroup(tmp_path / "v1free", {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000",
+                                            "memory/memory.limit_in_bytes": str(2**63 - 4096)})
+    assert sql_engine.cpu_limit(v1_free) == 8 and sql_engine.memory_limit_bytes(v1_free) is None
+    # no cgroup files: the affinity; a quota below one CPU still gives one thread
+    assert sql_engine.cpu_limit(tmp_path / "none") == 8
+    assert sql_engine.cpu_limit(_cgroup(tmp_path / "small", {"cpu.max": "20000 100000"})) == 1
+    # the engine takes them when not told otherwise, and DuckDB gets them
+    monkeypatch.setattr(sql_engine, "CGROUP_ROOT", v2)
+    engine = DuckDBEngine()
+    assert (engine.threads, engine.memory_limit) == (2, "1638MiB")
+    out = engine.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m", {})
+    assert out["t"].item() == 2 and out["m"].item().startswith("1.5")
+    assert DuckDBEngine(threads=1, memory_limit="256MB").threads == 1

@@ -1,17 +1,17 @@
--- Sums and means of doubles go through DECIMAL(38, 18): exact sums, so results do not depend on
--- the order in which the engine's threads add rows (identical runs give identical bytes).
--- Per-trader sums over its trades (traders without trades have no row here).
--- A win is a trade with positive pnl net of costs.
+-- Per-trader sums over its trades (traders without trades have no row here), added up exactly
+-- from the per-year DECIMAL(38, 18) sums of trader_year_sums (so they do not depend on the order in
+-- which the engine's threads add rows either). A win is a trade with positive pnl net of costs.
+-- avg_r and expectancy are the exact sums divided by the trade count in DOUBLE.
 SELECT
     trader_id,
-    COUNT(*) AS trades,
-    CAST(SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS BIGINT) AS wins,
-    CAST(SUM(CAST(pnl AS DECIMAL(38, 18))) AS DOUBLE) AS net_pnl,
-    CAST(SUM(CAST(pnl_ticks AS DECIMAL(38, 18))) AS DOUBLE) AS net_pnl_ticks,
-    CAST(SUM(CAST(CASE WHEN pnl > 0 THEN pnl ELSE 0.0 END AS DECIMAL(38, 18))) AS DOUBLE) AS gross_profit,
-    CAST(SUM(CAST(CASE WHEN pnl < 0 THEN -pnl ELSE 0.0 END AS DECIMAL(38, 18))) AS DOUBLE) AS gross_loss,
-    CAST(SUM(CAST(r AS DECIMAL(38, 18))) AS DOUBLE) AS sum_r,
-    CAST(AVG(CAST(r AS DECIMAL(38, 18))) AS DOUBLE) AS avg_r,
-    CAST(AVG(CAST(pnl AS DECIMAL(38, 18))) AS DOUBLE) AS expectancy
-FROM trades
+    CAST(SUM(trades) AS BIGINT) AS trades,
+    CAST(SUM(wins) AS BIGINT) AS wins,
+    CAST(SUM(sum_pnl) AS DOUBLE) AS net_pnl,
+    CAST(SUM(sum_pnl_ticks) AS DOUBLE) AS net_pnl_ticks,
+    CAST(SUM(gross_profit) AS DOUBLE) AS gross_profit,
+    CAST(SUM(gross_loss) AS DOUBLE) AS gross_loss,
+    CAST(SUM(sum_r) AS DOUBLE) AS sum_r,
+    CAST(SUM(sum_r) AS DOUBLE) / CAST(SUM(trades) AS DOUBLE) AS avg_r,
+    CAST(SUM(sum_pnl) AS DOUBLE) / CAST(SUM(trades) AS DOUBLE) AS expectancy
+FROM trader_year_sums
 GROUP BY trader_id

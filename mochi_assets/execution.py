@@ -40,9 +40,9 @@ def cpu_threads(size: str) -> int:
 def step_tags(size: str, pool: str | None = None) -> dict:
     """Op tags carrying the pod resources of a step of the given size (and its pool, as a pod label).
 
-    The pod's environment sets NUMBA_NUM_THREADS (numba otherwise starts one thread per CPU of the
-    node, not of the pod, and the CPU limit throttles them) and MOCHI_THREADS (DuckDB's threads) to
-    the CPU limit."""
+    The pod's environment sets NUMBA_NUM_THREADS to the CPU limit (numba otherwise starts one thread
+    per CPU of the node, not of the pod, and the limit throttles them); DuckDB's threads follow the
+    same limit, read from the cgroup (mochi_resources/sql_engine.py, cpu_limit)."""
     labels = {"mochi/step-size": size}
     if pool:
         labels["mochi/pool"] = pool
@@ -52,7 +52,7 @@ def step_tags(size: str, pool: str | None = None) -> dict:
         "dagster-k8s/config": {
             "container_config": {
                 "resources": _SIZES[size],
-                "env": [{"name": "NUMBA_NUM_THREADS", "value": threads}, {"name": "MOCHI_THREADS", "value": threads}],
+                "env": [{"name": "NUMBA_NUM_THREADS", "value": threads}],
             },
             "pod_template_spec_metadata": {"labels": labels},
         },

@@ -139,4 +139,4 @@ def test_step_threads_follow_the_pod_cpu_limit(run_launcher, asset_key, size):
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     limit = step_resources(size)["limits"]["cpu"]
     cores = float(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
-    assert env["NUMBA_NUM_THREADS"] == env["MOCHI_THREADS"] == str(max(1, math.ceil(cores)))
+    assert env["NUMBA_NUM_THREADS"] == str(max(1, math.ceil(cores)))

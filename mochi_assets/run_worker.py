@@ -17,11 +17,65 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 
+from mochi_resources.errors import MochiError
+
 PARENT_POLL_S = 0.5
+_PRESTARTED: list[subprocess.Popen] = []
+
+
+def parallel_runs() -> int:
+    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, by default the
+    CPUs this process may use, at most 2 (one in the `mochi` process, each other one in a worker
+    process of its own: memory grows with it)."""
+    text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise MochiError(f"MOCHI_PARALLEL_RUNS: {text!r} is not a whole number") from None
+        if value < 1:
+            raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
+        return value
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def wants_workers(request, parallel: int) -> bool:
+    """Whether a backtest of `request` executes its scenario runs in parallel (two scenarios or more)."""
+    return parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1)
+
+
+def spawn() -> subprocess.Popen:
+    """A worker process (DAGSTER_HOME must be set: home.ensure_dagster_home)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mochi_assets.run_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, bufsize=1, env=os.environ.copy(),
+    )
+
+
+def prestart(count: int) -> None:
+    """Start `count` workers now, before this process imports the definitions, so that both import
+    at once on two cores; `take_prestarted` hands them to the runner."""
+    _PRESTARTED.extend(spawn() for _ in range(count))
+
+
+def take_prestarted(count: int) -> list[subprocess.Popen]:
+    """Up to `count` prestarted workers (the rest are ended)."""
+    taken, rest = _PRESTARTED[:count], _PRESTARTED[count:]
+    _PRESTARTED.clear()
+    for proc in rest:
+        proc.terminate()
+    return taken
+
+
+def discard_prestarted() -> None:
+    """End the prestarted workers nobody took (the backtest failed before its scenario runs)."""
+    for proc in take_prestarted(0):
+        proc.wait()
 
 
 def _watch_parent(parent: int) -> None:
@@ -47,11 +101,15 @@ def main() -> int:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
     import dagster as dg
+    from filelock import FileLock
 
     from mochi_assets import launch
     from mochi_assets.definitions import defs  # noqa: F401  (imports paid before the first run)
+    from mochi_assets.home import INSTANCE_LOCK, LOCK_TIMEOUT_S
 
-    instance = dg.DagsterInstance.get()
+    # the parent may still be creating the instance's storage: the same lock as runner.get_instance
+    with FileLock(os.path.join(os.environ["DAGSTER_HOME"], INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+        instance = dg.DagsterInstance.get()
     print("ready", flush=True)
     for line in sys.stdin:
         run_id = line.strip()

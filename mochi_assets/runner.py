@@ -27,7 +27,9 @@ import dagster as dg
 import polars as pl
 from filelock import FileLock
 
-from mochi_assets import interrupt, launch
+from mochi_assets import interrupt, launch, run_worker
+from mochi_assets.run_worker import parallel_runs, wants_workers  # noqa: F401  (re-exported)
+from mochi_assets.home import INSTANCE_LOCK, LOCK_TIMEOUT_S, ensure_dagster_home  # noqa: F401  (re-exported)
 from mochi_assets.automation.sensors import request_tags
 from mochi_assets.conditions import ticker_scenarios
 from mochi_assets.execution import PROVIDER_POOL, SIMULATION_POOL
@@ -44,8 +46,6 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}
 # A run executed by `mochi` names its process, so a later command can tell that it died.
 PID_TAG = "mochi/pid"
 HOST_TAG = "mochi/host"
-INSTANCE_LOCK = ".mochi-instance.lock"
-LOCK_TIMEOUT_S = 120
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -59,22 +59,6 @@ STOP_GRACE_S = 6.0
 POLL_S = 1.0
 # While a step waits for a pool slot, how often the waiting line is repeated on stderr.
 POOL_NOTICE_EVERY_S = 10.0
-_REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
-
-
-def ensure_dagster_home(settings: MochiSettings) -> Path:
-    """Point DAGSTER_HOME at `$MOCHI_HOME/dagster` unless set, seeded with the repo's dagster.yaml."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    target = home / "dagster.yaml"
-    if not target.exists() and _REPO_DAGSTER_YAML.is_file():
-        with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
-            if not target.exists():
-                staged = home / f".dagster.yaml.{os.getpid()}"
-                shutil.copyfile(_REPO_DAGSTER_YAML, staged)
-                os.replace(staged, target)
-    return home
 
 
 def workspace_file(settings: MochiSettings) -> Path:
@@ -320,33 +304,14 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     return run.run_id
 
 
-def parallel_runs() -> int:
-    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, by default the
-    CPUs this process may use, at most 2 (one in the `mochi` process, each other one in a worker
-    process of its own: memory grows with it)."""
-    text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            raise MochiError(f"MOCHI_PARALLEL_RUNS: {text!r} is not a whole number") from None
-        if value < 1:
-            raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
-        return value
-    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
 class _Worker:
     """A `run_worker` process and a thread forwarding its lines to a queue."""
 
-    def __init__(self, index: int, lines: "queue.Queue[tuple[int, str]]") -> None:
+    def __init__(self, index: int, lines: "queue.Queue[tuple[int, str]]", proc: subprocess.Popen | None = None) -> None:
         self.index = index
         self.run_id: str | None = None
         self.ready = False
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mochi_assets.run_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, bufsize=1, env=os.environ.copy(),
-        )
+        self.proc = proc or run_worker.spawn()
         threading.Thread(target=self._read, args=(lines,), daemon=True).start()
 
     def _read(self, lines: "queue.Queue[tuple[int, str]]") -> None:
@@ -438,7 +403,9 @@ class RunWorkers:
     def __init__(self, count: int, instance: dg.DagsterInstance) -> None:
         self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
         self.slots: list[_Worker | _LocalSlot] = [_LocalSlot(0, instance, self.lines)]
-        self.slots += [_Worker(i, self.lines) for i in range(1, count)]
+        prestarted = run_worker.take_prestarted(count - 1)  # started by the CLI before its imports
+        self.slots += [_Worker(i, self.lines, prestarted[i - 1] if i <= len(prestarted) else None)
+                       for i in range(1, count)]
 
     def close(self, now: bool = False) -> None:
         """End the workers: each finishes its run in progress, if any, then sees end of input. With
@@ -632,7 +599,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
     # scenario runs go to worker processes when there may be two or more: started now, their
     # imports overlap the request and ticker runs
     parallel = parallel_runs()
-    workers = RunWorkers(parallel, instance) if parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1) else None
+    workers = RunWorkers(parallel, instance) if wants_workers(request, parallel) else None
     try:
         launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),
                      always=True)  # cheap; its data version (the hash) decides what follows

@@ -41,7 +41,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import ndtr, ndtri  # the normal CDF and its inverse, as scipy.stats.norm uses them
 
 EULER_GAMMA = 0.5772156649
 PERIODS_PER_YEAR = 252
@@ -82,7 +82,7 @@ def _psr_array(
     var_term = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr**2
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (sr - sr_benchmark) * math.sqrt(n - 1) / np.sqrt(np.where(var_term > 0, var_term, np.nan))
-    return sps.norm.cdf(z)
+    return ndtr(z)
 
 
 def probabilistic_sharpe_ratio(
@@ -109,9 +109,7 @@ def expected_max_sharpe(variance: float, n_trials: int) -> float:
     if n_trials == 1:
         return 0.0
     n = float(n_trials)
-    quantiles = (1.0 - EULER_GAMMA) * sps.norm.ppf(1.0 - 1.0 / n) + EULER_GAMMA * sps.norm.ppf(
-        1.0 - 1.0 / (n * math.e)
-    )
+    quantiles = (1.0 - EULER_GAMMA) * ndtri(1.0 - 1.0 / n) + EULER_GAMMA * ndtri(1.0 - 1.0 / (n * math.e))
     return float(math.sqrt(variance) * quantiles)
 
 

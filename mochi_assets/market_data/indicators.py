@@ -12,9 +12,9 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from mochi_assets.market_data.bars import check_timezone
+from mochi_assets.market_data.recursions import first_order_filter
 from mochi_assets.market_data.sessions import SessionCalendar, assign_sessions, parse_session
 from mochi_resources.errors import RequestError
 
@@ -87,7 +87,7 @@ def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
     if n > period:
         # The recursion is a first-order IIR filter: y[t] = (1 - 1/p) y[t-1] + x[t]/p.
         decay = (period - 1) / period
-        atr[period:], _ = lfilter([1.0 / period], [1.0, -decay], tr[period:], zi=[decay * seed])
+        atr[period:] = first_order_filter(1.0 / period, -decay, tr[period:], zi=decay * seed)
     return atr
 
 

@@ -31,10 +31,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
 from mochi_assets.market_data.localtime import utc_offsets
+from mochi_assets.market_data.recursions import first_order_filter
 from mochi_resources.errors import ProviderError, RequestError
 
 SYNTHETIC_PREFIX = "SYN:"
@@ -145,7 +145,7 @@ def _regimes(profile: SyntheticProfile, n_weeks: int) -> np.ndarray:
     """Volatility multiplier per week since EPOCH (mean about 1)."""
     eta = _stream_normals(profile.seed, _STREAM_REGIME, n_weeks)
     innov = _REGIME_SD * np.sqrt(1 - _REGIME_PHI**2)
-    log_vol = lfilter([innov], [1.0, -_REGIME_PHI], eta)
+    log_vol = first_order_filter(innov, -_REGIME_PHI, eta)
     return np.exp(log_vol - _REGIME_SD**2 / 2)
 
 
@@ -159,7 +159,7 @@ def _anchor_path(profile: SyntheticProfile, n_days: int) -> tuple[np.ndarray, np
     prev = np.maximum(day - 1, 0)
     step = day_vol[prev] * np.sqrt(_DAY_VARIANCE_SHARE[prev % 7]) * z
     step[0] = 0.0
-    deviation = lfilter([1.0], [1.0, -(1.0 - profile.mean_reversion)], step)
+    deviation = first_order_filter(1.0, -(1.0 - profile.mean_reversion), step)
     return np.log(profile.base_price) + deviation, day_vol
 
 

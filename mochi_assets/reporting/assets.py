@@ -15,9 +15,9 @@ from mochi_assets.partitions import (
     ticker_partitions_def,
     ticker_scenario_partitions_def,
 )
-from mochi_assets.reporting import graphs, lens, rankings as ranking
+from mochi_assets.reporting import lens, rankings as ranking
 from mochi_assets.reporting.extracts import extract_trades
-from mochi_assets.reporting.graphs import GraphContext
+from mochi_assets.reporting.context import GraphContext
 from mochi_assets.conditions import follows_upstream, leaderboard_follows
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
@@ -37,6 +37,13 @@ _TICKER_SCENARIO = dict(
 )
 _SCENARIOS_IN = {"scenarios": dg.AssetIn(partition_mapping=by_ticker), "request": request_in(ticker_scenario_partitions_def)}
 
+
+
+def _graphs():
+    """The graphs module, imported by the steps that draw (plotnine and matplotlib take seconds)."""
+    from mochi_assets.reporting import graphs
+
+    return graphs
 
 def _graph_context(context: dg.AssetExecutionContext, request: BacktestRequest, scenarios: dict):
     _, scenario = split_partition_key(context)
@@ -133,7 +140,7 @@ def years_graph(context: dg.AssetExecutionContext, aggregates: dict, rankings: p
     request, ctx = _graph_context(context, request, scenarios)
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
-    png, data = graphs.years_graph(
+    png, data = _graphs().years_graph(
         aggregates["trader_by_year"].collect(), top, ctx, ineligible=ranking.ineligible_ids(ranked)
     )
     return _graph_output(context, "years", png, data, request, ctx)
@@ -144,7 +151,7 @@ def years_graph(context: dg.AssetExecutionContext, aggregates: dict, rankings: p
 def stops_graph(context: dg.AssetExecutionContext, aggregates: dict, trades: dict, scenarios: dict,
                 request: BacktestRequest) -> dict:
     request, ctx = _graph_context(context, request, scenarios)
-    png, data = graphs.stops_graph(
+    png, data = _graphs().stops_graph(
         # the trades stay a lazy scan: the MAE panel reads the few columns it needs, never the table
         trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"], ctx
     )
@@ -159,7 +166,7 @@ def best_traders_graph(context: dg.AssetExecutionContext, trades: dict, rankings
     ranked = rankings.collect()
     top = ranking.top_trader_ids(ranked, GRAPH_TOP_N)
     top_trades = trades["trades"].filter(pl.col("trader_id").is_in(top)).collect()
-    png, data = graphs.best_traders_graph(
+    png, data = _graphs().best_traders_graph(
         top_trades, top, ctx, verdict=ranking.verdict(ranked), ineligible=ranking.ineligible_ids(ranked)
     )
     return _graph_output(context, "best_traders", png, data, request, ctx)
@@ -202,7 +209,7 @@ def trade_lens(context: dg.AssetExecutionContext, trade_extracts: pl.LazyFrame, 
     """The top traders' trades by weekday, hour, hold time, MAE/MFE and streaks."""
     request, ctx = _graph_context(context, request, scenarios)
     tables = lens.trade_lens(trade_extracts.collect(), timezone=request.timezone)
-    png = graphs.lens_graph(tables, ctx)
+    png = _graphs().lens_graph(tables, ctx)
     context.add_output_metadata(
         {
             **provenance(request, synthetic=ctx.synthetic),

@@ -70,6 +70,7 @@ from mochi_assets.reporting.extracts import require_columns, unique_ids  # noqa:
 from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
 from mochi_assets.reporting.numbers import value_labels  # noqa: E402
 from mochi_resources.errors import MochiError  # noqa: E402
+from mochi_assets.reporting.context import GraphContext, graph_title, panel_title  # noqa: E402,F401  (re-exported)
 
 FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
 DPI: int = 100  # so every PNG is 1000 x 600 pixels
@@ -88,39 +89,6 @@ _MAE_HIST_MAX_R = 3.0
 # Scatter points drawn on a grid this fine (columns, rows; see scatter_points): the MAE/MFE panel
 # is about 400 x 220 pixels and a marker about 5 pixels wide.
 _SCATTER_CELLS = (200, 120)
-
-
-@dataclass(frozen=True)
-class GraphContext:
-    """What every graph title states: ticker, scenario, date range, synthetic or not.
-
-    ``timezone`` only labels local-time axes of the lens graph.
-    """
-
-    ticker: str
-    scenario: str
-    start: date
-    end: date
-    synthetic: bool
-    currency: str = "price units"
-    timezone: str | None = None
-
-
-def graph_title(ctx: GraphContext, what: str, *, narrow: bool = False) -> str:
-    """Title naming what the graph shows, the ticker, scenario, date range (and "synthetic data").
-
-    Two lines; three when ``narrow`` (the first panel of a composed graph is half as wide).
-    """
-    where = f"{ctx.ticker} · scenario {ctx.scenario}"
-    when = f"{ctx.start:%Y-%m-%d} to {ctx.end:%Y-%m-%d}"
-    if ctx.synthetic:
-        when += " · synthetic data"
-    return f"{what}\n{where}\n{when}" if narrow else f"{what}\n{where} · {when}"
-
-
-def panel_title(ctx: GraphContext, what: str) -> str:
-    """Title of a secondary panel of a composed graph (the first panel carries graph_title)."""
-    return f"{what} (synthetic data)" if ctx.synthetic else what
 
 
 class Plot(ggplot):

@@ -15,12 +15,11 @@ from mochi_assets.execution import step_tags
 from mochi_assets.metadata import code_version, png_markdown, preview, provenance
 from mochi_assets.partitions import by_ticker, split_partition_key, ticker_scenario_partitions_def
 from mochi_assets.reporting import rankings as ranking
-from mochi_assets.reporting.graphs import GraphContext
+from mochi_assets.reporting.context import GraphContext
 from mochi_assets.request import BacktestRequest
 from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request_asset import request_in
-from mochi_assets.validation.graph import walk_forward_graph
 from mochi_assets.validation.panel import build_panel, panel_trades, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
@@ -86,6 +85,8 @@ def walk_forward(context: dg.AssetExecutionContext, trades: dict, enhanced_bars:
     summary = result["summary"]
     synthetic = _synthetic(scenarios)
     ctx = GraphContext(ticker=request.ticker, scenario=scenario, start=request.start, end=request.end, synthetic=synthetic)
+    from mochi_assets.validation.graph import walk_forward_graph  # plotnine: imported where it draws
+
     png = walk_forward_graph(result["equity"], result["folds"], summary, ctx)
     row = summary.row(0, named=True)
     context.add_output_metadata(

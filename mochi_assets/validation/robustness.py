@@ -32,7 +32,6 @@ import math
 
 import numpy as np
 import polars as pl
-from arch.bootstrap import StationaryBootstrap
 from scipy import fft as sfft
 
 from mochi_assets.aggregation import stats
@@ -124,6 +123,8 @@ def monte_carlo(daily: np.ndarray, indices: np.ndarray) -> dict[str, float]:
 
 def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
     """(reps, n_sessions) how often each session appears in each of arch's stationary bootstrap draws."""
+    from arch.bootstrap import StationaryBootstrap  # arch imports scipy.stats and matplotlib: here only
+
     bs = StationaryBootstrap(block, np.arange(n_sessions), seed=seed)
     counts = np.empty((reps, n_sessions), dtype=np.float64)
     for i, (pos, _) in enumerate(bs.bootstrap(reps)):

@@ -25,6 +25,9 @@ import time
 from mochi_resources.errors import MochiError
 
 PARENT_POLL_S = 0.5
+# Scenario runs go in parallel by default only while the largest scenario is this small (traders x
+# years of its grid bound, request.trader_bounds): two large aggregations at once need twice the memory.
+PARALLEL_MAX_TRADER_YEARS = 5_000
 _PRESTARTED: list[subprocess.Popen] = []
 
 
@@ -45,8 +48,21 @@ def parallel_runs() -> int:
 
 
 def wants_workers(request, parallel: int) -> bool:
-    """Whether a backtest of `request` executes its scenario runs in parallel (two scenarios or more)."""
-    return parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1)
+    """Whether a backtest of `request` executes its scenario runs in parallel: two scenarios or
+    more, and, unless MOCHI_PARALLEL_RUNS is set, a largest scenario of at most
+    PARALLEL_MAX_TRADER_YEARS (bigger scenarios are long enough for fixed costs not to matter, and
+    two of their aggregations at once would need twice the memory)."""
+    from mochi_assets.request import trader_bounds
+
+    if parallel < 2:
+        return False
+    bounds = trader_bounds(request)
+    if len(bounds) < 2:
+        return False
+    if os.environ.get("MOCHI_PARALLEL_RUNS", "").strip():
+        return True
+    years = (request.end - request.start).days / 365.25
+    return max(bounds.values()) * years <= PARALLEL_MAX_TRADER_YEARS
 
 
 def spawn() -> subprocess.Popen:

@@ -12,14 +12,27 @@ import os
 
 import dagster as dg
 
-# Kubernetes requests and limits per kind of step: small for bars and scenarios, sized for the
-# grid for the simulation (chunked: memory does not grow with the number of traders), moderate
-# for aggregation and graphs.
+# Peak RSS (MB) while each kind of step ran in the 10-year x 4 scenarios x 5,000-trader benchmark
+# (`benchmarks/bench_pipeline.py --case four` with MOCHI_PARALLEL_RUNS=1, 2026-11-28; README,
+# "Benchmarks"): the high-water mark of the whole `mochi` process while the step ran, so an upper
+# bound for a pod that runs the step alone (a pod does not carry earlier steps' memory).
+MEASURED_PEAK_MB = {
+    "small": 975,  # backtest_request, leaderboard (the largest), live and filings steps
+    "bars": 1639,  # raw_bars 1,360, enhanced_bars 1,639, scenarios 1,408 (10 years of minute bars)
+    "simulation": 1890,  # trades: chunked, does not grow with the grid
+    "aggregation": 2956,  # aggregates 2,956, walk_forward 2,224, robustness 2,005
+    "reporting": 2386,  # stops_graph 2,386, best_traders 1,182, trade_lens 1,088
+}
+HEADROOM = 1.25  # memory limit at least this times the measured peak
+
+# Kubernetes requests and limits per kind of step, from MEASURED_PEAK_MB with HEADROOM; CPU: the
+# simulation and the aggregation use two threads, the rest mostly one.
 _SIZES = {
     "small": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
-    "simulation": {"requests": {"cpu": "2", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-    "aggregation": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-    "reporting": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+    "bars": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}},
+    "simulation": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
+    "aggregation": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "reporting": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}},
 }
 
 

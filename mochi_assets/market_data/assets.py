@@ -57,7 +57,7 @@ def _source_tags(source: str) -> dict:
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="market_data",
-    op_tags=step_tags("small"),
+    op_tags=step_tags("bars"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("raw", tables=RAW_TABLES),
     code_version=code_version("market_data", libraries=("numpy", "polars")),
@@ -142,7 +142,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="market_data",
-    op_tags=step_tags("small"),
+    op_tags=step_tags("bars"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("prepared"),
     code_version=code_version("market_data", libraries=("numpy", "polars")),

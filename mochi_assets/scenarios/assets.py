@@ -81,7 +81,7 @@ def ticker_meta_row(lake, request, enhanced: pl.DataFrame) -> pl.DataFrame:
 @dg.asset(
     partitions_def=ticker_partitions_def,
     group_name="scenarios",
-    op_tags=step_tags("small"),
+    op_tags=step_tags("bars"),
     kinds={"polars", "parquet"},
     metadata=lake_metadata("ticker-meta", tables=["ticker_meta", "scenario_grids"]),
     code_version=code_version("scenarios", "market_data"),

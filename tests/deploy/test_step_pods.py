@@ -19,7 +19,7 @@ from deploy_files import FAKE_KUBECONFIG, K8S_VERSION, values
 
 import dagster as dg
 from mochi_assets.definitions import defs
-from mochi_assets.execution import step_resources
+from mochi_assets.execution import HEADROOM, MEASURED_PEAK_MB, step_resources
 
 
 
@@ -125,15 +125,18 @@ def test_step_pods_carry_the_pool_and_size_labels(run_launcher):
     assert "mochi/pool" not in aggregates and aggregates["mochi/step-size"] == "aggregation"
 
 
-def test_simulation_is_sized_above_aggregation_and_small_steps():
-    def memory_gib(size: str) -> float:
-        return float(step_resources(size)["limits"]["memory"].removesuffix("Gi"))
+@pytest.mark.parametrize("size", sorted(MEASURED_PEAK_MB))
+def test_each_size_holds_its_measured_peak_with_headroom(size):
+    def mib(text: str) -> float:
+        return float(text.removesuffix("Gi")) * 1024
 
-    assert memory_gib("simulation") >= memory_gib("aggregation") >= memory_gib("small")
+    resources = step_resources(size)
+    assert mib(resources["limits"]["memory"]) >= HEADROOM * MEASURED_PEAK_MB[size]
+    assert mib(resources["requests"]["memory"]) <= mib(resources["limits"]["memory"])
 
 
 @pytest.mark.parametrize("asset_key,size", [("trades", "simulation"), ("aggregates", "aggregation"),
-                                            ("raw_bars", "small")])
+                                            ("raw_bars", "bars")])
 def test_step_threads_follow_the_pod_cpu_limit(run_launcher, asset_key, size):
     container = step_job(run_launcher, asset_key)["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container.get("env", [])}

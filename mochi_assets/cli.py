@@ -154,14 +154,16 @@ def _fail_backtest(exc: MochiError) -> None:
 def _run_with_progress(request, no_progress: bool, force: bool = False):
     """Run the backtest with a progress bar on stderr (one step per asset materialization); Ctrl-C
     or SIGTERM cancels the run in progress (a second one ends the process at once)."""
+    import os
+
     from mochi_assets import run_worker
-    from mochi_assets.home import ensure_dagster_home
     from mochi_resources.settings import MochiSettings
 
     parallel = run_worker.parallel_runs()
     if run_worker.wants_workers(request, parallel):
-        # the scenario runs' worker processes import the definitions while this one does
-        ensure_dagster_home(MochiSettings.from_env())
+        # the scenario runs' worker processes import the definitions while this one does; they wait
+        # for the instance this process creates (a refused request creates nothing)
+        os.environ["DAGSTER_HOME"] = str(MochiSettings.from_env().dagster_home)
         run_worker.prestart(parallel - 1)
     try:
         return _run_backtest_with_progress(request, no_progress, force)

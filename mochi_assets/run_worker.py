@@ -66,7 +66,7 @@ def wants_workers(request, parallel: int) -> bool:
 
 
 def spawn() -> subprocess.Popen:
-    """A worker process (DAGSTER_HOME must be set: home.ensure_dagster_home)."""
+    """A worker process (DAGSTER_HOME must be set)."""
     return subprocess.Popen(
         [sys.executable, "-m", "mochi_assets.run_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True, bufsize=1, env=os.environ.copy(),
@@ -75,7 +75,8 @@ def spawn() -> subprocess.Popen:
 
 def prestart(count: int) -> None:
     """Start `count` workers now, before this process imports the definitions, so that both import
-    at once on two cores; `take_prestarted` hands them to the runner."""
+    at once on two cores; `take_prestarted` hands them to the runner. DAGSTER_HOME must be set; the
+    workers wait until its dagster.yaml exists."""
     _PRESTARTED.extend(spawn() for _ in range(count))
 
 
@@ -123,8 +124,12 @@ def main() -> int:
     from mochi_assets.definitions import defs  # noqa: F401  (imports paid before the first run)
     from mochi_assets.home import INSTANCE_LOCK, LOCK_TIMEOUT_S
 
-    # the parent may still be creating the instance's storage: the same lock as runner.get_instance
-    with FileLock(os.path.join(os.environ["DAGSTER_HOME"], INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
+    # the parent prepares the home (home.ensure_dagster_home) only once the request passed its
+    # checks, then creates the instance's storage under this lock (runner.get_instance)
+    home = os.environ["DAGSTER_HOME"]
+    while not os.path.exists(os.path.join(home, "dagster.yaml")):
+        time.sleep(0.05)
+    with FileLock(os.path.join(home, INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
         instance = dg.DagsterInstance.get()
     print("ready", flush=True)
     for line in sys.stdin:

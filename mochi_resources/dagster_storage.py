@@ -6,7 +6,8 @@ a multi-partitioned asset looks its partition keys up many times (each input and
 that both dimension keys exist), so on the README backtest those set-ups were about a fifth of the
 whole command. This subclass keeps one engine per database file (engines of SQLite with NullPool
 hold no open connection, so nothing is shared between threads or processes) and remembers that a
-table exists once SQLite said so (tables are never dropped), and trusts for ten seconds that a
+table exists once SQLite said so (tables are never dropped), creates a database under a file lock
+(two processes creating the same run's database could stamp its schema twice), and trusts for ten seconds that a
 dynamic partition it saw exists (deleted in another process meanwhile, a key would still pass
 Dagster's existence check for those seconds; deleted through this storage, it is forgotten). Reads, writes, transactions, the
 files and their layout are Dagster's, unchanged: a home written by either class reads with the
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster import Field, StringSource
+from filelock import FileLock
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -30,7 +32,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 PARTITION_TTL_S = 10.0  # how long a dynamic partition seen to exist is trusted without asking again
-ENGINES_KEPT = 64  # run shards a long-lived webserver keeps engines for (least recently used dropped)
+ENGINES_KEPT = 64
+INITDB_LOCK = ".mochi-initdb.lock"  # in the event log folder: held while a database is created
+INITDB_LOCK_TIMEOUT_S = 120  # run shards a long-lived webserver keeps engines for (least recently used dropped)
 
 
 def default_base_dir() -> str:
@@ -75,6 +79,13 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
                 _, dropped = self._engines.popitem(last=False)
                 dropped.dispose()
             return engine
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        # Two processes opening a new run's database at once (`mochi backtest` reading the
+        # progress of a run its worker process is starting) could both stamp its schema version,
+        # leaving it with two alembic heads for good: creation is serialized across processes.
+        with FileLock(os.path.join(self._base_dir, INITDB_LOCK), timeout=INITDB_LOCK_TIMEOUT_S):
+            super()._initdb(engine, for_index_shard=for_index_shard)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

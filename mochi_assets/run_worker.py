@@ -1,8 +1,7 @@
 """A worker process of `mochi backtest`: executes, one after another, runs its parent created.
 
-`mochi backtest` executes up to `MOCHI_PARALLEL_RUNS` runs of a ticker's scenarios at once
-(runner.py): one in its own process, each other one in such a worker, so that two scenarios use the
-machine's two cores; the simulation
+With MOCHI_PARALLEL_RUNS=N (N > 1), `mochi backtest` executes up to N runs of a ticker's scenarios
+at once (runner.py): one in its own process, each other one in such a worker; the simulation
 step still runs one at a time across all of them (its Dagster pool). A worker is started with
 DAGSTER_HOME set; it imports the definitions and says `ready`, then reads run ids from stdin, one
 per line, executes each run in process on the instance (as launch.execute does for the parent),
@@ -25,44 +24,31 @@ import time
 from mochi_resources.errors import MochiError
 
 PARENT_POLL_S = 0.5
-# Scenario runs go in parallel by default only while the largest scenario is this small (traders x
-# years of its grid bound, request.trader_bounds): two large aggregations at once need twice the memory.
-PARALLEL_MAX_TRADER_YEARS = 5_000
 _PRESTARTED: list[subprocess.Popen] = []
 
 
 def parallel_runs() -> int:
-    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, by default the
-    CPUs this process may use, at most 2 (one in the `mochi` process, each other one in a worker
-    process of its own: memory grows with it)."""
+    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, default 1.
+
+    One runs in the `mochi` process, each other one in a worker process of its own. Measured on
+    the README backtest (README, "Benchmarks"): two at once took 33.7 s and 1,292 MB, one at a time
+    35.5 s and 713 MB; on 10 years x 4 x 5,000 traders, 216 s and 5.3 GB against 250 s and 3.0 GB.
+    The memory is why it is not the default."""
     text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            raise MochiError(f"MOCHI_PARALLEL_RUNS: {text!r} is not a whole number") from None
-        if value < 1:
-            raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
-        return value
-    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    if not text:
+        return 1
+    try:
+        value = int(text)
+    except ValueError:
+        raise MochiError(f"MOCHI_PARALLEL_RUNS: {text!r} is not a whole number") from None
+    if value < 1:
+        raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
+    return value
 
 
 def wants_workers(request, parallel: int) -> bool:
-    """Whether a backtest of `request` executes its scenario runs in parallel: two scenarios or
-    more, and, unless MOCHI_PARALLEL_RUNS is set, a largest scenario of at most
-    PARALLEL_MAX_TRADER_YEARS (bigger scenarios are long enough for fixed costs not to matter, and
-    two of their aggregations at once would need twice the memory)."""
-    from mochi_assets.request import trader_bounds
-
-    if parallel < 2:
-        return False
-    bounds = trader_bounds(request)
-    if len(bounds) < 2:
-        return False
-    if os.environ.get("MOCHI_PARALLEL_RUNS", "").strip():
-        return True
-    years = (request.end - request.start).days / 365.25
-    return max(bounds.values()) * years <= PARALLEL_MAX_TRADER_YEARS
+    """Whether a backtest of `request` executes its scenario runs in parallel (two scenarios or more)."""
+    return parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1)
 
 
 def spawn() -> subprocess.Popen:

@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys

@@ -22,8 +22,7 @@ import io
 import textwrap
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import matplotlib
 import matplotlib.image

@@ -34,7 +34,6 @@ import numpy as np
 import polars as pl
 from scipy import fft as sfft
 
-from mochi_assets.aggregation import stats
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_resources.errors import MochiError
 

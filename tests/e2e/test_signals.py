@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from mochi_assets.runner import IN_FLIGHT, recover_dead_runs
+from tests.processes import worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -92,19 +93,6 @@ def test_sigint_and_sigterm_cancel_the_run_and_free_the_pool(tmp_path, monkeypat
         assert not instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
 
 
-def _workers_of(home: Path) -> list[int]:
-    """Pids of `run_worker` processes started for this MOCHI_HOME."""
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"mochi_assets.run_worker" in (proc / "cmdline").read_bytes() and \
-                    f"MOCHI_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_sigterm_cancels_parallel_scenario_runs_and_ends_their_workers(tmp_path, monkeypatch):
     """Two scenarios run in two worker processes: SIGTERM cancels both runs, frees the pool, and
     no worker outlives the command."""
@@ -126,4 +114,4 @@ def test_sigterm_cancels_parallel_scenario_runs_and_ends_their_workers(tmp_path,
         info = instance.event_log_storage.get_concurrency_info("mochi_simulation")
         assert info.active_slot_count == 0 and not info.claimed_slots and not info.pending_steps
     assert list((home / "lake").rglob("*.partial")) == []
-    assert _workers_of(home) == []
+    assert worker_pids(home) == []

@@ -6,13 +6,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from filelock import FileLock
 
 from mochi_assets.runner import INSTANCE_LOCK
+from tests.processes import worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +38,6 @@ scenarios:
 """
 
 
-def _worker_pids(home: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"mochi_assets.run_worker" in (proc / "cmdline").read_bytes() and \
-                    f"MOCHI_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_a_killed_worker_fails_its_run_and_frees_the_pool(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
@@ -69,8 +57,8 @@ def test_a_killed_worker_fails_its_run_and_frees_the_pool(tmp_path, monkeypatch)
                 with FileLock(str(home / "dagster" / INSTANCE_LOCK)), dg.DagsterInstance.get() as instance:
                     started = instance.get_runs(filters=dg.RunsFilter(
                         job_name="scenario_job", statuses=[dg.DagsterRunStatus.STARTED]))
-                if len(started) == 2 and _worker_pids(home):
-                    victim = _worker_pids(home)[0]
+                if len(started) == 2 and worker_pids(home):
+                    victim = worker_pids(home)[0]
             time.sleep(0.05)
         os.kill(victim, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
@@ -87,4 +75,4 @@ def test_a_killed_worker_fails_its_run_and_frees_the_pool(tmp_path, monkeypatch)
         assert statuses == ["FAILURE", "SUCCESS"], statuses  # the other scenario finished
         info = instance.event_log_storage.get_concurrency_info("mochi_simulation")
         assert info.active_slot_count == 0 and not info.claimed_slots and not info.pending_steps
-    assert _worker_pids(home) == []
+    assert worker_pids(home) == []

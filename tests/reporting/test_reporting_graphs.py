@@ -6,6 +6,7 @@ import datetime as dt
 import io
 
 import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 from PIL import Image
 
@@ -340,4 +341,6 @@ def test_stops_graph_reads_a_lazy_trades_scan_and_gives_the_same_table(tables):
     summary = tables.summarize(trades)
     _, eager = stops_graph(traders, summary, trades, CTX)
     _, lazy = stops_graph(traders, summary, trades.lazy(), CTX)
-    assert lazy.equals(eager)
+    # the same numbers; a mean may differ in its last bit (polars adds a group's values in the
+    # order its threads meet them)
+    assert_frame_equal(lazy, eager, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)

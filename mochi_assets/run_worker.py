@@ -51,6 +51,11 @@ def wants_workers(request, parallel: int) -> bool:
     return parallel > 1 and (request.scenarios is None or len(request.scenarios) > 1)
 
 
+def error_line(run_id: str, exc: BaseException) -> str:
+    """The one line saying that executing a run raised (the parent reports it as the run's failure)."""
+    return f"error {run_id} {type(exc).__name__}: {exc}".replace("\n", " ")
+
+
 def spawn() -> subprocess.Popen:
     """A worker process (DAGSTER_HOME must be set)."""
     return subprocess.Popen(
@@ -128,7 +133,7 @@ def main() -> int:
             try:
                 launch.execute(instance, run)
             except Exception as exc:  # the parent reports the run's status; say why it crashed
-                print(f"error {run_id} {type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
+                print(error_line(run_id, exc), flush=True)
             finally:
                 executing.clear()
         print(f"done {run_id}", flush=True)

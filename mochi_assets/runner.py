@@ -232,21 +232,32 @@ def _interrupted(run: dg.DagsterRun | None) -> Interrupted:
     return Interrupted(f"interrupted: {what}", interrupt.signal_number())
 
 
-def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threading.Thread) -> Interrupted:
-    """After Ctrl-C or SIGTERM: mark the run canceling, let it stop (the simulation checks between
-    chunks, Dagster then ends the run CANCELED), cancel it here if it did not within STOP_GRACE_S,
-    and free its pool slots."""
+def _cancel_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], stop: Callable[[float], None]) -> Interrupted:
+    """After Ctrl-C or SIGTERM: mark the runs canceling, `stop(grace)` what executes them (the
+    simulation checks between chunks, Dagster then ends a run CANCELED), cancel here what did not
+    end within STOP_GRACE_S, and free their pool slots."""
     message = "Ctrl-C or SIGTERM received by the mochi process"
-    current = instance.get_run_by_id(run.run_id)
-    if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
-        instance.report_run_canceling(current, message=message)
-    interrupt.STOP.set()
-    executing.join(STOP_GRACE_S)
-    current = instance.get_run_by_id(run.run_id)
-    if current is not None and current.status in IN_FLIGHT:
-        instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
-    free_pool_slots(instance, run.run_id)
-    return _interrupted(run)
+    for run in runs:
+        current = instance.get_run_by_id(run.run_id)
+        if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
+            instance.report_run_canceling(current, message=message)
+    stop(STOP_GRACE_S)
+    for run in runs:
+        current = instance.get_run_by_id(run.run_id)
+        if current is not None and current.status in IN_FLIGHT:
+            instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
+        free_pool_slots(instance, run.run_id)
+    return _interrupted(runs[0] if runs else None)
+
+
+def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threading.Thread) -> Interrupted:
+    """`_cancel_runs` for the one run executing in this process's thread `executing`."""
+
+    def stop(grace: float) -> None:
+        interrupt.STOP.set()
+        executing.join(grace)
+
+    return _cancel_runs(instance, [run], stop)
 
 
 def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_before: int, total: int | None,
@@ -372,7 +383,7 @@ class _LocalSlot:
             try:
                 launch.execute(self._instance, run)
             except Exception as exc:  # reported like a worker's crash
-                self._lines.put((self.index, f"error {run.run_id} {type(exc).__name__}: {exc}".replace("\n", " ")))
+                self._lines.put((self.index, run_worker.error_line(run.run_id, exc)))
             self._lines.put((self.index, f"done {run.run_id}"))
 
         self._thread = threading.Thread(target=execute, daemon=True, name=f"mochi-run-{run.run_id[:8]}")
@@ -495,26 +506,18 @@ class RunWorkers:
         return list(by_id)
 
     def _cancel(self, instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> Interrupted:
-        """As `_cancel` for several runs: mark them canceling, stop the slots (the simulation stops
-        between chunks), cancel here what did not end within STOP_GRACE_S, free pool slots."""
-        message = "Ctrl-C or SIGTERM received by the mochi process"
-        for run in runs:
-            current = instance.get_run_by_id(run.run_id)
-            if current is not None and current.status in IN_FLIGHT and current.status != dg.DagsterRunStatus.CANCELING:
-                instance.report_run_canceling(current, message=message)
-        for slot in self.slots:
-            slot.close()
-            slot.terminate()
-        deadline = time.monotonic() + STOP_GRACE_S
-        for slot in self.slots:
-            if not slot.wait(deadline - time.monotonic()):
-                slot.kill()
-        for run in runs:
-            current = instance.get_run_by_id(run.run_id)
-            if current is not None and current.status in IN_FLIGHT:
-                instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
-            free_pool_slots(instance, run.run_id)
-        return _interrupted(runs[0] if runs else None)
+        """`_cancel_runs` for the runs in flight: every slot is stopped (workers get SIGTERM)."""
+
+        def stop(grace: float) -> None:
+            for slot in self.slots:
+                slot.close()
+                slot.terminate()
+            deadline = time.monotonic() + grace
+            for slot in self.slots:
+                if not slot.wait(deadline - time.monotonic()):
+                    slot.kill()
+
+        return _cancel_runs(instance, runs, stop)
 
 
 def run_job_partition(job_name: str, partition_key: str, dimension: str, tags: dict[str, str]) -> str:

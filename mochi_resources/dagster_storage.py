@@ -4,14 +4,21 @@ Dagster's `SqliteEventLogStorage` builds a new SQLAlchemy engine for every conne
 SQLite whether a table exists before every dynamic-partition lookup (a new engine again). A step of
 a multi-partitioned asset looks its partition keys up many times (each input and output checks
 that both dimension keys exist), so on the README backtest those set-ups were about a fifth of the
-whole command. This subclass keeps one engine per database file (engines of SQLite with NullPool
-hold no open connection, so nothing is shared between threads or processes) and remembers that a
+whole command. This subclass keeps one engine per database file and remembers that a
 table exists once SQLite said so (tables are never dropped), creates a database under a file lock
 (two processes creating the same run's database could stamp its schema twice), and trusts for ten seconds that a
 dynamic partition it saw exists (deleted in another process meanwhile, a key would still pass
 Dagster's existence check for those seconds; deleted through this storage, it is forgotten). Reads, writes, transactions, the
 files and their layout are Dagster's, unchanged: a home written by either class reads with the
 other. `dagster.yaml` selects it; the cluster's Postgres storage is not concerned.
+
+Commits: the databases are in WAL mode (Dagster's choice) and every connection sets
+synchronous=NORMAL, so a commit no longer waits for a disk sync (SQLite's recommended setting for
+WAL: a crash of the process loses nothing committed, a crash of the machine may lose the last
+commits but leaves the file consistent). A run's database is still opened and closed for every
+write (NullPool): closing checkpoints the write into the run's .db file, which Dagster's UI watches
+to stream a run's events. The index database (asset events of every run; nobody watches its file)
+keeps its connections open in a pool, so its writes are not checkpointed one by one either.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ from contextlib import contextmanager
 
 from dagster import Field, StringSource
 from filelock import FileLock
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 PARTITION_TTL_S = 10.0  # how long a dynamic partition seen to exist is trusted without asking again
 ENGINES_KEPT = 64
@@ -43,6 +51,16 @@ def default_base_dir() -> str:
     if not home:
         raise RuntimeError("DAGSTER_HOME is not set: the event log storage needs a base_dir")
     return os.path.join(os.path.abspath(home), "storage", "history", "runs", "")
+
+
+def _synchronous_normal(dbapi_connection, _record) -> None:
+    # The databases are in WAL mode (Dagster sets it when it creates them). SQLite's default,
+    # synchronous=FULL, syncs the WAL to disk at every commit; NORMAL syncs it only at checkpoints.
+    # A commit then survives a crash of the process, and the database stays consistent through a
+    # crash of the machine (only the last commits may be lost): SQLite's recommended WAL setting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 class MochiSqliteEventLogStorage(SqliteEventLogStorage):
@@ -69,11 +87,22 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
             if engine is not None:
                 self._engines.move_to_end(shard)
                 return engine
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                poolclass=NullPool,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            )
+            if shard == INDEX_SHARD_NAME:
+                engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=QueuePool,
+                    pool_size=2,
+                    max_overflow=8,
+                    # a pooled connection is used by one thread at a time, not always the one that opened it
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+                )
+            else:
+                engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+            event.listen(engine, "connect", _synchronous_normal)
             self._engines[shard] = engine
             while len(self._engines) > ENGINES_KEPT:
                 _, dropped = self._engines.popitem(last=False)

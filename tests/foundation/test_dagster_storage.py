@@ -68,3 +68,21 @@ def test_a_partition_deleted_elsewhere_is_trusted_only_for_the_ttl(home, monkeyp
         assert instance.has_dynamic_partition("tickers", "GOLD")
         clock[0] += storage_module.PARTITION_TTL_S + 0.1
         assert not instance.has_dynamic_partition("tickers", "GOLD")
+
+
+def test_commits_do_not_sync_and_run_logs_still_reach_their_file(home):
+    """WAL with synchronous=NORMAL on every connection; the index keeps its connections open,
+    while a run's database is closed after each write, so the write lands in the run's .db file
+    (Dagster's UI watches that file to stream a run's events)."""
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        result = dg.materialize([numbers], instance=instance)
+        for shard in ("index", result.run_id):
+            with storage._connect(shard) as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert storage._engine("index").pool.checkedin() >= 1  # kept open
+        run_db = Path(storage.path_for_shard(result.run_id))
+        assert not run_db.with_name(run_db.name + "-wal").exists()  # checkpointed into the .db
+        plain = SqliteEventLogStorage(str(home / "storage" / "history" / "runs"))
+        assert plain.get_records_for_run(result.run_id).records

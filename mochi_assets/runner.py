@@ -58,6 +58,7 @@ STOP_GRACE_S = 6.0
 POLL_S = 1.0
 # While a step waits for a pool slot, how often the waiting line is repeated on stderr.
 POOL_NOTICE_EVERY_S = 10.0
+POOL_CHECK_EVERY_S = 2.0  # how often a run's progress looks whether a step waits for a pool slot
 
 
 def workspace_file(settings: MochiSettings) -> Path:
@@ -271,11 +272,16 @@ def _run(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str, done_befo
     crashed: list[BaseException] = []
 
     def watch() -> None:
-        last_wait, told_at = None, 0.0
+        # This thread shares the GIL with the run: it reads only the step successes it has not
+        # seen yet, and the pools (several queries) every POOL_CHECK_EVERY_S.
+        last_wait, told_at, checked_at = None, 0.0, 0.0
+        seen, cursor, waiting = 0, None, None
         while not stop.wait(0.5):
             try:
-                seen = len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records)
-                waiting = pool_wait(instance, run.run_id)
+                new = instance.get_records_for_run(run.run_id, cursor=cursor, of_type=dg.DagsterEventType.STEP_SUCCESS)
+                seen, cursor = seen + len(new.records), new.cursor or cursor
+                if time.monotonic() - checked_at >= POOL_CHECK_EVERY_S:
+                    waiting, checked_at = pool_wait(instance, run.run_id), time.monotonic()
             except Exception:  # the run's event log may not exist yet
                 continue
             if progress:

@@ -159,7 +159,7 @@ def _run_with_progress(request, no_progress: bool, force: bool = False):
     from mochi_assets import run_worker
     from mochi_resources.settings import MochiSettings
 
-    parallel = run_worker.parallel_runs()
+    parallel = run_worker.parallel_runs(request)
     if run_worker.wants_workers(request, parallel):
         # the scenario runs' worker processes import the definitions while this one does; they wait
         # for the instance this process creates (a refused request creates nothing)

@@ -1,7 +1,7 @@
 """A worker process of `mochi backtest`: executes, one after another, runs its parent created.
 
-With MOCHI_PARALLEL_RUNS=N (N > 1), `mochi backtest` executes up to N runs of a ticker's scenarios
-at once (runner.py): one in its own process, each other one in such a worker; the simulation
+With MOCHI_PARALLEL_RUNS=N (N > 1), or by default for a small backtest (`auto_parallel_runs`),
+`mochi backtest` executes up to N runs of a ticker's scenarios at once (runner.py): one in its own process, each other one in such a worker; the simulation
 step still runs one at a time across all of them (its Dagster pool). A worker is started with
 DAGSTER_HOME set; it imports the definitions and says `ready`, then reads run ids from stdin, one
 per line, executes each run in process on the instance (as launch.execute does for the parent),
@@ -27,16 +27,26 @@ PARENT_POLL_S = 0.5
 _PRESTARTED: list[subprocess.Popen] = []
 
 
-def parallel_runs() -> int:
-    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS, default 1.
+# With MOCHI_PARALLEL_RUNS unset, two scenario runs execute at once when the largest scenario's
+# traders x calendar days of the request is at most this (about as many trades at most): such
+# runs are short and spend their time in one-threaded Python (Dagster, plotnine), so a second one
+# fills the second core for a few hundred MB. Larger backtests run one scenario at a time: their
+# steps already use every core (polars, numba, DuckDB) and each run holds its trades in memory.
+AUTO_MAX_TRADER_DAYS = 2_000_000
+AUTO_MIN_MEMORY_BYTES = 4 * 2**30  # and only with at least this much memory (the pod's limit, or the machine's)
+
+
+def parallel_runs(request=None) -> int:
+    """How many scenario runs `mochi backtest` executes at once: MOCHI_PARALLEL_RUNS when set;
+    otherwise, for `request`, `auto_parallel_runs` (1 without a request).
 
     One runs in the `mochi` process, each other one in a worker process of its own. Measured on
-    the README backtest (README, "Benchmarks"): two at once took 33.7 s and 1,292 MB, one at a time
-    35.5 s and 713 MB; on 10 years x 4 x 5,000 traders, 216 s and 5.3 GB against 250 s and 3.0 GB.
-    The memory is why it is not the default."""
+    the README backtest (README, "Benchmarks"): two at once took 36.4 s and 1,322 MB, one at a time
+    58.2 s and 721 MB (the same busy machine); on 10 years x 4 x 5,000 traders, 216 s and 5.3 GB
+    against 250 s and 3.0 GB, which is why large backtests run one at a time by default."""
     text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
     if not text:
-        return 1
+        return 1 if request is None else auto_parallel_runs(request)
     try:
         value = int(text)
     except ValueError:
@@ -44,6 +54,24 @@ def parallel_runs() -> int:
     if value < 1:
         raise MochiError(f"MOCHI_PARALLEL_RUNS: {value} must be at least 1")
     return value
+
+
+def auto_parallel_runs(request, cpus: int | None = None, memory_bytes: int | None = None) -> int:
+    """2 for a small backtest of two scenarios or more (largest scenario's traders x days of the
+    request at most AUTO_MAX_TRADER_DAYS) with 2 CPUs or more and AUTO_MIN_MEMORY_BYTES of memory;
+    1 otherwise. CPUs and memory default to this process's limits (its pod's, in a cluster)."""
+    from mochi_assets.request import trader_bounds
+    from mochi_resources.sql_engine import cpu_limit, memory_limit_bytes
+
+    bounds = trader_bounds(request)
+    if len(bounds) < 2:
+        return 1
+    cpus = cpu_limit() if cpus is None else cpus
+    if memory_bytes is None:
+        memory_bytes = memory_limit_bytes() or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    days = (request.end - request.start).days + 1
+    small = max(bounds.values()) * days <= AUTO_MAX_TRADER_DAYS
+    return 2 if small and cpus >= 2 and memory_bytes >= AUTO_MIN_MEMORY_BYTES else 1
 
 
 def wants_workers(request, parallel: int) -> bool:

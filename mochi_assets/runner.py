@@ -606,7 +606,7 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
 
     # scenario runs go to worker processes when there may be two or more: started now, their
     # imports overlap the request and ticker runs
-    parallel = parallel_runs()
+    parallel = parallel_runs(request)
     workers = RunWorkers(parallel, instance) if wants_workers(request, parallel) else None
     try:
         launch_phase(request_job.name, ticker_key, [REQUEST_ASSET], "request", 0, None, request_run_config(request),

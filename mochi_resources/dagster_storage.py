@@ -19,11 +19,16 @@ commits but leaves the file consistent). A run's database is still opened and cl
 write (NullPool): closing checkpoints the write into the run's .db file, which Dagster's UI watches
 to stream a run's events. The index database (asset events of every run; nobody watches its file)
 keeps its connections open in a pool, so its writes are not checkpointed one by one either.
+
+New runs: a run's database is created as a copy of an empty one that Dagster's own code created
+(once per Dagster version, hidden in the event log folder), a few ms instead of 150-300 ms of
+table creation and schema stamping per run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster import Field, StringSource
+from dagster.version import __version__ as dagster_version
 from filelock import FileLock
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
@@ -41,6 +47,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 PARTITION_TTL_S = 10.0  # how long a dynamic partition seen to exist is trusted without asking again
 ENGINES_KEPT = 64
+RUN_TEMPLATE = ".mochi-run-template-{version}.sqlite"  # in the event log folder: an empty run database
 INITDB_LOCK = ".mochi-initdb.lock"  # in the event log folder: held while a database is created
 INITDB_LOCK_TIMEOUT_S = 120  # run shards a long-lived webserver keeps engines for (least recently used dropped)
 
@@ -114,7 +121,31 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         # progress of a run its worker process is starting) could both stamp its schema version,
         # leaving it with two alembic heads for good: creation is serialized across processes.
         with FileLock(os.path.join(self._base_dir, INITDB_LOCK), timeout=INITDB_LOCK_TIMEOUT_S):
+            path = engine.url.database
+            if not for_index_shard and path and os.path.basename(path) != f"{INDEX_SHARD_NAME}.db" \
+                    and not os.path.exists(path):
+                self._copy_run_template(path)  # at Dagster's head revision: nothing left to check
+                return
             super()._initdb(engine, for_index_shard=for_index_shard)
+
+    def _copy_run_template(self, path: str) -> None:
+        """Create a new run's database as a copy of an empty one Dagster created (under the initdb
+        lock): creating the tables and stamping the schema version took 150-300 ms per run, the
+        copy a few ms. The template is made by Dagster's own `_initdb` once per Dagster version, under
+        a hidden name that Dagster's globs over `*.db` (wipe, reindex) do not see."""
+        template = os.path.join(self._base_dir, RUN_TEMPLATE.format(version=dagster_version))
+        if not os.path.exists(template):
+            fresh = f"{template}.{os.getpid()}.tmp"
+            engine = create_engine(f"sqlite:///{fresh}", poolclass=NullPool,
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            try:
+                super()._initdb(engine)
+            finally:
+                engine.dispose()  # closes the last connection: the WAL is checkpointed into the file
+            os.replace(fresh, template)
+        copy = f"{path}.{os.getpid()}.tmp"
+        shutil.copyfile(template, copy)
+        os.replace(copy, path)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

@@ -43,8 +43,11 @@ def test_one_engine_per_database_file(home, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         for _ in range(3):
             assert dg.materialize([numbers], instance=instance).success
-    # one engine for the index and one per run, however many events each run wrote
-    assert len(built) == len(set(built)) == 1 + 3
+    # one engine for the index and one per run, however many events each run wrote (and one
+    # that made the empty run database the runs' databases are copied from)
+    runs = [url for url in built if ".mochi-run-template" not in url]
+    assert len(runs) == len(set(runs)) == 1 + 3
+    assert len(built) - len(runs) == 1
 
 
 def test_dynamic_partitions_seen_deleted_and_re_added(home):
@@ -86,3 +89,29 @@ def test_commits_do_not_sync_and_run_logs_still_reach_their_file(home):
         assert not run_db.with_name(run_db.name + "-wal").exists()  # checkpointed into the .db
         plain = SqliteEventLogStorage(str(home / "storage" / "history" / "runs"))
         assert plain.get_records_for_run(result.run_id).records
+
+
+def _schema(path: Path) -> tuple[list, list]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        tables = sorted(conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str)
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        mode = conn.execute("PRAGMA journal_mode").fetchall()
+    return tables, revision + mode
+
+
+def test_a_new_run_database_is_a_copy_of_what_dagster_creates(tmp_path):
+    ours = MochiSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(str(tmp_path / "theirs"))
+    for storage in (ours, theirs):
+        for run_id in ("run-a", "run-b"):  # the first copy makes the template, the second reuses it
+            with storage.run_connection(run_id):
+                pass
+    expected = _schema(Path(theirs.path_for_shard("run-a")))
+    assert expected[0] and expected[1]
+    for run_id in ("run-a", "run-b"):
+        assert _schema(Path(ours.path_for_shard(run_id))) == expected
+    # the template is hidden from Dagster's globs over *.db (wipe, reindex)
+    assert sorted(p.name for p in (tmp_path / "ours").glob("*.db")) == ["index.db", "run-a.db", "run-b.db"]
+    ours.dispose()

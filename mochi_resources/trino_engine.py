@@ -56,12 +56,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import polars as pl
-import sqlglot
-from sqlglot import exp
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 from mochi_resources.errors import MochiError
 from mochi_resources.lake import partition_path
@@ -211,6 +212,9 @@ def _exact_percentile(value: exp.Expression, fraction: exp.Expression, source: e
     ``lo + (hi - lo) * (h - FLOOR(h))``: the definition DuckDB and NumPy (``linear``) use. A group
     without values gives NULL (S is NULL). Memory: one sorted array per group, in Trino's workers.
     """
+    import sqlglot  # imported on use: only the Trino engine needs it
+    from sqlglot import exp
+
     if not isinstance(fraction, exp.Literal) or fraction.is_string or not 0 <= float(fraction.name) <= 1:
         raise MochiError(
             f"SQL for Trino: a percentile needs literal fractions in [0, 1], got {source.sql('duckdb')}"
@@ -230,6 +234,8 @@ def _exact_percentiles(tree: exp.Expression) -> None:
     ``QUANTILE_CONT(x, [q1, q2, ...])`` (a list of values, in DuckDB one pass over the group;
     in Trino an ARRAY). Other percentile forms are refused rather than made approximate.
     """
+    from sqlglot import exp  # imported on use: only the Trino engine needs sqlglot
+
     for node in list(tree.find_all(exp.WithinGroup)):
         if not isinstance(node.this, exp.PercentileCont):
             continue
@@ -263,6 +269,9 @@ def to_trino(sql: str, names: dict[str, str]) -> str:
     its old name as alias so that ``name.column`` references still resolve. Exact percentiles
     stay exact (see ``_exact_percentiles``).
     """
+    import sqlglot  # imported on use: only the Trino engine needs it
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(sql.strip().rstrip(";"), read="duckdb")
     except sqlglot.errors.ParseError as exc:

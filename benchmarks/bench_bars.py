@@ -65,10 +65,9 @@ def _load_parts(clock: Clock, lake, request, calendar) -> None:
     clock.part("raw:   check_source", sources.check_source, lake, request)
     generated = clock.part("raw:   synthetic generation", synthetic.synthetic_minute_bars, request.ticker,
                            max(synthetic.EPOCH, first - dt.timedelta(days=1)), request.end + dt.timedelta(days=1))
-    minute = clock.part("raw:   keep the loaded sessions", sources._in_sessions, generated, calendar, first,
-                        request.end)
-    clock.part("raw:   session dates >= start", lambda: minute.filter(
-        sessions.session_date_expr(calendar) >= request.start).is_empty())
+    minute, dates = clock.part("raw:   keep the loaded sessions", sources._in_sessions, generated, calendar,
+                               first, request.end)
+    clock.part("raw:   session dates >= start", lambda: (dates >= request.start).any())
     minute = clock.part("raw:   validate_bars", md_bars.validate_bars, minute, "bench")
     clock.part("raw:   resample 1h", md_bars.resample_bars, minute, "1h", calendar.timezone)
     clock.part("raw:   resample 1d", md_bars.resample_bars, minute, "1d", calendar.timezone)
@@ -106,7 +105,7 @@ def run_parts(years: int, ticker: str, repeat: int) -> None:
         clock.part("raw check: resolutions", lambda: (checks.resolution_mismatches(bars.minute, bars.hour, "hour"),
                                                       checks.resolution_mismatches(bars.minute, bars.day, "day")))
         clock.part("raw check: sessions covered", checks.missing_sessions, bars.minute, request.start, request.end,
-                   calendar)
+                   calendar, present=bars.session_dates)
         clock.part("raw check: jumps", checks.suspicious_jumps, bars.minute)
         clock.times["= raw_bars total"].append((time.perf_counter() - w0, time.process_time() - c0))
         # ---- enhanced_bars
@@ -114,13 +113,12 @@ def run_parts(years: int, ticker: str, repeat: int) -> None:
         minute = clock.part("enh: read minute bars", lambda: lake.scan_table(
             lake.key("raw", "bars_minute", request.ticker_key)).collect())
         settings = {"short": request.atr.short, "long": request.atr.long, "alpha": request.atr.alpha}
-        clock.part("enh: session dates", lambda: minute.with_columns(
-            sessions.session_date_expr(calendar).alias("session_date")))
-        clock.part("enh: daily bars", indicators.daily_bars, minute, session=calendar)
-        enhanced = clock.part("enh: enhance_bars (all)", indicators.enhance_bars, minute, session=calendar,
-                              start=request.start, end=request.end, **settings)
-        loaded = clock.part("enh: loaded session dates", lambda: minute.select(
-            sessions.session_date_expr(calendar).drop_nulls().unique()).to_series())
+        dates = clock.part("enh: session dates", sessions.session_dates, minute["ts"], calendar)
+        clock.part("enh: daily bars (not in the step)", indicators.daily_bars, minute, session=calendar)
+        enhanced = clock.part("enh: enhance_bars (daily, ATR, join)", indicators.enhance_bars, minute,
+                              session=calendar, start=request.start, end=request.end, session_dates=dates,
+                              **settings)
+        loaded = clock.part("enh: loaded session dates", lambda: dates.drop_nulls().unique())
         first = sessions.first_tradable_session(loaded, sources.warmup_sessions(request), request.start)
         untradable = enhanced.filter(pl.col("session_date") < first)["session_date"].n_unique()
         clock.part("enh: lake write", lake.replace_folders, {
@@ -128,7 +126,7 @@ def run_parts(years: int, ticker: str, repeat: int) -> None:
         clock.part("enh check: atr defined", checks.atr_violations, enhanced, warmup_sessions=untradable)
         clock.part("enh check: timestamps", checks.timestamp_violations, enhanced)
         clock.part("enh check: atr no lookahead", checks.atr_lookahead_violations, enhanced, session=calendar,
-                   source=minute, **settings)
+                   source=minute, source_session_dates=dates, **settings)
         clock.times["= enhanced_bars total"].append((time.perf_counter() - w0, time.process_time() - c0))
     print(f"{ticker}, {years} years: {bars.minute.height:,} minute bars, {enhanced.height:,} enhanced rows; "
           f"median (min) of {repeat}")

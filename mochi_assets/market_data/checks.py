@@ -154,11 +154,7 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
             pl.when(pl.col("ts") < pl.col("bar_ts").dt.offset_by(length)).then(pl.col("bar_ts")).alias("bar_ts")
         )
     )
-    per_bar = joined.filter(pl.col("bar_ts").is_not_null()).group_by("bar_ts").agg(
-        pl.col("m_high").max().alias("minute_high"),
-        pl.col("m_low").min().alias("minute_low"),
-        pl.len().cast(pl.Int64).alias("minute_bars"),
-    )
+    per_bar = _per_bar(joined.filter(pl.col("bar_ts").is_not_null()))
     tol = 1e-9 * pl.col("high").abs()
     checked = (
         bars.join(per_bar, on="bar_ts", how="left")
@@ -185,6 +181,35 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
         pl.lit(f"minute bar outside every {resolution} bar").alias("problem"),
     )
     return pl.concat([checked.cast(schema), orphans.cast(schema)]).sort("ts")
+
+
+def _per_bar(joined: pl.DataFrame) -> pl.DataFrame:
+    """Highest high, lowest low and count of the minutes of each `bar_ts` (minutes sorted by ts).
+
+    The minutes of one bar are consecutive (bar_ts never decreases along sorted minutes), so the
+    usual case is one pass over runs (numpy reduceat); with nulls or NaN in the prices (polars'
+    max and min skip them) or runs that are not sorted, a hash group-by.
+    """
+    bar = joined.get_column("bar_ts")
+    high, low = joined.get_column("m_high"), joined.get_column("m_low")
+    plain = (
+        joined.height > 0 and bar.is_sorted() and high.null_count() == 0 and low.null_count() == 0
+        and not bool(high.is_nan().any()) and not bool(low.is_nan().any())
+    )
+    if not plain:
+        return joined.group_by("bar_ts").agg(
+            pl.col("m_high").max().alias("minute_high"),
+            pl.col("m_low").min().alias("minute_low"),
+            pl.len().cast(pl.Int64).alias("minute_bars"),
+        )
+    keys = bar.to_physical().to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return pl.DataFrame({
+        "bar_ts": bar.gather(starts),
+        "minute_high": np.maximum.reduceat(high.to_numpy(), starts),
+        "minute_low": np.minimum.reduceat(low.to_numpy(), starts),
+        "minute_bars": np.diff(np.append(starts, joined.height)).astype(np.int64),
+    })
 
 
 def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, calendar: SessionCalendar, *,

@@ -278,3 +278,40 @@ def test_missing_sessions_with_given_dates(minute):
     assert expected["session_date"].to_list() == [dt.date(2024, 2, 19)]
     present = session_dates(holiday["ts"], FOREX).drop_nulls().unique()
     assert missing_sessions(holiday, start, end, FOREX, present=present).equals(expected)
+
+
+def _resolution_by_group_by(minute: pl.DataFrame, coarse: pl.DataFrame, resolution: str) -> pl.DataFrame:
+    """resolution_mismatches with a hash group-by per coarse bar (no run-length pass)."""
+    import mochi_assets.market_data.checks as checks_module
+
+    original = checks_module._per_bar
+    checks_module._per_bar = lambda joined: joined.group_by("bar_ts").agg(
+        pl.col("m_high").max().alias("minute_high"), pl.col("m_low").min().alias("minute_low"),
+        pl.len().cast(pl.Int64).alias("minute_bars"))
+    try:
+        return checks_module.resolution_mismatches(minute, coarse, resolution)
+    finally:
+        checks_module._per_bar = original
+
+
+@pytest.mark.parametrize("resolution, every", [("hour", "1h"), ("day", "1d")])
+@pytest.mark.parametrize("nan", [False, True])
+def test_resolution_mismatches_equal_group_by(minute, resolution, every, nan):
+    from mochi_assets.market_data.bars import resample_bars
+    from mochi_assets.market_data.checks import resolution_mismatches
+
+    coarse = resample_bars(minute, every, NY)
+    # broken coarse bars: highs too low, lows too high, bars missing (orphan minutes), an empty bar
+    coarse = coarse.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 3).then(pl.col("high") * 0.999).otherwise(pl.col("high")).alias("high"),
+        pl.when(pl.int_range(pl.len()) % 11 == 5).then(pl.col("low") * 1.001).otherwise(pl.col("low")).alias("low"),
+    ).filter(pl.int_range(pl.len()) % 13 != 2)
+    extra = coarse.tail(1).with_columns(pl.col("ts") + pl.duration(days=400))
+    coarse = pl.concat([coarse, extra])
+    data = minute
+    if nan:
+        data = minute.with_columns(pl.when(pl.int_range(pl.len()) == 500).then(float("nan")).otherwise(pl.col("high"))
+                                   .alias("high"))
+    got = resolution_mismatches(data, coarse, resolution)
+    assert got.height > 0
+    assert got.equals(_resolution_by_group_by(data, coarse, resolution))

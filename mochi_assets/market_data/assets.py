@@ -14,7 +14,7 @@ from mochi_assets.market_data.checks import (
     timestamp_violations,
 )
 from mochi_assets.market_data.indicators import enhance_bars
-from mochi_assets.market_data.sessions import first_tradable_session, session_date_expr
+from mochi_assets.market_data.sessions import first_tradable_session, session_dates
 from mochi_assets.market_data.sources import (
     POLYGON,
     check_source,
@@ -130,7 +130,7 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
     )
     yield _check(
         "sessions_covered",
-        missing_sessions(bars.minute, request.start, request.end, calendar),
+        missing_sessions(bars.minute, request.start, request.end, calendar, present=bars.session_dates),
         "raw_bars",
         f"sessions of {request.start} to {request.end} ({calendar.describe()}) without any bar",
         warn=True,
@@ -165,8 +165,10 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
     minute = raw_bars["bars_minute"].collect()
     settings = {"short": request.atr.short, "long": request.atr.long, "alpha": request.atr.alpha}
     # the raw bars reach back before `start` (warm-up); only the requested sessions are kept
-    enhanced = enhance_bars(minute, session=calendar, start=request.start, end=request.end, **settings)
-    loaded = minute.select(session_date_expr(calendar).drop_nulls().unique()).to_series()
+    dates = session_dates(minute.get_column("ts"), calendar)  # once, for the indicators and the checks
+    enhanced = enhance_bars(minute, session=calendar, start=request.start, end=request.end, session_dates=dates,
+                            **settings)
+    loaded = dates.drop_nulls().unique()
     warmup = warmup_sessions(request)
     first = first_tradable_session(loaded, warmup, request.start)
     sessions = enhanced.select(pl.col("session_date").n_unique()).item()
@@ -205,7 +207,7 @@ def enhanced_bars(context: dg.AssetExecutionContext, lake: LakeResource, raw_bar
     yield _check("timestamps_increasing", timestamp_violations(enhanced), "enhanced_bars", "strictly increasing ts")
     yield _check(
         "atr_no_lookahead",
-        atr_lookahead_violations(enhanced, session=calendar, source=minute, **settings),
+        atr_lookahead_violations(enhanced, session=calendar, source=minute, source_session_dates=dates, **settings),
         "enhanced_bars",
         "ATR of sampled sessions recomputed from the bars before each session",
     )

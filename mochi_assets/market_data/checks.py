@@ -21,15 +21,22 @@ _PROBLEM = "problem"
 
 
 def _offending(df: pl.DataFrame, reasons: list[pl.Expr]) -> pl.DataFrame:
-    """Rows where at least one reason applies, with the reasons joined in `problem`."""
-    problem = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
+    """Rows where at least one reason applies, with the reasons joined in `problem`.
+
+    The reasons are evaluated on the whole table (they may look at neighbouring rows), the joined
+    text only on the offending rows (usually none: no string is built per row of a clean table).
+    """
+    return _offending_indexed(df.with_row_index(_ROW).with_columns(pl.col(_ROW).cast(pl.Int64)), reasons)
+
+
+def _offending_indexed(df: pl.DataFrame, reasons: list[pl.Expr]) -> pl.DataFrame:
+    """`_offending` of a table that has its `row` column already (first, Int64)."""
+    names = [f"__mochi_reason_{i}" for i in range(len(reasons))]
     return (
-        df.with_row_index(_ROW)
-        .with_columns(
-            pl.col(_ROW).cast(pl.Int64),
-            pl.when(pl.any_horizontal([r.is_not_null() for r in reasons])).then(problem).alias(_PROBLEM),
-        )
-        .filter(pl.col(_PROBLEM).is_not_null())
+        df.with_columns(*[r.alias(n) for r, n in zip(reasons, names)])
+        .filter(pl.any_horizontal([pl.col(n).is_not_null() for n in names]))
+        .with_columns(pl.concat_str(names, separator="; ", ignore_nulls=True).alias(_PROBLEM))
+        .drop(names)
     )
 
 
@@ -82,6 +89,9 @@ def atr_violations(enhanced: pl.DataFrame, *, warmup_sessions: int | None = None
         .agg(
             pl.col("atr").n_unique().alias("_distinct"),
             pl.col("atr").is_not_null().any().alias("_defined"),
+            pl.col("atr").is_null().any().alias("_null"),
+            (pl.col("atr").is_nan() | pl.col("atr").is_infinite() | (pl.col("atr") <= 0)).fill_null(False).any()
+            .alias("_bad"),
         )
         .sort("session_date")
         .with_row_index("_index")
@@ -101,13 +111,24 @@ def atr_violations(enhanced: pl.DataFrame, *, warmup_sessions: int | None = None
     ]
     if warmup_sessions is not None:
         reasons.append(_reason(~after & atr.is_not_null(), "atr defined during warm-up"))
-    joined = enhanced.join(
+    # only the rows of sessions where some reason can apply are looked at row by row (none, in a
+    # good table): the row numbers are those of `enhanced`
+    suspect = (pl.col("_distinct") > 1) | (after & (pl.col("_null") | pl.col("_bad")))
+    if warmup_sessions is not None:
+        suspect = suspect | (~after & pl.col("_defined"))
+    suspects = sessions.filter(suspect & pl.col("session_date").is_not_null()).get_column("session_date")
+    rows = (
+        enhanced.with_row_index(_ROW)
+        .with_columns(pl.col(_ROW).cast(pl.Int64))
+        .filter(pl.col("session_date").is_in(suspects.implode()))
+    )
+    joined = rows.join(
         sessions.select("session_date", "_distinct", "_after_warmup"),
         on="session_date",
         how="left",
         maintain_order="left",
     )
-    return _offending(joined, reasons).drop("_distinct", "_after_warmup")
+    return _offending_indexed(joined, reasons).drop("_distinct", "_after_warmup")
 
 
 def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution: str) -> pl.DataFrame:
@@ -133,11 +154,7 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
             pl.when(pl.col("ts") < pl.col("bar_ts").dt.offset_by(length)).then(pl.col("bar_ts")).alias("bar_ts")
         )
     )
-    per_bar = joined.filter(pl.col("bar_ts").is_not_null()).group_by("bar_ts").agg(
-        pl.col("m_high").max().alias("minute_high"),
-        pl.col("m_low").min().alias("minute_low"),
-        pl.len().cast(pl.Int64).alias("minute_bars"),
-    )
+    per_bar = _per_bar(joined.filter(pl.col("bar_ts").is_not_null()))
     tol = 1e-9 * pl.col("high").abs()
     checked = (
         bars.join(per_bar, on="bar_ts", how="left")
@@ -166,14 +183,47 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
     return pl.concat([checked.cast(schema), orphans.cast(schema)]).sort("ts")
 
 
-def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, calendar: SessionCalendar) -> pl.DataFrame:
+def _per_bar(joined: pl.DataFrame) -> pl.DataFrame:
+    """Highest high, lowest low and count of the minutes of each `bar_ts` (minutes sorted by ts).
+
+    The minutes of one bar are consecutive (bar_ts never decreases along sorted minutes), so the
+    usual case is one pass over runs (numpy reduceat); with nulls or NaN in the prices (polars'
+    max and min skip them) or runs that are not sorted, a hash group-by.
+    """
+    bar = joined.get_column("bar_ts")
+    high, low = joined.get_column("m_high"), joined.get_column("m_low")
+    plain = (
+        joined.height > 0 and bar.is_sorted() and high.null_count() == 0 and low.null_count() == 0
+        and not bool(high.is_nan().any()) and not bool(low.is_nan().any())
+    )
+    if not plain:
+        return joined.group_by("bar_ts").agg(
+            pl.col("m_high").max().alias("minute_high"),
+            pl.col("m_low").min().alias("minute_low"),
+            pl.len().cast(pl.Int64).alias("minute_bars"),
+        )
+    keys = bar.to_physical().to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return pl.DataFrame({
+        "bar_ts": bar.gather(starts),
+        "minute_high": np.maximum.reduceat(high.to_numpy(), starts),
+        "minute_low": np.minimum.reduceat(low.to_numpy(), starts),
+        "minute_bars": np.diff(np.append(starts, joined.height)).astype(np.int64),
+    })
+
+
+def missing_sessions(minute: pl.DataFrame, start: dt.date, end: dt.date, calendar: SessionCalendar, *,
+                     present: pl.Series | None = None) -> pl.DataFrame:
     """Expected session dates start..end of `calendar` that have no bar.
 
     Expected: every date whose weekday is one of the calendar's session days. Market holidays show
-    up here too ("no bars, no session"), which is why the asset check is a warning. Columns:
-    session_date, weekday, problem.
+    up here too ("no bars, no session"), which is why the asset check is a warning. `present`: the
+    session dates of `minute` under `calendar` when the caller has them already (`RawBars`), else
+    they are computed here. Columns: session_date, weekday, problem.
     """
-    present = set(minute.select(session_date_expr(calendar).drop_nulls().unique()).to_series().to_list())
+    if present is None:
+        present = minute.select(session_date_expr(calendar).drop_nulls().unique()).to_series()
+    present = set(present.drop_nulls().to_list())
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     expected = [d for d in days if d.weekday() in calendar.days]
     missing = [d for d in expected if d not in present]
@@ -214,12 +264,20 @@ def suspicious_jumps(bars: pl.DataFrame, factor: float = 3.0) -> pl.DataFrame:
         "move of {}% in one bar, over {}x the median daily range {}%",
         (pl.col("move") * 100).round(3), pl.lit(factor), round(typical * 100, 3),
     )
-    return _offending(data, [pl.when(pl.col("move") > factor * typical).then(reason)])
+    # the text only for the bars that moved too far (a reason per row of 3.8 M bars is most of the work)
+    flagged = (
+        data.with_row_index(_ROW)
+        .with_columns(pl.col(_ROW).cast(pl.Int64))
+        .filter((pl.col("move") > factor * typical).fill_null(False))
+    )
+    # (rechunked: pl.format on the chunks a filter leaves trips an assertion in polars 2.1)
+    return _offending_indexed(flagged.rechunk(), [pl.when(pl.col("move") > factor * typical).then(reason)])
 
 
 def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, alpha: float,
                              timezone: str | None = None, session: SessionCalendar | None = None,
-                             source: pl.DataFrame | None = None, samples: int = 12) -> pl.DataFrame:
+                             source: pl.DataFrame | None = None, samples: int = 12,
+                             source_session_dates: pl.Series | None = None) -> pl.DataFrame:
     """Sessions whose ATR differs from one recomputed from the bars strictly before the session.
 
     For up to `samples` sessions with a defined atr (spread evenly, the last one included), the
@@ -229,7 +287,11 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, a
     means the stored ATR saw data of its own session or later. Vectorized: the source's daily
     bars are built once, and because session dates never decrease as time goes on (checked
     here), the bars before a session's first bar are exactly the daily bars before it, so each
-    sample is a Wilder ATR over a prefix of them. Columns: session_date, atr, atr_recomputed, problem.
+    sample is a Wilder ATR over a prefix of them; the Wilder ATR is causal, so that is the value
+    of the ATR series of all the daily bars at the prefix's last bar (the same operations in the
+    same order: the same bits), computed once. `source_session_dates`: the session date of each
+    row of `source` under the calendar (`sessions.session_dates`), when the caller has it already.
+    Columns: session_date, atr, atr_recomputed, problem.
     """
     from mochi_assets.market_data.indicators import _calendar, wilder_atr
 
@@ -245,11 +307,16 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, a
     step = max(1, sessions.height // samples)
     picked = sessions[::step].vstack(sessions.tail(1)).unique("session_date").sort("session_date")
     calendar = _calendar(timezone, session)
-    bars = (
-        (enhanced if source is None else source).select(BAR_COLUMNS).sort("ts")
-        .with_columns(session_date_expr(calendar).alias("session_date"))
-        .filter(pl.col("session_date").is_not_null())
-    )
+    bars = (enhanced if source is None else source).select(BAR_COLUMNS)
+    if source_session_dates is None:
+        bars = bars.sort("ts").with_columns(session_date_expr(calendar).alias("session_date"))
+    else:
+        if source is None or source_session_dates.len() != source.height:
+            raise ValueError("atr_lookahead_violations: source_session_dates must have one value per source bar")
+        bars = bars.with_columns(source_session_dates.alias("session_date"))
+        if not bars.get_column("ts").is_sorted():
+            bars = bars.sort("ts")
+    bars = bars.filter(pl.col("session_date").is_not_null())
     if not bars["session_date"].is_sorted():
         problem = "session dates of the source bars go backwards in time: the ATR cannot be recomputed"
         return picked.select("session_date", "atr", pl.lit(None, pl.Float64).alias("atr_recomputed"),
@@ -259,17 +326,17 @@ def atr_lookahead_violations(enhanced: pl.DataFrame, *, short: int, long: int, a
         .agg(pl.col("high").max(), pl.col("low").min(), pl.col("close").last(), pl.col("ts").min().alias("first_ts"))
     )
     high, low, close = (daily[c].to_numpy() for c in ("high", "low", "close"))
-    first_ts = daily["first_ts"]
-    rows = []
-    for session_date, atr, session_first in picked.iter_rows():
-        before = int(first_ts.search_sorted(session_first, side="left"))  # daily bars wholly before it
-        value = None
-        if before > 0:
-            short_atr = wilder_atr(high[:before], low[:before], close[:before], short)[-1]
-            long_atr = wilder_atr(high[:before], low[:before], close[:before], long)[-1]
-            blended = alpha * short_atr + (1.0 - alpha) * long_atr
-            value = None if np.isnan(blended) else float(blended)
-        if value is None or abs(value - atr) > 1e-9 * max(abs(atr), 1e-12):
-            rows.append({"session_date": session_date, "atr": atr, "atr_recomputed": value,
-                         "problem": "atr differs from the one recomputed from earlier bars only"})
-    return pl.DataFrame(rows, schema=schema)
+    blended = alpha * wilder_atr(high, low, close, short) + (1.0 - alpha) * wilder_atr(high, low, close, long)
+    # daily bars wholly before each sampled session's first bar; the ATR after the last of them
+    before = daily["first_ts"].search_sorted(picked["first_ts"], side="left").to_numpy().astype(np.int64)
+    value = np.full(before.shape[0], np.nan)
+    value[before > 0] = blended[before[before > 0] - 1]
+    atr = picked["atr"].to_numpy()
+    differs = np.isnan(value) | (np.abs(value - atr) > 1e-9 * np.maximum(np.abs(atr), 1e-12))
+    return (
+        picked.select("session_date", "atr")
+        .with_columns(pl.Series("atr_recomputed", value).fill_nan(None),
+                      pl.lit("atr differs from the one recomputed from earlier bars only").alias("problem"))
+        .filter(pl.Series(differs))
+        .cast(schema)
+    )

@@ -93,7 +93,7 @@ def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
 
 def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, timezone: str | None = None,
                  session: SessionCalendar | None = None, start: dt.date | None = None,
-                 end: dt.date | None = None) -> pl.DataFrame:
+                 end: dt.date | None = None, session_dates: pl.Series | None = None) -> pl.DataFrame:
     """Minute bars joined with the daily ATRs of their session (enhanced bars table).
 
     Columns: the bar columns, session_date (the bar's session under `session`, default calendar
@@ -102,7 +102,8 @@ def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, t
     The values on session date D come from daily bars up to the previous session; they are null
     (not NaN) while undefined (warm-up). `start`/`end` keep only the sessions in [start, end]
     AFTER the ATRs are computed, so bars loaded before `start` warm the indicators up without
-    being traded. Sorted by ts.
+    being traded. Sorted by ts. `session_dates`: the session date of each row of `minute` under
+    that calendar (`sessions.session_dates`), when the caller has it already.
     """
     calendar = _calendar(timezone, session)
     short = _check_period(short, "atr.short")
@@ -111,7 +112,7 @@ def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, t
         raise RequestError(f"atr.alpha: must be a number between 0 and 1, got {alpha!r}")
     alpha = float(alpha)
 
-    bars = assign_sessions(minute, calendar)
+    bars = assign_sessions(minute, calendar, dates=session_dates)
     daily = (
         bars.group_by("session_date", maintain_order=True)
         .agg(pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
@@ -129,8 +130,11 @@ def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, t
         .with_columns(pl.col("atr_short").fill_nan(None), pl.col("atr_long").fill_nan(None))
         .with_columns((alpha * pl.col("atr_short") + (1.0 - alpha) * pl.col("atr_long")).alias("atr"))
     )
+    # keep the bars of the sessions start..end, then look each one's session up in the (sorted,
+    # distinct) daily dates: the same rows as an inner join, in the bars' ts order, with no hashing
     if start is not None:
-        indicators = indicators.filter(pl.col("session_date") >= start)
+        bars = bars.filter(pl.col("session_date") >= start)
     if end is not None:
-        indicators = indicators.filter(pl.col("session_date") <= end)
-    return bars.join(indicators, on="session_date", how="inner").sort("ts")
+        bars = bars.filter(pl.col("session_date") <= end)
+    row = indicators.get_column("session_date").search_sorted(bars.get_column("session_date"), side="left")
+    return bars.with_columns(indicators.get_column(c).gather(row) for c in ENHANCED_EXTRA_COLUMNS[1:])

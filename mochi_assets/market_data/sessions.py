@@ -244,13 +244,22 @@ def session_date_expr(calendar: SessionCalendar, column: str = "ts") -> pl.Expr:
     )
 
 
-def assign_sessions(bars: pl.DataFrame, calendar: SessionCalendar) -> pl.DataFrame:
-    """`bars` with a session_date column, without the bars outside every session (sorted by ts)."""
-    return (
-        bars.with_columns(session_date_expr(calendar).alias("session_date"))
-        .filter(pl.col("session_date").is_not_null())
-        .sort("ts")
-    )
+def assign_sessions(bars: pl.DataFrame, calendar: SessionCalendar, *,
+                    dates: pl.Series | None = None) -> pl.DataFrame:
+    """`bars` with a session_date column, without the bars outside every session (sorted by ts).
+
+    `dates`: `session_dates(bars["ts"], calendar)` when the caller has it already (it is not
+    computed again). Bars already in ts order are not sorted again.
+    """
+    if dates is None:
+        dates = session_dates(bars.get_column("ts"), calendar)
+    elif dates.len() != bars.height:
+        raise ValueError("assign_sessions: dates must have one value per bar")
+    out = bars.with_columns(dates.alias("session_date")).filter(pl.col("session_date").is_not_null())
+    ts = out.get_column("ts")
+    if ts.null_count() == 0 and ts.is_sorted():
+        return out.with_columns(pl.col("ts").set_sorted())
+    return out.sort("ts")
 
 
 def first_tradable_session(session_dates: list[dt.date] | pl.Series, warmup_sessions: int,

@@ -37,6 +37,7 @@ from mochi_assets.market_data.sessions import (
     first_tradable_session,
     parse_session,
     session_date_expr,
+    session_dates,
 )
 from mochi_assets.market_data.synthetic import EPOCH, is_synthetic, synthetic_minute_bars, synthetic_profile
 from mochi_assets.request import BacktestRequest
@@ -57,6 +58,8 @@ class RawBars:
     info: TickerInfo
     tick_size: float  # the request's override, else the ticker's
     fetch: dict = field(default_factory=dict)  # provider page counts, for metadata
+    # the distinct session dates of the minute bars under the request's calendar, sorted
+    session_dates: pl.Series | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -196,14 +199,17 @@ def ticker_info(lake: Lake, request: BacktestRequest) -> TickerInfo:
                       trading_session=calendar.describe(), name=info.name, meta_source=info.meta_source)
 
 
-def _in_sessions(df: pl.DataFrame, calendar: SessionCalendar, first: dt.date, last: dt.date) -> pl.DataFrame:
-    """Bars of the session dates first..last (bars outside every session stay in, within that span)."""
+def _in_sessions(df: pl.DataFrame, calendar: SessionCalendar, first: dt.date, last: dt.date
+                 ) -> tuple[pl.DataFrame, pl.Series]:
+    """Bars of the session dates first..last (bars outside every session stay in, within that span),
+    and the session date of each of them (null outside every session): computed once, here."""
     lo, hi = calendar.local_window(first, last)
-    session = session_date_expr(calendar)
-    return df.filter(
+    session = session_dates(df.get_column("ts"), calendar)
+    keep = df.select(
         (pl.col("ts") >= lo) & (pl.col("ts") < hi)
         & (session.is_null() | ((session >= first) & (session <= last)))
-    )
+    ).to_series()
+    return df.filter(keep), session.filter(keep)
 
 
 def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient | None = None,
@@ -223,7 +229,7 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
         client = client or PolygonClient.from_env(log=log)
         got = fetch_polygon_bars(lake, request, client, now=now, log=log, bounds=calendar.local_window(first, request.end))
         info = ticker_info(lake, request)
-        minute, hour, day = _in_sessions(got.minute, calendar, first, request.end), got.hour, got.day
+        (minute, sessions), hour, day = _in_sessions(got.minute, calendar, first, request.end), got.hour, got.day
         fetch = {"pages_fetched": got.stats.pages_fetched, "pages_cached": got.stats.pages_cached,
                  "chunks": got.stats.chunks, "requests_sent": client.requests_sent,
                  "rate_limit_wait_s": round(client.waited_s, 1)}
@@ -235,11 +241,10 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
             bars = synthetic_minute_bars(
                 request.ticker, max(EPOCH, first - dt.timedelta(days=1)), request.end + dt.timedelta(days=1)
             )
-        minute = _in_sessions(bars, calendar, first, request.end)
+        minute, sessions = _in_sessions(bars, calendar, first, request.end)
         info = ticker_info(lake, request)
         hour = day = None
-    in_range = minute.filter(session_date_expr(calendar) >= request.start)
-    if in_range.is_empty():
+    if not (sessions >= request.start).any():
         raise ProviderError(
             f"ticker {request.ticker}: the {source} bars have no data in the sessions {request.start} to "
             f"{request.end} ({calendar.describe()})"
@@ -251,6 +256,7 @@ def load_raw_bars(lake: Lake, request: BacktestRequest, *, client: PolygonClient
     return RawBars(
         minute=minute, hour=hour, day=day, source=source, info=info,
         tick_size=request.tick_size or info.tick_size, fetch=fetch,
+        session_dates=sessions.drop_nulls().unique().sort(),
     )
 
 

@@ -299,8 +299,13 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     tick_units = float(round(tick * scale))
 
     def on_grid(log_price: np.ndarray) -> np.ndarray:
-        ticks = np.maximum(np.rint(np.exp(log_price) / tick), 1.0)
-        return ticks * tick_units / scale
+        # max(rint(exp(x) / tick), 1) * tick_units / scale, in one buffer (the same operations)
+        out = np.exp(log_price)
+        np.divide(out, tick, out=out)
+        np.rint(out, out=out)
+        np.maximum(out, 1.0, out=out)
+        np.multiply(out, tick_units, out=out)
+        return np.divide(out, scale, out=out)
 
     relative = weight / _W_MEAN
     volume = np.maximum(

@@ -1,0 +1,317 @@
+"""The bars steps' fast paths against slow, obvious references (what the code did before them).
+
+- `validate_bars`: the one-pass check accepts exactly the tables the rule-by-rule checks accept,
+  and returns the same table; broken tables still fail with the rule-by-rule message.
+- `enhance_bars`: the sorted lookup of each bar's session equals an inner join and a sort; given
+  session dates equal computed ones.
+- `atr_lookahead_violations`: one ATR series read at each sample equals a Wilder ATR over the
+  prefix of daily bars before the sample (the same bits), with or without given session dates.
+- `atr_violations`, `suspicious_jumps`, `missing_sessions`: equal to the whole-table versions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mochi_assets.market_data.bars import BAR_COLUMNS, validate_bars
+from mochi_assets.market_data.checks import (
+    _ROW,
+    atr_lookahead_violations,
+    atr_violations,
+    missing_sessions,
+    suspicious_jumps,
+)
+from mochi_assets.market_data.indicators import enhance_bars, wilder_atr
+from mochi_assets.market_data.sessions import assign_sessions, parse_session, session_date_expr, session_dates
+from mochi_assets.market_data.synthetic import synthetic_minute_bars
+from mochi_resources.errors import BarsError
+
+NY = "America/New_York"
+FOREX = parse_session("forex", NY)
+
+
+@pytest.fixture(scope="module")
+def minute() -> pl.DataFrame:
+    # crosses the March clock change of New York
+    return synthetic_minute_bars("SYN:GOLD", dt.date(2024, 2, 1), dt.date(2024, 3, 20))
+
+
+# --- validate_bars -----------------------------------------------------------------------------
+
+
+def _rule_by_rule(df: pl.DataFrame, source: str) -> pl.DataFrame:
+    """validate_bars with its one-pass shortcut switched off."""
+    import mochi_assets.market_data.bars as bars_module
+
+    original = bars_module._valid_and_increasing
+    bars_module._valid_and_increasing = lambda out: False
+    try:
+        return bars_module.validate_bars(df, source)
+    finally:
+        bars_module._valid_and_increasing = original
+
+
+_VALUES = st.one_of(
+    st.floats(min_value=0.5, max_value=2.0), st.just(0.0), st.just(-1.0), st.just(float("nan")),
+    st.just(float("inf")), st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 6), _VALUES, _VALUES, _VALUES, _VALUES, _VALUES), min_size=1, max_size=8),
+)
+def test_validate_bars_one_pass_agrees_with_the_rules(rows):
+    ts = [dt.datetime(2024, 1, 2, 10, m, tzinfo=dt.UTC) for m, *_ in rows]
+    df = pl.DataFrame(
+        {"ts": ts, **{c: [r[i + 1] for r in rows] for i, c in enumerate(BAR_COLUMNS[1:])}},
+        schema={"ts": pl.Datetime("us", "UTC"), **{c: pl.Float64 for c in BAR_COLUMNS[1:]}},
+    )
+    try:
+        expected = _rule_by_rule(df, "test")
+    except BarsError as exc:
+        with pytest.raises(BarsError) as got:
+            validate_bars(df, "test")
+        assert str(got.value) == str(exc)
+        return
+    got = validate_bars(df, "test")
+    assert got.equals(expected)
+    assert got["ts"].is_sorted()
+
+
+def test_validate_bars_fast_path_on_real_bars(minute):
+    assert validate_bars(minute, "x").equals(_rule_by_rule(minute, "x"))
+    shuffled = minute.sample(fraction=1.0, shuffle=True, seed=3)
+    assert validate_bars(shuffled, "x").equals(minute)
+
+
+# --- enhance_bars ------------------------------------------------------------------------------
+
+
+def _enhance_by_join(minute: pl.DataFrame, calendar, short, long, alpha, start=None, end=None) -> pl.DataFrame:
+    """The join-and-sort version of enhance_bars."""
+    bars = (
+        minute.with_columns(session_date_expr(calendar).alias("session_date"))
+        .filter(pl.col("session_date").is_not_null())
+        .sort("ts")
+    )
+    daily = (
+        bars.group_by("session_date", maintain_order=True)
+        .agg(pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
+        .sort("session_date")
+    )
+    high, low, close = (daily[c].to_numpy() for c in ("high", "low", "close"))
+    indicators = (
+        daily.select("session_date")
+        .with_columns(pl.Series("atr_short", wilder_atr(high, low, close, short)).shift(1),
+                      pl.Series("atr_long", wilder_atr(high, low, close, long)).shift(1))
+        .with_columns(pl.col("atr_short").fill_nan(None), pl.col("atr_long").fill_nan(None))
+        .with_columns((alpha * pl.col("atr_short") + (1.0 - alpha) * pl.col("atr_long")).alias("atr"))
+    )
+    if start is not None:
+        indicators = indicators.filter(pl.col("session_date") >= start)
+    if end is not None:
+        indicators = indicators.filter(pl.col("session_date") <= end)
+    return bars.join(indicators, on="session_date", how="inner").sort("ts")
+
+
+@pytest.mark.parametrize("spec, timezone", [("forex", NY), ("us-equity", NY), ("crypto", "UTC"),
+                                            ("08:00-16:30/mon,wed,fri", "Europe/London"),
+                                            ("18:00-17:00/sun-thu", "Asia/Tokyo")])
+@pytest.mark.parametrize("window", [(None, None), (dt.date(2024, 3, 1), dt.date(2024, 3, 15)),
+                                    (dt.date(2024, 3, 8), dt.date(2024, 3, 8))])
+def test_enhance_bars_equals_join(minute, spec, timezone, window):
+    calendar = parse_session(spec, timezone)
+    start, end = window
+    expected = _enhance_by_join(minute, calendar, 3, 5, 0.4, start, end)
+    got = enhance_bars(minute, session=calendar, short=3, long=5, alpha=0.4, start=start, end=end)
+    assert got.equals(expected)
+    given_dates = session_dates(minute["ts"], calendar)
+    again = enhance_bars(minute, session=calendar, short=3, long=5, alpha=0.4, start=start, end=end,
+                         session_dates=given_dates)
+    assert again.equals(expected)
+
+
+def test_assign_sessions_sorts_unsorted_bars(minute):
+    shuffled = minute.sample(fraction=1.0, shuffle=True, seed=5)
+    assert assign_sessions(shuffled, FOREX).equals(assign_sessions(minute, FOREX))
+    with pytest.raises(ValueError):
+        assign_sessions(minute, FOREX, dates=session_dates(minute["ts"].head(3), FOREX))
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _lookahead_by_prefix(enhanced, source, calendar, short, long, alpha, samples=12) -> pl.DataFrame:
+    """The check's sample loop: a Wilder ATR over the daily bars before each sample."""
+    sessions = (
+        enhanced.filter(pl.col("atr").is_not_null()).group_by("session_date")
+        .agg(pl.col("atr").first(), pl.col("ts").min().alias("first_ts")).sort("session_date")
+    )
+    step = max(1, sessions.height // samples)
+    picked = sessions[::step].vstack(sessions.tail(1)).unique("session_date").sort("session_date")
+    bars = (source.select(BAR_COLUMNS).sort("ts").with_columns(session_date_expr(calendar).alias("session_date"))
+            .filter(pl.col("session_date").is_not_null()))
+    daily = bars.group_by("session_date", maintain_order=True).agg(
+        pl.col("high").max(), pl.col("low").min(), pl.col("close").last(), pl.col("ts").min().alias("first_ts"))
+    high, low, close = (daily[c].to_numpy() for c in ("high", "low", "close"))
+    rows = []
+    for session_date, atr, first in picked.iter_rows():
+        before = int(daily["first_ts"].search_sorted(first, side="left"))
+        value = None
+        if before > 0:
+            blended = (alpha * wilder_atr(high[:before], low[:before], close[:before], short)[-1]
+                       + (1.0 - alpha) * wilder_atr(high[:before], low[:before], close[:before], long)[-1])
+            value = None if np.isnan(blended) else float(blended)
+        if value is None or abs(value - atr) > 1e-9 * max(abs(atr), 1e-12):
+            rows.append({"session_date": session_date, "atr": atr, "atr_recomputed": value,
+                         "problem": "atr differs from the one recomputed from earlier bars only"})
+    return pl.DataFrame(rows, schema={"session_date": pl.Date, "atr": pl.Float64, "atr_recomputed": pl.Float64,
+                                      "problem": pl.Utf8})
+
+
+@pytest.mark.parametrize("shift", [0, 1, -1])
+def test_lookahead_check_equals_prefix_recomputation(minute, shift):
+    enhanced = enhance_bars(minute, session=FOREX, short=3, long=6, alpha=0.3, start=dt.date(2024, 2, 20))
+    if shift:  # a misaligned ATR (peeking or stale): every sample differs
+        enhanced = enhanced.with_columns(pl.col("atr").shift(shift * 1500).over(pl.lit(1)))
+    expected = _lookahead_by_prefix(enhanced, minute, FOREX, 3, 6, 0.3)
+    got = atr_lookahead_violations(enhanced, session=FOREX, source=minute, short=3, long=6, alpha=0.3)
+    assert got.equals(expected)
+    given_dates = atr_lookahead_violations(enhanced, session=FOREX, source=minute, short=3, long=6, alpha=0.3,
+                                           source_session_dates=session_dates(minute["ts"], FOREX))
+    assert given_dates.equals(expected)
+    assert (not expected.is_empty()) == bool(shift)
+
+
+def test_lookahead_check_without_earlier_bars(minute):
+    """Samples with no daily bar before them report a missing recomputation."""
+    enhanced = enhance_bars(minute, session=FOREX, short=1, long=1, alpha=0.5)
+    late = minute.filter(pl.col("ts") >= dt.datetime(2024, 3, 1, tzinfo=dt.UTC))
+    got = atr_lookahead_violations(enhanced, session=FOREX, source=late, short=1, long=1, alpha=0.5)
+    assert got.equals(_lookahead_by_prefix(enhanced, late, FOREX, 1, 1, 0.5))
+    assert got["atr_recomputed"].null_count() > 0
+
+
+def _atr_violations_whole_table(enhanced: pl.DataFrame, warmup_sessions=None) -> pl.DataFrame:
+    """atr_violations looking at every row (the reasons of the check, joined on every row)."""
+    sessions = (
+        enhanced.group_by("session_date")
+        .agg(pl.col("atr").n_unique().alias("_distinct"), pl.col("atr").is_not_null().any().alias("_defined"))
+        .sort("session_date").with_row_index("_index")
+    )
+    if warmup_sessions is None:
+        defined = sessions.filter(pl.col("_defined"))
+        warmup = int(defined["_index"][0]) if defined.height else sessions.height
+    else:
+        warmup = warmup_sessions
+    sessions = sessions.with_columns((pl.col("_index") >= warmup).alias("_after"))
+    atr, after = pl.col("atr"), pl.col("_after")
+
+    def reason(cond, text):
+        return pl.when(cond.fill_null(False)).then(pl.lit(text))
+
+    reasons = [reason(after & atr.is_null(), "atr null after warm-up"),
+               reason(after & (atr.is_nan() | atr.is_infinite() | (atr <= 0)), "atr not a positive number"),
+               reason(pl.col("_distinct") > 1, "atr varies within the session")]
+    if warmup_sessions is not None:
+        reasons.append(reason(~after & atr.is_not_null(), "atr defined during warm-up"))
+    joined = enhanced.join(sessions.select("session_date", "_distinct", "_after"), on="session_date", how="left",
+                           maintain_order="left")
+    problem = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
+    return (
+        joined.with_row_index(_ROW)
+        .with_columns(pl.col(_ROW).cast(pl.Int64),
+                      pl.when(pl.any_horizontal([r.is_not_null() for r in reasons])).then(problem).alias("problem"))
+        .filter(pl.col("problem").is_not_null())
+        .drop("_distinct", "_after")
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([None, float("nan"), -1.0, 0.0, 2.5,
+                                                                      float("inf")])), max_size=6),
+    warmup=st.one_of(st.none(), st.integers(0, 12)),
+)
+def test_atr_violations_equal_whole_table(minute, edits, warmup):
+    enhanced = enhance_bars(minute.head(12_000), session=FOREX, short=2, long=4, alpha=0.5)
+    for row, value in edits:
+        row = row % enhanced.height
+        enhanced = enhanced.with_columns(
+            pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value, pl.Float64)).otherwise(pl.col("atr"))
+            .alias("atr"))
+    assert atr_violations(enhanced, warmup_sessions=warmup).equals(
+        _atr_violations_whole_table(enhanced, warmup_sessions=warmup))
+
+
+@pytest.mark.parametrize("factor", [3.0, 0.3, 0.05, 0.0])
+def test_suspicious_jumps_equal_whole_table(minute, factor):
+    data = minute.sort("ts")
+    daily = data.group_by(pl.col("ts").dt.date()).agg((pl.col("high").max() / pl.col("low").min()).log().alias("r"))
+    typical = float(daily["r"].median())
+    prev = pl.col("close").shift(1)
+    move = pl.max_horizontal((pl.col("open") / prev).log().abs(), (pl.col("close") / prev).log().abs(),
+                             (pl.col("high") / pl.col("low")).log())
+    reason = pl.format("move of {}% in one bar, over {}x the median daily range {}%",
+                       (pl.col("move") * 100).round(3), pl.lit(factor), round(typical * 100, 3))
+    expected = (
+        data.with_columns(move.alias("move"), pl.lit(typical).alias("typical_day"))
+        .with_row_index(_ROW).with_columns(pl.col(_ROW).cast(pl.Int64),
+                                           pl.when(pl.col("move") > factor * typical).then(reason).alias("problem"))
+        .filter(pl.col("problem").is_not_null())
+    )
+    assert suspicious_jumps(minute, factor=factor).equals(expected)
+
+
+def test_missing_sessions_with_given_dates(minute):
+    holiday = minute.filter(session_date_expr(FOREX) != dt.date(2024, 2, 19))
+    start, end = dt.date(2024, 2, 5), dt.date(2024, 3, 15)
+    expected = missing_sessions(holiday, start, end, FOREX)
+    assert expected["session_date"].to_list() == [dt.date(2024, 2, 19)]
+    present = session_dates(holiday["ts"], FOREX).drop_nulls().unique()
+    assert missing_sessions(holiday, start, end, FOREX, present=present).equals(expected)
+
+
+def _resolution_by_group_by(minute: pl.DataFrame, coarse: pl.DataFrame, resolution: str) -> pl.DataFrame:
+    """resolution_mismatches with a hash group-by per coarse bar (no run-length pass)."""
+    import mochi_assets.market_data.checks as checks_module
+
+    original = checks_module._per_bar
+    checks_module._per_bar = lambda joined: joined.group_by("bar_ts").agg(
+        pl.col("m_high").max().alias("minute_high"), pl.col("m_low").min().alias("minute_low"),
+        pl.len().cast(pl.Int64).alias("minute_bars"))
+    try:
+        return checks_module.resolution_mismatches(minute, coarse, resolution)
+    finally:
+        checks_module._per_bar = original
+
+
+@pytest.mark.parametrize("resolution, every", [("hour", "1h"), ("day", "1d")])
+@pytest.mark.parametrize("nan", [False, True])
+def test_resolution_mismatches_equal_group_by(minute, resolution, every, nan):
+    from mochi_assets.market_data.bars import resample_bars
+    from mochi_assets.market_data.checks import resolution_mismatches
+
+    coarse = resample_bars(minute, every, NY)
+    # broken coarse bars: highs too low, lows too high, bars missing (orphan minutes), an empty bar
+    coarse = coarse.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 3).then(pl.col("high") * 0.999).otherwise(pl.col("high")).alias("high"),
+        pl.when(pl.int_range(pl.len()) % 11 == 5).then(pl.col("low") * 1.001).otherwise(pl.col("low")).alias("low"),
+    ).filter(pl.int_range(pl.len()) % 13 != 2)
+    extra = coarse.tail(1).with_columns(pl.col("ts") + pl.duration(days=400))
+    coarse = pl.concat([coarse, extra])
+    data = minute
+    if nan:
+        data = minute.with_columns(pl.when(pl.int_range(pl.len()) == 500).then(float("nan")).otherwise(pl.col("high"))
+                                   .alias("high"))
+    got = resolution_mismatches(data, coarse, resolution)
+    assert got.height > 0
+    assert got.equals(_resolution_by_group_by(data, coarse, resolution))

@@ -319,18 +319,19 @@ def test_constant_series_has_no_sharpe_in_sql_or_numpy():
     assert out["scenario_stats"]["pbo"].to_list() == [None]  # one trial: nothing to overfit
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.lists(st.sampled_from([-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.5]), min_size=1, max_size=35),
+        st.lists(st.sampled_from([-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.5]), min_size=1, max_size=100),
         min_size=1,
         max_size=4,
     ),
     st.randoms(use_true_random=False),
 )
 def test_blocked_drawdown_sql_equals_running_peak(pnl_by_trader, rnd):
-    """trader_drawdown.sql packs trades 8 to a block; any count (1, 8, 9, 17, ...) must give the
-    drawdown of the plain running peak, whatever order the trades are stored in."""
+    """trader_drawdown.sql packs trades 8 to a block and blocks 4 to a group; any count (1, 8, 9,
+    32, 33, 65, ...) must give the drawdown of the plain running peak, whatever order the trades
+    are stored in."""
     rows = [
         (trader_id, i, pnl) for trader_id, pnls in enumerate(pnl_by_trader, start=1) for i, pnl in enumerate(pnls)
     ]
@@ -401,3 +402,25 @@ def test_duplicate_detection_needs_the_trade_identity_columns():
     traders, trades = _copied_trades(rng, sessions)
     with pytest.raises(MochiError, match="exit_price.*identical traders"):
         aggregate_scenario(ENGINE, trades=trades.drop("exit_price"), traders=traders, session_dates=sessions)
+
+
+def test_blocked_drawdown_sql_peak_and_trough_in_different_blocks_and_groups():
+    """The block and group summaries of trader_drawdown.sql: a peak in one block (or group of 4
+    blocks) and the trough in the middle of a later one, which then recovers; long random walks."""
+    peak_then_dip = [1.0] * 8 + [0.0] * 8 + [-3.0] * 4 + [2.5] * 4  # trough inside the third block
+    cases = [
+        peak_then_dip,
+        peak_then_dip + [0.25] * 8,  # the same inside one group, the group completed
+        [1.0] * 32 + [0.0] * 8 + [-3.0] * 5 + [2.5] * 11,  # peak in the first group, trough in the second
+        [-1.0] * 33 + [2.5] * 40 + [-3.0] * 3 + [1.0] * 30,
+    ]
+    rng = np.random.default_rng(7)
+    cases += [list(rng.choice([-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.5], size=n)) for n in (63, 64, 65, 129, 200)]
+    rows = [(trader_id, i, pnl) for trader_id, pnls in enumerate(cases, start=1) for i, pnl in enumerate(pnls)]
+    trades = pl.DataFrame(rows, schema={"trader_id": pl.Int64, "minute": pl.Int64, "pnl": pl.Float64}, orient="row")
+    trades = trades.with_columns(
+        entry_ts=pl.datetime(2021, 3, 1, time_zone="UTC") + pl.duration(minutes=pl.col("minute") * 30)
+    )
+    got = ENGINE.query(load_sql("trader_drawdown"), {"trades": trades}).sort("trader_id")
+    want = [stats.max_drawdown(np.array(pnls)) for pnls in cases]
+    assert got["max_drawdown"].to_list() == want  # dyadic values: exact in every order of addition

@@ -85,11 +85,28 @@ def _epoch_us(series: pl.Series, what: str) -> np.ndarray:
     return series.dt.epoch("us").to_numpy()
 
 
+# Integer keys spread over at most this many values (and at most 8 per key) are looked up in a
+# table indexed by value rather than by binary search: trader ids and session dates always are.
+_LOOKUP_MAX_SPAN = 1 << 24
+
+
 def _positions(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each value in ``sorted_values`` and a mask of the values not found there."""
-    pos = np.searchsorted(sorted_values, values)
+    """Index of each value in ``sorted_values`` (sorted, distinct) and a mask of the values not
+    found there (their index is then where they would be inserted, as ``np.searchsorted``'s)."""
     if len(sorted_values) == 0:
-        return pos, np.ones(len(values), dtype=bool)
+        return np.searchsorted(sorted_values, values), np.ones(len(values), dtype=bool)
+    if sorted_values.dtype.kind in "iu" and values.dtype.kind in "iu" and len(values) > 4 * len(sorted_values):
+        low, high = int(sorted_values[0]), int(sorted_values[-1])
+        span = high - low + 1
+        if span <= min(_LOOKUP_MAX_SPAN, 8 * len(sorted_values) + 1024):
+            # insertion point of every value low..high, in one table: a gather instead of a search
+            table = np.searchsorted(sorted_values, np.arange(low, high + 1, dtype=np.int64))
+            inside = (values >= low) & (values <= high)
+            pos = table[np.where(inside, values - low, 0)]
+            pos[values < low] = 0
+            pos[values > high] = len(sorted_values)
+            return pos, ~inside | (sorted_values[np.minimum(pos, len(sorted_values) - 1)] != values)
+    pos = np.searchsorted(sorted_values, values)
     return pos, sorted_values[np.minimum(pos, len(sorted_values) - 1)] != values
 
 

@@ -1,4 +1,6 @@
-"""Tiny synthetic requests for the automation tests (seven weeks, short ATRs, small grids)."""
+"""Tiny synthetic requests for the automation tests (seven weeks, short ATRs, small grids, and
+small walk-forward resampling counts: these tests check what runs and what is recorded, not the
+statistics, which tests/validation checks with its own settings)."""
 
 FAMILIES = {
     "breakout-long": {"direction": "long", "offset_ticks": [0, 10], "stop_atr": [1.0], "limit_atr": [1.0]},
@@ -17,6 +19,9 @@ def small_request(scenarios: int = 2, short: int = 3) -> dict:
         "entry_times": ["09:30"],
         "duration_min": 90,
         "scenarios": dict(list(FAMILIES.items())[:scenarios]),
+        # the defaults (10,000 random paths, 1,000 Monte Carlo paths and SPA replications) made
+        # walk_forward and robustness the slowest steps of every run here
+        "walk_forward": {"mc_paths": 50, "spa_reps": 50, "random_paths": 200},
     }
 
 

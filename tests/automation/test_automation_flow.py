@@ -23,6 +23,7 @@ from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
 from tests.automation.requests import small_request
+from tests.instances import mochi_instance_for_test
 
 PROVENANCE = ["request_id", "request_hash", "code_version", "engine_storage"]
 TICKER_STAGES = {"raw_bars", "enhanced_bars", "scenarios"}
@@ -84,7 +85,7 @@ def flow(tmp_path_factory):
     lake = Lake(MochiSettings.from_env())
     request = parse_request(small_request())
     prefix = submissions_prefix(lake)
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         state = {"lake": lake, "request": request, "instance": instance, "prefix": prefix}
         cursor, before = _follow(instance, None)  # the automation sensor was already running
         state["before"] = before

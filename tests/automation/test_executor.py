@@ -10,6 +10,7 @@ from mochi_assets.request_asset import request_run_config
 from mochi_assets.runner import failure_message
 
 from tests.automation.requests import small_request
+from tests.instances import mochi_instance_for_test
 
 
 def _run_request(instance):
@@ -20,7 +21,7 @@ def _run_request(instance):
 
 
 def test_mochi_executor_is_read_when_the_run_starts(mochi_home, monkeypatch):
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         monkeypatch.setenv("MOCHI_EXECUTOR", "bogus")  # set after the definitions were imported
         failed = _run_request(instance)
         assert failed.status == dg.DagsterRunStatus.FAILURE

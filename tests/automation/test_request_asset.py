@@ -10,6 +10,7 @@ from mochi_assets.request import BacktestRequest, parse_request
 from mochi_assets.request_asset import RequestConfig, backtest_request, request_run_config
 
 from tests.automation.requests import materialize_request, small_request
+from tests.instances import mochi_instance_for_test
 
 
 def _materialize(instance, partition, config):
@@ -36,7 +37,7 @@ def test_ui_config_and_document_give_the_same_request_and_hash(mochi_home):
     request = parse_request(small_request())
     config = request_run_config(request)["ops"]["backtest_request"]["config"]
     assert parse_request(RequestConfig(**config).to_document()).request_hash == request.request_hash
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         result = materialize_request(instance, request)
         [mat] = result.asset_materializations_for_node("backtest_request")
         assert mat.metadata["request_hash"].value == request.request_hash
@@ -45,7 +46,7 @@ def test_ui_config_and_document_give_the_same_request_and_hash(mochi_home):
 
 
 def test_a_bad_field_fails_once_naming_it(mochi_home):
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         result = _materialize(instance, "SYN_GOLD", {"ticker": "SYN:GOLD", "start": "2024-03-01", "end": "2024-04-01",
                                                      "atr": {"alpha": 2.0}})
         assert not result.success
@@ -54,7 +55,7 @@ def test_a_bad_field_fails_once_naming_it(mochi_home):
 
 
 def test_the_ticker_must_be_the_partition(mochi_home):
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         result = _materialize(instance, "SYN_SILVER", {"ticker": "SYN:GOLD", "start": "2024-03-01", "end": "2024-04-01"})
         assert not result.success
         assert "'SYN:GOLD' sanitizes to partition SYN_GOLD, not SYN_SILVER" in _failure(result)
@@ -64,7 +65,7 @@ def test_a_request_submitted_while_a_run_is_pending_does_not_change_that_run(moc
     first = parse_request(small_request(scenarios=1))
     second = parse_request(small_request(scenarios=1, short=4))
     assert first.request_hash != second.request_hash
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         materialize_request(instance, first)
         pending = launch.create_run(instance, defs, "ticker_job", "SYN_GOLD")  # queued, steps not started
         materialize_request(instance, second)

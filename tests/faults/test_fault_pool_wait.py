@@ -4,6 +4,7 @@ import dagster as dg
 
 from mochi_assets.execution import SIMULATION_POOL
 from mochi_assets.runner import pool_wait
+from tests.instances import mochi_instance_for_test
 
 
 @dg.op
@@ -22,7 +23,7 @@ def _run(instance: dg.DagsterInstance, partition: str) -> str:
 
 
 def test_the_waiting_run_names_the_holder_of_the_slot():
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         storage = instance.event_log_storage
         storage.set_concurrency_slots(SIMULATION_POOL, 1)
         holder = _run(instance, "SYN_GOLD|breakout-long")

@@ -22,6 +22,7 @@ from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
 from tests.filings.edgar_standin import APPLE_CIK, OLDER, RECENT, EdgarStandIn
+from tests.instances import mochi_instance_for_test
 
 UA = "Mochi tests ops@example.com"
 
@@ -135,7 +136,7 @@ def test_base_urls_default_to_the_two_edgar_hosts_or_one_stand_in(monkeypatch):
 
 def _materialize(key: str):
     lake = LakeResource()
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         instance.add_dynamic_partitions(TICKER_DIMENSION, [key])
         return dg.materialize(
             [sec_filings], partition_key=key, instance=instance, raise_on_error=False,
@@ -222,7 +223,7 @@ def test_filing_day_lens_asset_reads_the_extracts_of_every_scenario(sec_env):
     lake.put_table(lake.key("extracts", "trade_extracts", "AAPL", "breakout-long"), extract)
     trade_extracts_spec = dg.AssetSpec("trade_extracts", partitions_def=ticker_scenario_partitions_def,
                                        metadata={"mochi/bucket": "extracts"})
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         instance.add_dynamic_partitions(TICKER_DIMENSION, ["AAPL"])
         instance.add_dynamic_partitions("scenario", ["breakout-long"])
         result = dg.materialize(

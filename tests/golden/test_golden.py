@@ -26,6 +26,7 @@ import dagster as dg
 import pytest
 
 from tests.golden.golden import EXPECTED, REQUEST, first_difference, golden_outputs, read_expected, write_expected
+from tests.instances import mochi_instance_for_test
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def outputs(tmp_path_factory):
         request = parse_request(REQUEST)
         key = request.ticker_key
         compared = [a for a in scenario_assets if a not in (reporting.trade_extracts, reporting.trade_lens)]
-        with dg.instance_for_test() as instance:
+        with mochi_instance_for_test() as instance:
             resources = build_resources()
             materialize_request(instance, request, resources)
             runs = [dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,

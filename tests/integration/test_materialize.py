@@ -11,6 +11,7 @@ from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
 from mochi_assets.request import parse_request
 from tests.automation.requests import materialize_request
+from tests.instances import mochi_instance_for_test
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -56,7 +57,7 @@ def pipeline(tmp_path_factory):
     lake = Lake(MochiSettings.from_env())
     key = request.ticker_key
     results = {}
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         resources = build_resources()
         results["request"] = materialize_request(instance, request, resources)
         results["ticker"] = dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,

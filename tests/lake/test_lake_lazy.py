@@ -22,6 +22,7 @@ from mochi_resources.lake import Lake
 from mochi_resources.s3 import S3Store
 from mochi_resources.settings import MochiSettings
 from mochi_resources.stores import KeyMissing, LocalStore
+from tests.instances import mochi_instance_for_test
 
 TICKER = "SYN_LAZY"
 ROWS = 400_000
@@ -82,7 +83,7 @@ class StoreSpy:
 
 def _materialize(selection) -> dg.MaterializeResult:
     resources = {"io_manager": LakeIOManager(lake=LakeResource())}
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         result = dg.materialize([raw_bars, closes], selection=selection, partition_key=TICKER,
                                 instance=instance, resources=resources)
     assert result.success

@@ -25,6 +25,7 @@ from mochi_assets.reporting.rankings import significant_traders, verdict
 from mochi_assets.request import parse_request
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate
 from tests.automation.requests import materialize_request
+from tests.instances import mochi_instance_for_test
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -53,7 +54,7 @@ def promoted(tmp_path_factory):
     request = parse_request(REQUEST)
     key = request.ticker_key
     resources = build_resources()
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         materialize_request(instance, request, resources)
         assert dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,
                               resources=resources).success
@@ -194,7 +195,7 @@ def test_live_trades_exports_active_configurations_and_refuses_stale_ones(promot
     ghost = {**{k: v for k, v in config.items() if k not in ("name", "version", "action", "recorded_at", "write_id")},
              "trader_id": 999}
     config_store(lake).append("SYN_GOLD.breakout-long.999.paper", lambda current: ghost, "promote")
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         instance.add_dynamic_partitions(BROKER_DIMENSION, ["paper"])
         result = dg.materialize([live_trades], partition_key="paper", instance=instance, resources=build_resources())
     evaluation = result.get_asset_check_evaluations()[0]

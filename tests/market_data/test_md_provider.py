@@ -28,6 +28,7 @@ from mochi_resources.errors import ProviderError
 from mochi_resources.lake import Lake
 from mochi_resources.polygon import PolygonAuthError, PolygonClient, PolygonConfig, scrub
 from mochi_resources.settings import MochiSettings
+from tests.instances import mochi_instance_for_test
 
 UTC = dt.UTC
 NOW = dt.datetime(2024, 6, 1, tzinfo=UTC)
@@ -330,7 +331,7 @@ def test_raw_bars_through_dagster_from_the_provider(polygon_server, mochi_home, 
     assert direct.source == "polygon" and direct.minute.equals(expected_sessions(polygon_server, request))
     assert direct.tick_size == 0.00001 and direct.info.meta_source == "polygon reference"
     before = len(polygon_server.requests)
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         materialize_request(instance, request)
         result = dg.materialize(all_assets, selection=ticker_assets, partition_key=request.ticker_key,
                                 instance=instance, resources=build_resources())

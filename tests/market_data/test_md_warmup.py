@@ -20,6 +20,7 @@ from mochi_assets.store import save_import, stored_import
 from mochi_resources.errors import ProviderError
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
+from tests.instances import mochi_instance_for_test
 
 NY = "America/New_York"
 TWO_MONTHS = {
@@ -37,7 +38,7 @@ def materialize(lake: Lake, request, with_scenarios: bool):
     from tests.automation.requests import materialize_request
 
     events = []
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         resources = build_resources()
         materialize_request(instance, request, resources)
         runs = [dg.materialize(all_assets, selection=ticker_assets, partition_key=request.ticker_key,

@@ -14,6 +14,7 @@ from mochi_assets.partitions import SCENARIO_DIMENSION, ticker_scenario_key
 from mochi_assets.reporting.rankings import significant_traders
 from mochi_assets.request import parse_request
 from tests.automation.requests import materialize_request
+from tests.instances import mochi_instance_for_test
 from mochi_resources.lake import Lake
 from mochi_resources.settings import MochiSettings
 
@@ -40,7 +41,7 @@ def materialized(tmp_path_factory):
     request = parse_request(REQUEST)
     lake = Lake(MochiSettings.from_env())
     key = request.ticker_key
-    with dg.instance_for_test() as instance:
+    with mochi_instance_for_test() as instance:
         resources = build_resources()
         materialize_request(instance, request, resources)
         assert dg.materialize(all_assets, selection=ticker_assets, partition_key=key, instance=instance,

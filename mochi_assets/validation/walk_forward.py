@@ -289,7 +289,7 @@ def walk_forward(panel: Panel, traders: pl.DataFrame, params: WalkForwardParams,
             f"{panel.sessions} ({windows}): {len(folds)} folds")
     n = panel.traders
     rows, series_r, series_ticks, fold_of, picks_of = [], [], [], [], []
-    sums, sums_sq, candidates_of = [], [], []
+    sums, candidates_of = [], []
     oos_trades = oos_wins = 0
     for k, fold in enumerate(folds):
         view = in_sample(panel, fold.is_lo, fold.is_hi)

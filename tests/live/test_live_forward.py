@@ -20,7 +20,7 @@ from mochi_assets.live.configs import config_store, promote
 from mochi_assets.live.export import export_key
 from mochi_assets.live.forward import monte_carlo_expectation, track, trader_frame
 from mochi_assets.market_data.sessions import parse_session
-from mochi_assets.partitions import BROKER_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
+from mochi_assets.partitions import BROKER_DIMENSION, ticker_scenario_key
 from mochi_assets.reporting.rankings import significant_traders, verdict
 from mochi_assets.request import parse_request
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate

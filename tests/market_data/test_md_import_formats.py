@@ -4,7 +4,6 @@ import gzip
 import zipfile
 from datetime import datetime, timezone
 
-import polars as pl
 import pytest
 
 from mochi_assets.market_data.imports import detect_format, read_bars_file

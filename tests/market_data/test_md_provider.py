@@ -16,7 +16,6 @@ from mochi_assets.market_data.provider import (
     latest_complete_session,
     page_key,
     plan_chunks,
-    reference_key,
     refresh_ticker,
     request_bounds,
 )

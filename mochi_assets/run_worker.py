@@ -41,8 +41,8 @@ def parallel_runs(request=None) -> int:
     otherwise, for `request`, `auto_parallel_runs` (1 without a request).
 
     One runs in the `mochi` process, each other one in a worker process of its own. Measured on
-    the README backtest (README, "Benchmarks"): two at once took 36.4 s and 1,322 MB, one at a time
-    58.2 s and 721 MB (the same busy machine); on 10 years x 4 x 5,000 traders, 216 s and 5.3 GB
+    the README backtest (README, "Benchmarks"): two at once took 28.4 s and 1,289 MB, one at a time
+    44.6 s and 712 MB; on 10 years x 4 x 5,000 traders, 216 s and 5.3 GB
     against 250 s and 3.0 GB, which is why large backtests run one at a time by default."""
     text = os.environ.get("MOCHI_PARALLEL_RUNS", "").strip()
     if not text:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
+
+from mochi_assets.runner import INSTANCE_LOCK
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +38,9 @@ def _trades_started(home: Path) -> bool:
     db = home / "dagster" / "history" / "runs.db"
     if not db.exists():
         return False
-    with dg.DagsterInstance.get() as instance:
+    # under the lock `mochi` holds while it creates the instance's databases (two processes creating
+    # runs.db at once: "table runs already exists")
+    with FileLock(str(home / "dagster" / INSTANCE_LOCK)), dg.DagsterInstance.get() as instance:
         for run in instance.get_runs(dg.RunsFilter(job_name="scenario_job")):
             starts = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
             if any(r.event_log_entry.step_key == "trades" for r in starts):

@@ -28,7 +28,7 @@ from mochi_resources.io_manager import lake_metadata
 WALK_FORWARD_TABLES = ["walk_forward_folds", "walk_forward_summary"]
 WALK_FORWARD_FILES = ["walk_forward.png", "walk_forward.csv"]
 VALIDATION_CODE_VERSION = code_version(
-    "validation", "reporting", libraries=("arch", "numpy", "plotnine", "polars", "scipy")
+    "validation", "reporting", libraries=("numpy", "plotnine", "polars", "scipy")
 )
 _COMMON = dict(
     partitions_def=ticker_scenario_partitions_def,

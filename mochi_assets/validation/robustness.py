@@ -15,13 +15,14 @@
 * **Data snooping.** Hansen's Superior Predictive Ability test and White's Reality Check over every
   trader of the scenario against not trading (loss = -daily R, the benchmark's loss 0), with the
   stationary bootstrap of the ``arch`` package (its index stream, seed and average block length
-  sqrt(T), as ``arch.bootstrap.SPA`` uses them). The p-values are arch's: ``spa_pvalue`` its
+  sqrt(T), as ``arch.bootstrap.SPA`` uses them; the indices are drawn here exactly as arch 8 draws
+  them, without importing arch, and tests check them against arch's). The p-values are arch's: ``spa_pvalue`` its
   "consistent" p-value, ``reality_check_pvalue`` its "upper" one (White's Reality Check). A small
   p-value says the best trader's edge is unlikely to be the luck of the best of N.
 
   ``arch.bootstrap.SPA`` itself computes the variances with an O(T^2 K) loop and resamples the
   whole T x K matrix once per replication (minutes for 2,600 sessions x 2,000 traders); this module
-  takes the same bootstrap indices from arch and evaluates the same statistics as one matrix
+  takes the same bootstrap indices as arch and evaluates the same statistics as one matrix
   product of resampling counts (reps x T) with the daily series (T x K), and the variances'
   autocovariances by FFT. ``tests/validation`` checks the p-values equal arch's on small cases.
 """
@@ -120,15 +121,38 @@ def monte_carlo(daily: np.ndarray, indices: np.ndarray) -> dict[str, float]:
     return out
 
 
-def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
-    """(reps, n_sessions) how often each session appears in each of arch's stationary bootstrap draws."""
-    from arch.bootstrap import StationaryBootstrap  # arch imports scipy.stats and matplotlib: here only
+def stationary_bootstrap_indices(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
+    """(reps, n_sessions) session indices of ``arch.bootstrap.StationaryBootstrap(block, ..., seed=seed)``.
 
-    bs = StationaryBootstrap(block, np.arange(n_sessions), seed=seed)
-    counts = np.empty((reps, n_sessions), dtype=np.float64)
-    for i, (pos, _) in enumerate(bs.bootstrap(reps)):
-        counts[i] = np.bincount(pos[0], minlength=n_sessions)
-    return counts
+    The same draws, in the same order, as arch 8's ``update_indices``: per replication
+    ``integers(n)`` n times, then ``random(n)``, from ``numpy.random.default_rng(seed)``; position
+    i > 0 continues the previous one (wrapping to 0 at the end) when its uniform is above
+    p = 1/block, otherwise keeps its own draw. arch is not imported for this: its package import
+    (pandas, statsmodels, matplotlib) cost about 2 s of every process that ran a robustness step.
+    ``tests/validation`` checks the indices equal arch's.
+    """
+    if n_sessions < 1 or reps < 1 or block < 1:
+        raise MochiError(f"stationary bootstrap: needs sessions, reps and block >= 1 (got {n_sessions}, {reps}, {block})")
+    generator = np.random.default_rng(int(seed))
+    draws = np.empty((reps, n_sessions), dtype=np.int64)
+    uniforms = np.empty((reps, n_sessions), dtype=np.float64)
+    for i in range(reps):  # the stream interleaves the two kinds of draws: one call pair per replication
+        draws[i] = generator.integers(n_sessions, size=n_sessions, dtype=np.int64)
+        uniforms[i] = generator.random(n_sessions)
+    positions = np.arange(n_sessions, dtype=np.int64)
+    fresh = uniforms <= 1.0 / block
+    fresh[:, 0] = True
+    start = np.maximum.accumulate(np.where(fresh, positions, 0), axis=1)  # where each run began
+    first = np.take_along_axis(draws, start, axis=1)
+    return (first + (positions - start)) % n_sessions
+
+
+def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
+    """(reps, n_sessions) how often each session appears in each stationary bootstrap draw
+    (``stationary_bootstrap_indices``)."""
+    indices = stationary_bootstrap_indices(n_sessions, reps, block, seed)
+    flat = indices + (np.arange(reps, dtype=np.int64) * n_sessions)[:, None]
+    return np.bincount(flat.ravel(), minlength=reps * n_sessions).reshape(reps, n_sessions).astype(np.float64)
 
 
 def _kernel_variances(loss_diff: np.ndarray, block: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from arch.bootstrap import SPA
+from arch.bootstrap import SPA, StationaryBootstrap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -18,6 +18,7 @@ from mochi_assets.validation.robustness import (
     neighbours,
     plateau,
     robustness_table,
+    stationary_bootstrap_indices,
 )
 from mochi_resources.errors import MochiError
 from tests.validation.synthetic import grid
@@ -86,6 +87,22 @@ def test_monte_carlo_against_a_loop_over_paths():
         assert figures[f"mc_max_drawdown_p{p}"] == pytest.approx(np.percentile(drawdowns, p))
         assert figures[f"mc_final_r_p{p}"] == pytest.approx(np.percentile(finals, p))
     assert figures["mc_loss_share"] == pytest.approx(np.mean(np.array(finals) < 0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_sessions=st.integers(1, 300),
+    reps=st.integers(1, 40),
+    block=st.integers(1, 30),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_stationary_bootstrap_indices_equal_arch(n_sessions, reps, block, seed):
+    """The indices drawn without arch are arch's, draw for draw (same seed, same stream)."""
+    bs = StationaryBootstrap(block, np.arange(n_sessions), seed=seed)
+    want = np.array([pos[0] for pos, _ in bs.bootstrap(reps)], dtype=np.int64).reshape(reps, n_sessions)
+    got = stationary_bootstrap_indices(n_sessions, reps, block, seed)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -178,12 +178,14 @@ class SharpeTests(NamedTuple):
     n_trials_eff: float  # effective number of independent trials (``effective_trials``)
 
 
-def sharpe_tests(daily: np.ndarray) -> SharpeTests:
+def sharpe_tests(daily: np.ndarray, effective: bool = True) -> SharpeTests:
     """Sharpe, DSR, PSR, SR0 and N of every row of ``daily`` (traders x T), moments computed once.
 
     The same numbers as ``sharpe_per_period(daily, axis=1)``, ``deflated_sharpe_ratios``,
     ``probabilistic_sharpe_ratios`` and ``dsr_benchmark``; skewness and kurtosis of a large matrix
     are the costly part, so callers that need several of these should use this.
+    ``effective=False`` skips the effective number of trials (a traders x traders Gram matrix, the
+    other costly part): ``dsr_eff`` is then all NaN and ``sr0_eff`` / ``n_trials_eff`` are NaN.
     """
     x = np.asarray(daily, dtype=np.float64)
     if x.ndim != 2:
@@ -197,11 +199,15 @@ def sharpe_tests(daily: np.ndarray) -> SharpeTests:
         return SharpeTests(undefined, undefined.copy(), undefined.copy(), nan, n_traders, undefined.copy(), nan, nan)
     sr, skew, kurt, deviations = _moments_and_deviations(x)
     sr0, n_trials = dsr_benchmark(sr)
-    n_eff = _participation_ratio(deviations, n_traders)
-    del deviations
-    sr0_eff, _ = dsr_benchmark(sr, n_trials=max(1, round(n_eff)))
     dsr = _psr_array(sr, n_periods, skew, kurt, sr0)
-    dsr_eff = _psr_array(sr, n_periods, skew, kurt, sr0_eff)
+    if effective:
+        n_eff = _participation_ratio(deviations, n_traders)
+        sr0_eff, _ = dsr_benchmark(sr, n_trials=max(1, round(n_eff)))
+        dsr_eff = _psr_array(sr, n_periods, skew, kurt, sr0_eff)
+    else:
+        n_eff = sr0_eff = nan
+        dsr_eff = np.full(n_traders, np.nan)
+    del deviations
     psr = _psr_array(sr, n_periods, skew, kurt, 0.0)
     return SharpeTests(sr, dsr, psr, sr0, n_trials, dsr_eff, sr0_eff, n_eff)
 

@@ -184,7 +184,7 @@ def _by_year(dates: np.ndarray, ids: np.ndarray, view: InSample, panel: Panel, l
 
 def _pick(panel: Panel, view: InSample, lo: int, params: WalkForwardParams, traders: pl.DataFrame, scenario: str):
     """(picked column or None, candidates' columns, IS annualized Sharpe and DSR of every trader)."""
-    tests = stats.sharpe_tests(view.r.T)
+    tests = stats.sharpe_tests(view.r.T, effective=False)  # the pick reads sharpe and dsr only
     sharpe = tests.sharpe * SQRT_YEAR
     candidates = np.flatnonzero(view.trades >= params.min_trades)
     if candidates.size == 0:

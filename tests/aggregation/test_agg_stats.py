@@ -303,6 +303,13 @@ def test_sharpe_tests_equal_the_separate_statistics():
     np.testing.assert_allclose(skew[active], sps.skew(daily[active], axis=1), rtol=1e-12)
     np.testing.assert_allclose(kurt[active], sps.kurtosis(daily[active], axis=1, fisher=False), rtol=1e-12)
     assert np.isnan(skew[2]) and np.isnan(kurt[2])
+    # without the effective trials: the same Sharpe, DSR and PSR, bit for bit, and no dsr_eff
+    lean = stats.sharpe_tests(daily, effective=False)
+    for name in ("sharpe", "dsr", "psr"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(out, name))
+    assert (lean.sr0, lean.n_trials) == (out.sr0, out.n_trials)
+    assert np.isnan(lean.dsr_eff).all() and lean.dsr_eff.shape == (9,)
+    assert np.isnan(lean.sr0_eff) and np.isnan(lean.n_trials_eff)
     empty = stats.sharpe_tests(np.zeros((0, 10)))
     assert empty.dsr.size == 0 and empty.n_trials == 0
     short = stats.sharpe_tests(np.ones((3, 1)))

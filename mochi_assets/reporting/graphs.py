@@ -84,6 +84,7 @@ _WIN_LOSS_COLOURS = {"win": "#2166ac", "loss": "#b2182b"}
 # MAE histogram bins: 1/20 R wide, everything from 3 R up in one last bin.
 _MAE_BINS_PER_R = 20
 _MAE_HIST_MAX_R = 3.0
+_OUTCOME = pl.Enum(["win", "loss"])  # a trade's outcome in the MAE tables: pnl > 0 is a win
 
 # Scatter points drawn on a grid this fine (columns, rows; see scatter_points): the MAE/MFE panel
 # is about 400 x 220 pixels and a marker about 5 pixels wide.
@@ -336,7 +337,8 @@ def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -
         .filter(pl.col("risk").is_finite() & (pl.col("risk") > 0))
         .with_columns(
             mae_r=pl.col("mae") / pl.col("risk"),
-            outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win")).otherwise(pl.lit("loss")),
+            # an Enum, not strings: grouping millions of trades by it costs half as much
+            outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win", dtype=_OUTCOME)).otherwise(pl.lit("loss", dtype=_OUTCOME)),
         )
         .select("trader_id", "session_date", "entry_ts", "mae", "risk", "mae_r", "outcome")
     )
@@ -354,11 +356,21 @@ def mae_in_r(trades: pl.DataFrame, traders: pl.DataFrame) -> pl.DataFrame:
     Columns: trader_id, session_date, entry_ts, mae, risk, mae_r, outcome ("win" when
     pnl > 0, else "loss"); sorted by trader_id, then entry_ts.
     """
-    return _mae_in_r_lazy(trades, traders).sort("trader_id", "entry_ts").collect()
+    return (
+        _mae_in_r_lazy(trades, traders)
+        .sort("trader_id", "entry_ts")
+        .with_columns(pl.col("outcome").cast(pl.String))
+        .collect()
+    )
+
+
+def _outcome_order(mae: pl.DataFrame) -> pl.DataFrame:
+    """"win" then "loss", typed as ``mae``'s outcome column (strings or the ``_OUTCOME`` Enum)."""
+    return pl.DataFrame({"outcome": pl.Series(["win", "loss"]).cast(mae.schema["outcome"])})
 
 
 def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:
-    order = pl.DataFrame({"outcome": ["win", "loss"]})
+    order = _outcome_order(mae)
     return (
         order.join(
             mae.group_by("outcome").agg(
@@ -372,6 +384,7 @@ def _mae_summary(mae: pl.DataFrame) -> pl.DataFrame:
             how="inner",
             maintain_order="left",
         )
+        .with_columns(pl.col("outcome").cast(pl.String))
     )
 
 
@@ -385,7 +398,7 @@ def mae_histogram(mae: pl.DataFrame) -> pl.DataFrame:
     first), then bin.
     """
     overflow = round(_MAE_HIST_MAX_R * _MAE_BINS_PER_R)
-    order = pl.DataFrame({"outcome": ["win", "loss"]}).with_row_index("outcome_order")
+    order = _outcome_order(mae).with_row_index("outcome_order")
     return (
         mae.lazy()
         .filter(pl.col("mae_r").is_not_null() & pl.col("mae_r").is_not_nan())
@@ -399,7 +412,7 @@ def mae_histogram(mae: pl.DataFrame) -> pl.DataFrame:
         .join(order.lazy(), on="outcome", how="inner")
         .sort("outcome_order", "bin")
         .select(
-            "outcome",
+            pl.col("outcome").cast(pl.String),
             bin_from_r=pl.col("bin") / _MAE_BINS_PER_R,
             bin_to_r=pl.when(pl.col("bin") < overflow).then((pl.col("bin") + 1) / _MAE_BINS_PER_R),
             trades="trades",

@@ -10,20 +10,30 @@ from the instance). It ends at end of input, or at once when its parent is gone 
 killed must not leave runs executing that nothing watches). SIGINT is ignored: the parent decides.
 SIGTERM asks the run in progress to stop between units of work (interrupt.STOP), as Ctrl-C does in
 a single-process backtest, and the worker ends after it; an idle worker ends at once.
+
+The run executes in a thread of the worker, never in its main thread: Dagster's execution replaces
+the process's SIGINT and SIGTERM handlers while it runs in the main thread (`capture_interrupts`,
+dagster/_core/execution/api.py) with its own, which raise a bare DagsterExecutionInterruptedError
+at whatever line a step is at (retried under the step's retry policy) instead of setting STOP, and
+on leaving put back SIGINT's handler for both (ignored here): after its first run such a worker
+ignored SIGTERM altogether. From another thread Dagster leaves the handlers alone.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from mochi_resources.errors import MochiError
 
 PARENT_POLL_S = 0.5
+JOIN_POLL_S = 0.2  # the main thread waits for the run's thread in steps, handling signals between them
 _PRESTARTED: list[subprocess.Popen] = []
 
 
@@ -121,10 +131,30 @@ def _watch_parent(parent: int) -> None:
         time.sleep(PARENT_POLL_S)
 
 
-def main() -> int:
+def execute_in_thread(execute: Callable[[], object]) -> None:
+    """Call `execute()` in a thread of its own and wait for it here, in the main thread, which keeps
+    handling signals meanwhile; re-raise what it raised."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            execute()
+        except BaseException as exc:  # re-raised in the main thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name="mochi-run")
+    thread.start()
+    while thread.is_alive():
+        thread.join(JOIN_POLL_S)
+    if raised:
+        raise raised[0]
+
+
+def install_signal_handlers() -> threading.Event:
+    """A worker's handlers (call from the main thread): SIGINT is ignored; SIGTERM sets
+    interrupt.STOP while the returned event (a run executes) is set, else ends the worker at once."""
     from mochi_assets import interrupt
 
-    parent = os.getppid()
     executing = threading.Event()
 
     def on_sigterm(*_) -> None:
@@ -134,6 +164,14 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, on_sigterm)
+    return executing
+
+
+def main() -> int:
+    from mochi_assets import interrupt
+
+    parent = os.getppid()
+    executing = install_signal_handlers()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
     import dagster as dg
@@ -159,7 +197,7 @@ def main() -> int:
         if run is not None and not interrupt.STOP.is_set():
             executing.set()
             try:
-                launch.execute(instance, run)
+                execute_in_thread(functools.partial(launch.execute, instance, run))
             except Exception as exc:  # the parent reports the run's status; say why it crashed
                 print(error_line(run_id, exc), flush=True)
             finally:

@@ -254,10 +254,19 @@ def memory_limit_bytes(cgroup_root: Path | None = None) -> int | None:
     return None
 
 
-def default_memory_limit(cgroup_root: Path | None = None) -> str | None:
-    """80% of the pod's memory limit (DuckDB's own default share of the machine), as a setting."""
+# DuckDB's working memory by default, at most: beyond it DuckDB spills to its private temporary
+# folder. The aggregation of 12.5 M trades (5,000 traders x 10 years) peaked at 2,496 MB with
+# DuckDB unbounded (the (trader, day) grouping alone holds about 1 GB) and at 1,994 MB with this
+# cap, for 6% more CPU; 5 M trades stay below it and do not spill.
+DUCKDB_MEMORY_CAP = 2**30
+
+
+def default_memory_limit(cgroup_root: Path | None = None) -> str:
+    """DuckDB's memory limit as a setting: ``DUCKDB_MEMORY_CAP``, or 80% of the pod's memory limit
+    (DuckDB's own default share of a machine) when that is smaller."""
     limit = memory_limit_bytes(cgroup_root)
-    return None if limit is None else f"{limit * 8 // 10 // 2**20}MiB"
+    cap = DUCKDB_MEMORY_CAP if limit is None else min(DUCKDB_MEMORY_CAP, limit * 8 // 10)
+    return f"{cap // 2**20}MiB"
 
 
 @contextmanager
@@ -276,9 +285,9 @@ class DuckDBEngine(OneShotEngine):
     ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) bound the connection; DuckDB spills larger
     intermediate results to a temporary directory instead of failing. By default they follow the
     pod: ``threads`` is ``cpu_limit()`` (the cgroup CPU quota rounded up, or the CPUs the process
-    may run on), ``memory_limit`` 80% of the cgroup memory limit (``default_memory_limit()``;
-    DuckDB's own default, 80% of the machine's memory, without one). Results do not depend on
-    the thread count (exact DECIMAL sums, see the aggregation SQL).
+    may run on), ``memory_limit`` 1 GiB or 80% of the cgroup memory limit when smaller
+    (``default_memory_limit()``). Results do not depend on the thread count or on spilling (exact
+    DECIMAL sums, see the aggregation SQL).
     """
 
     name = "duckdb"

@@ -68,9 +68,13 @@ def test_threads_and_memory_follow_the_pods_cgroup_limits(tmp_path, monkeypatch)
     v2 = _cgroup(tmp_path / "v2", {"cpu.max": "150000 100000", "memory.max": str(2 * 2**30)})
     assert sql_engine.cpu_limit(v2) == 2
     assert sql_engine.memory_limit_bytes(v2) == 2 * 2**30
-    assert sql_engine.default_memory_limit(v2) == "1638MiB"
+    # DuckDB's memory: 80% of the pod's limit, at most 1 GiB (it spills beyond)
+    assert sql_engine.default_memory_limit(v2) == "1024MiB"
+    small = _cgroup(tmp_path / "v2small", {"memory.max": str(2**30)})
+    assert sql_engine.default_memory_limit(small) == "819MiB"
     unlimited = _cgroup(tmp_path / "max", {"cpu.max": "max 100000", "memory.max": "max"})
     assert sql_engine.cpu_limit(unlimited) == 8 and sql_engine.memory_limit_bytes(unlimited) is None
+    assert sql_engine.default_memory_limit(unlimited) == "1024MiB"
     # cgroup v1: quota -1 is no limit
     v1 = _cgroup(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000",
                                    "memory/memory.limit_in_bytes": str(2**30)})
@@ -84,7 +88,7 @@ def test_threads_and_memory_follow_the_pods_cgroup_limits(tmp_path, monkeypatch)
     # the engine takes them when not told otherwise, and DuckDB gets them
     monkeypatch.setattr(sql_engine, "CGROUP_ROOT", v2)
     engine = DuckDBEngine()
-    assert (engine.threads, engine.memory_limit) == (2, "1638MiB")
+    assert (engine.threads, engine.memory_limit) == (2, "1024MiB")
     out = engine.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m", {})
-    assert out["t"].item() == 2 and out["m"].item().startswith("1.5")
+    assert out["t"].item() == 2 and out["m"].item().startswith("1.0")
     assert DuckDBEngine(threads=1, memory_limit="256MB").threads == 1

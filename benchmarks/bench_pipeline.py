@@ -11,7 +11,9 @@ a user would. While it runs, a sampler reads the resident memory of the command'
 tree from /proc every 50 ms (the tree itself is found again every 0.5 s). Afterwards the Dagster event log of that home gives each step's start
 and end, so the script prints, per step, its wall seconds (summed over its runs) and the peak RSS
 of the process tree while it ran; then the whole command's wall seconds and peak RSS, and the
-overhead (time in no step: process start, imports, run set-up and launch). Scenario runs may
+overhead (time in no step: process start, imports, run set-up and launch), the command's CPU
+seconds and the CPU time the host stole from this virtual machine meanwhile (wall times move
+with it; CPU seconds hardly do). Scenario runs may
 overlap (MOCHI_PARALLEL_RUNS, default 2 here), so the step seconds can add up to more than the
 wall time. Nothing here is a test: it only prints.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -157,6 +160,23 @@ def step_windows(dagster_home: Path) -> list[dict]:
     return sorted(steps, key=lambda s: s["start"])
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes (and what they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests (/proc/stat "steal", all CPUs); 0 where unknown.
+    On a shared virtual machine it is why one command's wall time moves between runs while its
+    CPU time does not."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", choices=["single", "four", "readme"], default="single")
@@ -174,10 +194,12 @@ def main() -> None:
     print(f"case {args.case}: {' '.join(cmd[1:])}  (MOCHI_HOME={home})", flush=True)
 
     t0 = time.time()
+    cpu0, steal0 = _children_cpu(), _steal_seconds()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeRss(proc.pid) as rss:
         out, err = proc.communicate()
     wall = time.time() - t0
+    cpu, steal = _children_cpu() - cpu0, _steal_seconds() - steal0
     if proc.returncode != 0:
         print(out, err, sep="\n")
         raise SystemExit(f"mochi backtest failed with exit code {proc.returncode}")
@@ -204,6 +226,8 @@ def main() -> None:
     print(f"{'(time in no step)':<28}{'':>6}{wall - covered:>10.2f}   process start, imports, run set-up and launch")
     print(f"\nwhole command: {wall:.2f} s wall, peak RSS {rss.peak():,.0f} MB (process tree), "
           f"{len(steps)} steps, MOCHI_PARALLEL_RUNS={os.environ.get('MOCHI_PARALLEL_RUNS', 'default')}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"               {cpu:.2f} s CPU (user + system, the command and the processes it waited for); "
+          f"{steal:.2f} s of CPU stolen from this virtual machine by its host meanwhile")
     tail = [line for line in out.splitlines() if line.strip()][:3]
     print("command said: " + " | ".join(tail))
 

@@ -65,14 +65,15 @@ def aggregates(
     engine = sql_engine.get_engine()
     tables = aggregate_scenario(
         engine,
-        # Trino reads the trades where they lie in the lake; DuckDB gets them in memory, read by
-        # aggregate_scenario from the lazy scan after the identical-trader fingerprints (the
-        # fingerprint columns and the SQL's columns are never held together: 12.5 M trades' three
-        # extra columns are 300 MB) and only the columns the SQL reads (not e.g. exit_reason)
-        trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].select(TRADE_COLUMNS),
+        # Trino reads the trades where they lie in the lake; DuckDB gets them in memory
+        # (only the columns the aggregation reads: the Parquet scan skips the others, e.g. the
+        # exit_reason strings)
+        trades=lake_trades(ticker_key, scenario) if engine.lake_inputs else trades["trades"].select(
+            list(dict.fromkeys(TRADE_COLUMNS + OUTCOME_COLUMNS))
+        ).collect(),
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
-        outcomes=trades["trades"].select(OUTCOME_COLUMNS),
+        outcomes=trades["trades"].select(OUTCOME_COLUMNS) if engine.lake_inputs else None,
     )
     stats = tables["scenario_stats"].row(0, named=True)
     summary = tables["trader_summary"]

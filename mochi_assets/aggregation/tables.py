@@ -110,17 +110,13 @@ def _columns(table: pl.DataFrame | pa.Table) -> list[str]:
     return list(table.columns) if isinstance(table, pl.DataFrame) else list(table.column_names)
 
 
-def _select(table: pl.DataFrame | pl.LazyFrame | pa.Table, columns: tuple[str, ...], what: str) -> pa.Table:
-    """The needed columns as Arrow (zero-copy where possible; a lazy frame reads only those
-    columns); names the missing ones."""
-    if not isinstance(table, (pl.DataFrame, pl.LazyFrame, pa.Table)):
+def _select(table: pl.DataFrame | pa.Table, columns: tuple[str, ...], what: str) -> pa.Table:
+    """The needed columns as Arrow (zero-copy where possible); names the missing ones."""
+    if not isinstance(table, (pl.DataFrame, pa.Table)):
         raise MochiError(f"{what}: expected a polars DataFrame or pyarrow Table, got {type(table).__name__}")
-    present = table.collect_schema().names() if isinstance(table, pl.LazyFrame) else _columns(table)
-    missing = [c for c in columns if c not in present]
+    missing = [c for c in columns if c not in _columns(table)]
     if missing:
         raise MochiError(f"{what}: missing column(s) {', '.join(missing)}")
-    if isinstance(table, pl.LazyFrame):
-        return table.select(columns).collect().to_arrow()
     if isinstance(table, pl.DataFrame):
         return table.select(columns).to_arrow()
     return table.select(list(columns))
@@ -240,7 +236,7 @@ def duplicate_traders(trader_ids: np.ndarray | pl.Series, outcomes: pl.DataFrame
 def aggregate_scenario(
     engine: SqlEngine,
     *,
-    trades: pl.DataFrame | pl.LazyFrame | pa.Table | LakePartition,
+    trades: pl.DataFrame | pa.Table | LakePartition,
     traders: pl.DataFrame,
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
@@ -249,11 +245,9 @@ def aggregate_scenario(
     """Statistics tables of one scenario from its traders and trades.
 
     ``session_dates``: every session date after ATR warm-up (the calendar of the daily series).
-    ``trades``: in memory, lazy (a scan of the lake: only ``TRADE_COLUMNS`` are read, after the
-    fingerprints, so that the two never occupy memory together) or (for an engine with
-    ``lake_inputs``, e.g. Trino) ``lake_trades(...)``.
+    ``trades``: in memory, or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``.
     ``outcomes``: the trade rows (``OUTCOME_COLUMNS``) to find identical traders from, by default
-    ``trades`` when it is not ``lake_trades`` (required then). Returns, by name:
+    ``trades`` when it is in memory (required with ``lake_trades``). Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
       ``sql/trader_summary.sql``; plus ``dsr`` (Deflated Sharpe Ratio against all traders of the
@@ -280,8 +274,10 @@ def aggregate_scenario(
             raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
         if outcomes is None:
             raise MochiError("outcomes: give the trade rows to find identical traders with lake trades")
+        trades_tbl = trades
+    else:
+        trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
     fingerprints = trader_outcomes(trades if outcomes is None else outcomes)
-    trades_tbl = trades if isinstance(trades, LakePartition) else _select(trades, TRADE_COLUMNS, "trades")
     if not isinstance(traders, pl.DataFrame):
         raise MochiError(f"traders: expected a polars DataFrame, got {type(traders).__name__}")
     traders_tbl = _select(traders, TRADER_COLUMNS, "traders")

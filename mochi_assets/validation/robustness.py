@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
@@ -121,38 +122,53 @@ def monte_carlo(daily: np.ndarray, indices: np.ndarray) -> dict[str, float]:
     return out
 
 
+_BOOTSTRAP_CHUNK = 128  # replications drawn and counted at a time (bounds the index arrays' memory)
+
+
+def _stationary_index_chunks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
+    """``stationary_bootstrap_indices`` in consecutive blocks of at most ``_BOOTSTRAP_CHUNK`` rows."""
+    if n_sessions < 1 or reps < 1 or block < 1:
+        raise MochiError(f"stationary bootstrap: needs sessions, reps and block >= 1 (got {n_sessions}, {reps}, {block})")
+    generator = np.random.default_rng(int(seed))
+    positions = np.arange(n_sessions, dtype=np.int64)
+    for lo in range(0, reps, _BOOTSTRAP_CHUNK):
+        rows = min(_BOOTSTRAP_CHUNK, reps - lo)
+        draws = np.empty((rows, n_sessions), dtype=np.int64)
+        uniforms = np.empty((rows, n_sessions), dtype=np.float64)
+        for i in range(rows):  # the stream interleaves the two kinds of draws: one call pair per replication
+            draws[i] = generator.integers(n_sessions, size=n_sessions, dtype=np.int64)
+            uniforms[i] = generator.random(n_sessions)
+        fresh = uniforms <= 1.0 / block
+        fresh[:, 0] = True
+        start = np.maximum.accumulate(np.where(fresh, positions, 0), axis=1)  # where each run began
+        first = np.take_along_axis(draws, start, axis=1)
+        yield (first + (positions - start)) % n_sessions
+
+
 def stationary_bootstrap_indices(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
     """(reps, n_sessions) session indices of ``arch.bootstrap.StationaryBootstrap(block, ..., seed=seed)``.
 
     The same draws, in the same order, as arch 8's ``update_indices``: per replication
-    ``integers(n)`` n times, then ``random(n)``, from ``numpy.random.default_rng(seed)``; position
+    ``integers(n, size=n)`` then ``random(n)`` from ``numpy.random.default_rng(seed)``; position
     i > 0 continues the previous one (wrapping to 0 at the end) when its uniform is above
     p = 1/block, otherwise keeps its own draw. arch is not imported for this: its package import
     (pandas, statsmodels, matplotlib) cost about 2 s of every process that ran a robustness step.
     ``tests/validation`` checks the indices equal arch's.
     """
-    if n_sessions < 1 or reps < 1 or block < 1:
-        raise MochiError(f"stationary bootstrap: needs sessions, reps and block >= 1 (got {n_sessions}, {reps}, {block})")
-    generator = np.random.default_rng(int(seed))
-    draws = np.empty((reps, n_sessions), dtype=np.int64)
-    uniforms = np.empty((reps, n_sessions), dtype=np.float64)
-    for i in range(reps):  # the stream interleaves the two kinds of draws: one call pair per replication
-        draws[i] = generator.integers(n_sessions, size=n_sessions, dtype=np.int64)
-        uniforms[i] = generator.random(n_sessions)
-    positions = np.arange(n_sessions, dtype=np.int64)
-    fresh = uniforms <= 1.0 / block
-    fresh[:, 0] = True
-    start = np.maximum.accumulate(np.where(fresh, positions, 0), axis=1)  # where each run began
-    first = np.take_along_axis(draws, start, axis=1)
-    return (first + (positions - start)) % n_sessions
+    return np.concatenate(list(_stationary_index_chunks(n_sessions, reps, block, seed)))
 
 
 def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
     """(reps, n_sessions) how often each session appears in each stationary bootstrap draw
-    (``stationary_bootstrap_indices``)."""
-    indices = stationary_bootstrap_indices(n_sessions, reps, block, seed)
-    flat = indices + (np.arange(reps, dtype=np.int64) * n_sessions)[:, None]
-    return np.bincount(flat.ravel(), minlength=reps * n_sessions).reshape(reps, n_sessions).astype(np.float64)
+    (``stationary_bootstrap_indices``), counted a chunk of replications at a time."""
+    counts = np.empty((reps, n_sessions), dtype=np.float64)
+    lo = 0
+    for indices in _stationary_index_chunks(n_sessions, reps, block, seed):
+        rows = indices.shape[0]
+        flat = indices + (np.arange(rows, dtype=np.int64) * n_sessions)[:, None]
+        counts[lo : lo + rows] = np.bincount(flat.ravel(), minlength=rows * n_sessions).reshape(rows, n_sessions)
+        lo += rows
+    return counts
 
 
 def _kernel_variances(loss_diff: np.ndarray, block: int) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_monte_carlo_against_a_loop_over_paths():
 @settings(max_examples=40, deadline=None)
 @given(
     n_sessions=st.integers(1, 300),
-    reps=st.integers(1, 40),
+    reps=st.integers(1, 300),  # past _BOOTSTRAP_CHUNK: chunks continue one stream
     block=st.integers(1, 30),
     seed=st.integers(0, 2**32 - 1),
 )

@@ -255,9 +255,9 @@ def memory_limit_bytes(cgroup_root: Path | None = None) -> int | None:
 
 
 # DuckDB's working memory by default, at most: beyond it DuckDB spills to its private temporary
-# folder. The aggregation of 12.5 M trades (5,000 traders x 10 years) peaked at 2,496 MB with
-# DuckDB unbounded (the (trader, day) grouping alone holds about 1 GB) and at 1,994 MB with this
-# cap, for 6% more CPU; 5 M trades stay below it and do not spill.
+# folder. The aggregation of 12.5 M trades (5,000 traders x 10 years, the trades in memory)
+# peaked at 2,401-2,806 MB with DuckDB unbounded (the (trader, day) grouping alone holds about
+# 1 GB) and at 2,207-2,339 MB with this cap, for 4-7% more CPU; 5 M trades stay below it.
 DUCKDB_MEMORY_CAP = 2**30
 
 
@@ -319,8 +319,7 @@ class DuckDBEngine(OneShotEngine):
             with self.connect() as con:
                 con.execute("SET temp_directory = ?", [spill.name])
                 con.execute(f"SET threads = {int(self.threads)}")
-                if self.memory_limit is not None:
-                    con.execute("SET memory_limit = ?", [self.memory_limit])
+                con.execute("SET memory_limit = ?", [self.memory_limit])
                 for table_name, table in tables.items():
                     con.register(table_name, as_arrow(table_name, table))
                 yield _DuckDBSession(con, set(tables))

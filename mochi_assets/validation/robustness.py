@@ -126,9 +126,14 @@ _BOOTSTRAP_CHUNK = 128  # replications drawn and counted at a time (bounds the i
 
 
 def _stationary_index_chunks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
-    """``stationary_bootstrap_indices`` in consecutive blocks of at most ``_BOOTSTRAP_CHUNK`` rows."""
+    """``stationary_bootstrap_indices`` in consecutive blocks of at most ``_BOOTSTRAP_CHUNK`` rows
+    (arguments checked at the call, not at the first block)."""
     if n_sessions < 1 or reps < 1 or block < 1:
         raise MochiError(f"stationary bootstrap: needs sessions, reps and block >= 1 (got {n_sessions}, {reps}, {block})")
+    return _index_blocks(n_sessions, reps, block, seed)
+
+
+def _index_blocks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
     generator = np.random.default_rng(int(seed))
     positions = np.arange(n_sessions, dtype=np.int64)
     for lo in range(0, reps, _BOOTSTRAP_CHUNK):
@@ -161,9 +166,10 @@ def stationary_bootstrap_indices(n_sessions: int, reps: int, block: int, seed: i
 def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
     """(reps, n_sessions) how often each session appears in each stationary bootstrap draw
     (``stationary_bootstrap_indices``), counted a chunk of replications at a time."""
+    chunks = _stationary_index_chunks(n_sessions, reps, block, seed)
     counts = np.empty((reps, n_sessions), dtype=np.float64)
     lo = 0
-    for indices in _stationary_index_chunks(n_sessions, reps, block, seed):
+    for indices in chunks:
         rows = indices.shape[0]
         flat = indices + (np.arange(rows, dtype=np.int64) * n_sessions)[:, None]
         counts[lo : lo + rows] = np.bincount(flat.ravel(), minlength=rows * n_sessions).reshape(rows, n_sessions)

@@ -10,7 +10,8 @@ An asset says where its output lives with definition metadata:
 
 An asset without `mochi/tables` or `mochi/files` returns one DataFrame, stored as the table named
 after the asset. Tables load as `pl.LazyFrame` (cheap: the reader decides what to collect), files
-as bytes. An input spanning several partitions loads as a dict keyed by partition key, with the
+as bytes; an asset's tables load as a `LakeTables` dict, which also gives a reader that opens files
+itself (DuckDB) the local path of the very version its frames read (`local_parquet`). An input spanning several partitions loads as a dict keyed by partition key, with the
 partitions that were never materialized left out.
 """
 
@@ -24,7 +25,7 @@ import dagster as dg
 import polars as pl
 
 from mochi_resources.errors import LakeError
-from mochi_resources.lake import PARQUET_FILE, Lake
+from mochi_resources.lake import PARQUET_FILE, Lake, TableVersion
 from mochi_resources.stores import KeyMissing
 from mochi_resources.settings import MochiSettings
 
@@ -55,6 +56,22 @@ class LakeResource(dg.ConfigurableResource):
 
     def get_lake(self) -> Lake:
         return Lake(self.settings())
+
+
+class LakeTables(dict):
+    """An asset's tables as loaded: name -> `pl.LazyFrame` (and name -> bytes for its files).
+
+    `local_parquet(name)` is the path of the committed version the frame of table `name` reads,
+    for a reader in this process that opens files itself (DuckDB): on a folder lake only, else
+    None (read the frame).
+    """
+
+    def __init__(self, frames: dict[str, Any], versions: dict[str, TableVersion]):
+        super().__init__(frames)
+        self._versions = versions
+
+    def local_parquet(self, name: str) -> str | None:
+        return self._versions[name].local_path()
 
 
 def _partition_dims(partitions_def: dg.PartitionsDefinition | None, key: str | None) -> tuple[str, str | None]:
@@ -122,11 +139,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if not tables and not files:
             return lake.scan_table(lake.key(bucket, name, ticker, scenario))
         out: dict[str, Any] = {}
+        versions: dict[str, TableVersion] = {}
         for table in tables or []:
-            out[table] = lake.scan_table(lake.key(bucket, table, ticker, scenario))
+            versions[table] = lake.table_version(lake.key(bucket, table, ticker, scenario))
+            out[table] = versions[table].frame()
         for file in files or []:
             out[file] = lake.get_bytes(lake.key(bucket, name, ticker, scenario, file))
-        return out
+        return LakeTables(out, versions)
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output

@@ -442,13 +442,16 @@ class Lake:
         the frame or its schema is first collected, and that version serves every collect of the
         frame (see the module docstring).
         """
+        return self.table_version(key).frame()
+
+    def table_version(self, key: str) -> TableVersion:
+        """The committed version of a Parquet table that `scan_table` reads (checked to exist now,
+        opened on first use): its lazy frame, and its local path for readers that open files."""
         self._check_key(key)
         staged, deleted = self._committed(key)
         if deleted or (staged is None and not self.store.exists(key)):
             raise self._missing(key)
-        version = _TableVersion(self, key, staged)
-        return register_io_source(version.batches, schema=version.schema, is_pure=True,
-                                  explain_name="mochi lake", explain_detail=self.uri(key))
+        return TableVersion(self, key, staged)
 
     def read_table(self, key: str) -> pl.DataFrame:
         """A whole committed Parquet table."""
@@ -497,11 +500,14 @@ class Lake:
         return sorted(k for k in keys if k.endswith(suffix))
 
 
+PINNED_FD_DIR = Path("/proc/self/fd")  # Linux: the open files of this process, by descriptor
+
+
 def _unreadable(uri: str, exc: Exception) -> LakeError:
     return LakeError(f"{uri}: not a readable Parquet file ({exc})")
 
 
-class _TableVersion:
+class TableVersion:
     """The source behind `Lake.scan_table`: one committed version of a table, opened on first use.
 
     Polars calls `schema` and `batches` when a frame using it is collected (never before); the
@@ -526,6 +532,24 @@ class _TableVersion:
 
     def _scan(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.handle())
+
+    def frame(self) -> pl.LazyFrame:
+        """A lazy frame of this version (several frames of one version share its open handle)."""
+        return register_io_source(self.batches, schema=self.schema, is_pure=True,
+                                  explain_name="mochi lake", explain_detail=self._lake.uri(self.key))
+
+    def local_path(self) -> str | None:
+        """A path by which a reader in this process that opens files by name (DuckDB) reads this
+        very version: `/proc/self/fd/N` of the open handle, on a folder lake under Linux (a
+        commit renames another file over the key's name; the handle keeps this one). None on S3
+        or without /proc (the caller reads the frame instead). Opens the version if not yet open."""
+        if not isinstance(self._lake.store, LocalStore) or not PINNED_FD_DIR.is_dir():
+            return None
+        try:
+            fd = self.handle().fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+        return f"{PINNED_FD_DIR}/{fd}"
 
     def schema(self) -> pl.Schema:
         try:

@@ -4,10 +4,13 @@ Aggregation SQL is written once (the files under ``mochi_assets/aggregation/sql`
 and run by an engine chosen by configuration: DuckDB in process for the embedded default, Trino on
 the cluster (:mod:`mochi_resources.trino_engine`), both behind :class:`SqlEngine`.
 
-An engine works in a *session* opened over named input tables. An input is either an in-memory
-table (Arrow or polars) or a :class:`LakePartition`, one ticker x scenario partition of a lake
-table. DuckDB takes in-memory tables (zero-copy); Trino cannot see this process's memory, so it
-reads large inputs where they lie in the lake and takes only small in-memory ones (sent as VALUES).
+An engine works in a *session* opened over named input tables. An input is an in-memory table
+(Arrow or polars), a :class:`LakePartition` (one ticker x scenario partition of a lake table) or a
+:class:`ParquetFile` (a local Parquet file). DuckDB takes in-memory tables (zero-copy) and local
+Parquet files, which it reads itself, statement by statement, under its memory limit (nothing of
+the file is held in this process between statements); Trino cannot see this process's memory or
+files, so it reads large inputs where they lie in the lake and takes only small in-memory ones
+(sent as VALUES).
 ``SqlEngine.lake_inputs`` says which kind the engine wants for large inputs.
 
 Multi-step aggregations run as a *script*: an ordered list of ``(name, select)`` statements, each
@@ -56,8 +59,26 @@ class LakePartition:
         return self.select or tuple(name for name, _ in self.columns)
 
 
+@dataclass(frozen=True)
+class ParquetFile:
+    """A Parquet file on this machine that DuckDB reads itself, as a view of ``columns``.
+
+    ``path`` may be a pinned version of a lake table (``/proc/self/fd/N`` of a handle this process
+    holds open: every statement then reads that version, whatever is committed meanwhile);
+    ``label`` names the table in errors (its lake URI), default the path.
+    """
+
+    path: str
+    columns: tuple[str, ...]
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.path
+
+
 TableLike = pa.Table | pl.DataFrame
-TableInput = pa.Table | pl.DataFrame | LakePartition
+TableInput = pa.Table | pl.DataFrame | LakePartition | ParquetFile
 
 
 @runtime_checkable
@@ -269,6 +290,21 @@ def default_memory_limit(cgroup_root: Path | None = None) -> str:
     return f"{cap // 2**20}MiB"
 
 
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, source: ParquetFile) -> None:
+    """Register ``source`` as the view ``name`` of its ``columns`` (DuckDB scans the file per
+    statement, reading only the columns and row groups the statement needs)."""
+    for column in source.columns:
+        check_identifier("column", column)
+    try:
+        relation = con.read_parquet(source.path)
+    except duckdb.Error as exc:
+        raise MochiError(f"SQL input table {name!r}: {source.name} is not a readable Parquet file ({exc})") from None
+    missing = [c for c in source.columns if c not in relation.columns]
+    if missing:
+        raise MochiError(f"SQL input table {name!r}: {source.name} has no column(s) {', '.join(missing)}")
+    con.register(name, relation.select(", ".join(source.columns)))  # a temporary view
+
+
 @contextmanager
 def _memory_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
@@ -281,7 +317,8 @@ def _memory_connection() -> Iterator[duckdb.DuckDBPyConnection]:
 class DuckDBEngine(OneShotEngine):
     """DuckDB in process: every session is a fresh in-memory connection with the inputs as views.
 
-    Inputs are registered zero-copy (Arrow), so only the columns a query reads are scanned.
+    Inputs are registered zero-copy (Arrow), so only the columns a query reads are scanned; a
+    ``ParquetFile`` is a view over the file, which DuckDB reads itself at each statement.
     ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) bound the connection; DuckDB spills larger
     intermediate results to a temporary directory instead of failing. By default they follow the
     pod: ``threads`` is ``cpu_limit()`` (the cgroup CPU quota rounded up, or the CPUs the process
@@ -321,7 +358,10 @@ class DuckDBEngine(OneShotEngine):
                 con.execute(f"SET threads = {int(self.threads)}")
                 con.execute("SET memory_limit = ?", [self.memory_limit])
                 for table_name, table in tables.items():
-                    con.register(table_name, as_arrow(table_name, table))
+                    if isinstance(table, ParquetFile):
+                        _parquet_view(con, table_name, table)
+                    else:
+                        con.register(table_name, as_arrow(table_name, table))
                 yield _DuckDBSession(con, set(tables))
         finally:
             spill.cleanup()

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from mochi_assets.aggregation import stats
 from mochi_resources.errors import MochiError
-from mochi_resources.sql_engine import LakePartition, SqlEngine, SqlSession
+from mochi_resources.sql_engine import LakePartition, ParquetFile, SqlEngine, SqlSession
 
 TRADE_COLUMNS = ("trader_id", "session_date", "entry_ts", "pnl", "pnl_ticks", "r", "mae", "mfe")
 TRADER_COLUMNS = ("trader_id", "stop_atr", "limit_atr")
@@ -236,7 +236,7 @@ def duplicate_traders(trader_ids: np.ndarray | pl.Series, outcomes: pl.DataFrame
 def aggregate_scenario(
     engine: SqlEngine,
     *,
-    trades: pl.DataFrame | pa.Table | LakePartition,
+    trades: pl.DataFrame | pa.Table | LakePartition | ParquetFile,
     traders: pl.DataFrame,
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
@@ -245,9 +245,10 @@ def aggregate_scenario(
     """Statistics tables of one scenario from its traders and trades.
 
     ``session_dates``: every session date after ATR warm-up (the calendar of the daily series).
-    ``trades``: in memory, or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``.
-    ``outcomes``: the trade rows (``OUTCOME_COLUMNS``) to find identical traders from, by default
-    ``trades`` when it is in memory (required with ``lake_trades``). Returns, by name:
+    ``trades``: in memory; or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``;
+    or, for DuckDB, a ``ParquetFile`` of the trades (DuckDB reads it itself: nothing of it is held
+    in this process). ``outcomes``: the trade rows (``OUTCOME_COLUMNS``) to find identical traders
+    from, by default ``trades`` when it is in memory (required otherwise). Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
       ``sql/trader_summary.sql``; plus ``dsr`` (Deflated Sharpe Ratio against all traders of the
@@ -275,6 +276,10 @@ def aggregate_scenario(
         if outcomes is None:
             raise MochiError("outcomes: give the trade rows to find identical traders with lake trades")
         trades_tbl = trades
+    elif isinstance(trades, ParquetFile):
+        if outcomes is None:
+            raise MochiError("outcomes: give the trade rows to find identical traders with a trades file")
+        trades_tbl = ParquetFile(trades.path, TRADE_COLUMNS, trades.label)
     else:
         trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
     fingerprints = trader_outcomes(trades if outcomes is None else outcomes)

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mochi_resources.errors import MochiError
-from mochi_resources.sql_engine import DuckDBEngine, SqlEngine
+from mochi_resources.sql_engine import DuckDBEngine, ParquetFile, SqlEngine
 
 
 def test_query_reads_polars_and_arrow_inputs():
@@ -92,3 +92,22 @@ def test_threads_and_memory_follow_the_pods_cgroup_limits(tmp_path, monkeypatch)
     out = engine.query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m", {})
     assert out["t"].item() == 2 and out["m"].item().startswith("1.0")
     assert DuckDBEngine(threads=1, memory_limit="256MB").threads == 1
+
+
+def test_a_parquet_file_input_is_read_by_duckdb_itself(tmp_path):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"k": [1, 2, 3], "v": [1.0, 2.0, 4.0], "s": ["a", "b", "c"]}).write_parquet(path)
+    engine = DuckDBEngine(threads=1)
+    source = ParquetFile(str(path), ("k", "v"))
+    out = engine.run_script([("total", "SELECT SUM(v) AS v FROM t WHERE k > 1"), ("cols", "SELECT * FROM t LIMIT 0")],
+                            {"t": source})
+    assert out["total"].rows() == [(6.0,)]
+    assert out["cols"].columns == ["k", "v"]  # only the columns asked for
+    with pytest.raises(MochiError, match=r"SQL input table 't': .*t.parquet has no column\(s\) w"):
+        engine.query("SELECT 1", {"t": ParquetFile(str(path), ("k", "w"))})
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not parquet PAR1")
+    with pytest.raises(MochiError, match="SQL input table 't': the trades is not a readable Parquet file"):
+        engine.query("SELECT 1", {"t": ParquetFile(str(bad), ("k",), label="the trades")})
+    with pytest.raises(MochiError, match="not a plain identifier"):
+        engine.query("SELECT 1", {"t": ParquetFile(str(path), ('k" FROM x; --',))})

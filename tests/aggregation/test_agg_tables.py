@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mochi_assets.aggregation import stats
 from mochi_assets.aggregation.tables import SCRIPT, aggregate_scenario, load_sql
 from mochi_resources.errors import MochiError
-from mochi_resources.sql_engine import DuckDBEngine
+from mochi_resources.sql_engine import DuckDBEngine, ParquetFile
 
 ENGINE = DuckDBEngine(threads=2, memory_limit="1GB")
 
@@ -250,6 +250,24 @@ def test_arrow_input_gives_identical_tables(case):
     )
     for name, frame in out.items():
         assert again[name].equals(frame), name
+
+
+def test_a_trades_file_read_by_duckdb_gives_identical_tables(case, tmp_path):
+    """The aggregates asset hands DuckDB the lake's trades file (ParquetFile) instead of the
+    trades in memory: every table is the same, to the bit, at two threads."""
+    traders, trades, sessions, _ = case
+    engine = DuckDBEngine(threads=2)
+    path = tmp_path / "trades.parquet"
+    trades.write_parquet(path, row_group_size=1_000)  # several row groups, read in parallel
+    out = aggregate_scenario(engine, trades=trades, traders=traders, session_dates=sessions, n_blocks=8)
+    from_file = aggregate_scenario(
+        engine, trades=ParquetFile(str(path), tuple(trades.columns)), traders=traders, session_dates=sessions,
+        n_blocks=8, outcomes=pl.scan_parquet(path),
+    )
+    for name, frame in out.items():
+        assert from_file[name].equals(frame), name
+    with pytest.raises(MochiError, match="outcomes: give the trade rows"):
+        aggregate_scenario(engine, trades=ParquetFile(str(path), ()), traders=traders, session_dates=sessions)
 
 
 def test_no_trades_at_all():

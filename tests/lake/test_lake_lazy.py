@@ -16,11 +16,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mochi_resources.errors import LakeError
-from mochi_resources.io_manager import LakeIOManager, LakeResource, lake_metadata
+from mochi_resources.errors import LakeError, MochiError
+from mochi_resources.io_manager import LakeIOManager, LakeResource, LakeTables, lake_metadata
 from mochi_resources.lake import Lake
 from mochi_resources.s3 import S3Store
 from mochi_resources.settings import MochiSettings
+from mochi_resources.sql_engine import DuckDBEngine, ParquetFile
 from mochi_resources.stores import KeyMissing, LocalStore
 from tests.instances import mochi_instance_for_test
 
@@ -165,3 +166,36 @@ def test_a_missing_table_fails_at_load_and_a_damaged_one_when_collected(any_lake
         assert lake.uri(damaged) in str(info.value)
     with pytest.raises(LakeError, match=f"{lake.uri(damaged)}: not a readable Parquet file"):
         lake.read_table(damaged)
+
+
+def test_duckdb_reads_the_pinned_version_of_a_local_table_itself(local_env):
+    """`local_parquet` hands DuckDB the version the step's frames read: a commit that replaces
+    the table afterwards changes neither what DuckDB reads nor what polars reads."""
+    lake = Lake(MochiSettings.from_env())
+    folder = lake.folder_key("raw", "bars_day", TICKER)
+    lake.replace_folder(folder, {"data.parquet": pl.DataFrame({"v": [1, 2, 3], "w": [0.5, 0.5, 0.5]})})
+    tables = LakeIOManager(lake=LakeResource())._load_one(
+        lake, lake_metadata("raw", tables=["bars_day"]), "raw_bars", TICKER, None)
+    assert isinstance(tables, LakeTables)
+    path = tables.local_parquet("bars_day")
+    assert path is not None and path.startswith("/proc/self/fd/")
+    lake.replace_folder(folder, {"data.parquet": pl.DataFrame({"v": [10, 20], "w": [1.0, 1.0]})})
+    engine = DuckDBEngine(threads=1)
+    source = ParquetFile(path, ("v",), label="bars_day")
+    assert engine.query("SELECT SUM(v) AS s, COUNT(*) AS n FROM t", {"t": source}).rows() == [(6, 3)]
+    assert tables["bars_day"].select(pl.col("v").sum()).collect().item() == 6
+    with pytest.raises(MochiError, match="SQL input table 't': bars_day has no column"):
+        engine.query("SELECT 1", {"t": ParquetFile(path, ("v", "x"), label="bars_day")})
+    fresh = LakeIOManager(lake=LakeResource())._load_one(
+        lake, lake_metadata("raw", tables=["bars_day"]), "raw_bars", TICKER, None)
+    assert engine.query("SELECT SUM(v) AS s FROM t", {"t": ParquetFile(fresh.local_parquet("bars_day"), ("v",))}).rows() == [(30,)]
+
+
+def test_an_s3_table_has_no_local_parquet(s3_env):
+    lake = Lake(MochiSettings.from_env())
+    folder = lake.folder_key("raw", "bars_day", TICKER)
+    lake.replace_folder(folder, {"data.parquet": pl.DataFrame({"v": [1, 2, 3]})})
+    tables = LakeIOManager(lake=LakeResource())._load_one(
+        lake, lake_metadata("raw", tables=["bars_day"]), "raw_bars", TICKER, None)
+    assert tables.local_parquet("bars_day") is None  # DuckDB gets the frame, collected
+    assert tables["bars_day"].select(pl.col("v").sum()).collect().item() == 6

@@ -63,7 +63,8 @@ class LakeTables(dict):
 
     `local_parquet(name)` is the path of the committed version the frame of table `name` reads,
     for a reader in this process that opens files itself (DuckDB): on a folder lake only, else
-    None (read the frame).
+    None (read the frame). `scan(name)` is that version as polars' own Parquet scan where there is
+    such a path (it streams: for queries that reduce a large table), else the frame.
     """
 
     def __init__(self, frames: dict[str, Any], versions: dict[str, TableVersion]):
@@ -72,6 +73,18 @@ class LakeTables(dict):
 
     def local_parquet(self, name: str) -> str | None:
         return self._versions[name].local_path()
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """Table `name` for a large streaming query: polars' own scan of the pinned local file
+        (`TableVersion.native_scan`) on a folder lake, else its frame."""
+        native = self._versions[name].native_scan()
+        return self[name] if native is None else native
+
+
+def streaming_scan(tables: dict, name: str) -> pl.LazyFrame:
+    """Table `name` of a loaded asset for a query that reduces a large table: `LakeTables.scan`
+    when the IO manager loaded it, else the frame as given (tests may pass plain dicts)."""
+    return tables.scan(name) if isinstance(tables, LakeTables) else tables[name]
 
 
 def _partition_dims(partitions_def: dg.PartitionsDefinition | None, key: str | None) -> tuple[str, str | None]:

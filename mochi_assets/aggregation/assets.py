@@ -13,7 +13,7 @@ from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
-from mochi_resources.io_manager import LakeTables, lake_metadata
+from mochi_resources.io_manager import LakeTables, lake_metadata, streaming_scan
 from mochi_resources.sql_engine import LakePartition, ParquetFile
 from mochi_resources.sql_resource import SqlEngineResource
 
@@ -93,7 +93,7 @@ def aggregates(
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
         # identical traders: polars reads these columns itself when the SQL engine reads the file
-        outcomes=None if isinstance(trades_in, pl.DataFrame) else trades["trades"].select(OUTCOME_COLUMNS),
+        outcomes=None if isinstance(trades_in, pl.DataFrame) else streaming_scan(trades, "trades").select(OUTCOME_COLUMNS),
     )
     context.log.info(f"aggregates: the SQL engine ({engine.name}) read the trades {_how_read(trades_in)}")
     stats = tables["scenario_stats"].row(0, named=True)

@@ -24,7 +24,7 @@ from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
 from mochi_assets.validation.assets import robustness_markdown, validation_columns
 from mochi_assets.validation.walk_forward import out_of_sample_sentence, with_oos_verdict
-from mochi_resources.io_manager import lake_metadata
+from mochi_resources.io_manager import lake_metadata, streaming_scan
 
 GRAPH_TOP_N = 5
 EXTRACT_TOP_N = 10
@@ -152,8 +152,9 @@ def stops_graph(context: dg.AssetExecutionContext, aggregates: dict, trades: dic
                 request: BacktestRequest) -> dict:
     request, ctx = _graph_context(context, request, scenarios)
     png, data = _graphs().stops_graph(
-        # the trades stay a lazy scan: the MAE panel reads the few columns it needs, never the table
-        trades["traders"].collect(), aggregates["trader_summary"].collect(), trades["trades"], ctx
+        # the trades stay a lazy scan: the MAE panel reads the few columns it needs, never the table,
+        # and on a folder lake polars streams them from the file
+        trades["traders"].collect(), aggregates["trader_summary"].collect(), streaming_scan(trades, "trades"), ctx
     )
     return _graph_output(context, "stops", png, data, request, ctx)
 

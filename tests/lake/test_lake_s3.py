@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from conftest import ADMIN, READER
+from tests.lake.conftest import ADMIN, READER
 from lake_crash import final_versions, partition_versions, run_writer, write_partition
 
 from mochi_resources.errors import LakeError, MochiError

@@ -7,7 +7,7 @@ import random
 import dagster as dg
 import polars as pl
 import pytest
-from conftest import API_KEY
+from tests.market_data.conftest import API_KEY
 
 from mochi_assets.market_data.checks import resolution_mismatches
 from mochi_assets.market_data.meta import fallback_info, polygon_info

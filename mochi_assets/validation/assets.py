@@ -20,7 +20,7 @@ from mochi_assets.request import BacktestRequest
 from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request_asset import request_in
-from mochi_assets.validation.panel import build_panel, panel_trades, session_starts
+from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r, panel_trades, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
 from mochi_resources.io_manager import lake_metadata
@@ -57,6 +57,19 @@ def _panel(context, trades: dict, enhanced_bars: pl.LazyFrame):
         f"daily panel: {panel.sessions} sessions x {panel.traders} traders in {time.perf_counter() - started:.1f} s"
     )
     return traders, panel
+
+
+def _daily_r(context, trades: dict, enhanced_bars: pl.LazyFrame):
+    """The traders and the panel's daily r matrix alone (``daily_r``), for the robustness figures."""
+    started = time.perf_counter()
+    traders = trades["traders"].collect()
+    ids, r = daily_r(
+        trades["trades"].select(DAILY_R_COLUMNS).collect(),
+        traders["trader_id"].to_numpy(),
+        session_starts(enhanced_bars),
+    )
+    context.log.info(f"daily r: {r.shape[0]} sessions x {r.shape[1]} traders in {time.perf_counter() - started:.1f} s")
+    return traders, ids, r
 
 
 def _synthetic(scenarios: dict) -> bool:
@@ -142,14 +155,14 @@ def robustness(
     """Plateau, Monte Carlo and data-snooping (SPA / Reality Check) figures of the top traders."""
     _, scenario = split_partition_key(context)
     settings = request.walk_forward
-    traders, panel = _panel(context, trades, enhanced_bars)
+    traders, trader_ids, r = _daily_r(context, trades, enhanced_bars)
     ranked = full_ranking(traders, aggregates, scenario)
     started = time.perf_counter()
     table = robustness_table(
         traders.drop([c for c in ("scenario",) if c in traders.columns]),
         ranked,
-        panel.r,
-        panel.trader_ids,
+        r,
+        trader_ids,
         top=settings.top,
         mc_paths=settings.mc_paths,
         block_sessions=settings.block_sessions,

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from mochi_assets.aggregation import stats
 from mochi_assets.reporting.rankings import rank_traders, significant_traders
 from mochi_assets.reporting.rankings import verdict as ranking_verdict
-from mochi_assets.validation.panel import build_panel
+from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r
 from mochi_assets.validation.walk_forward import (
     WalkForwardParams,
     fold_windows,
@@ -297,6 +297,30 @@ def test_bad_settings_and_inputs_get_one_clear_error():
     twice = pl.concat([trades.head(1), trades.head(1)])
     with pytest.raises(MochiError, match="one per session date"):
         build_panel(twice, [0, 1], sessions)
+    # the robustness step's daily r alone says the same
+    with pytest.raises(MochiError, match="traders not in the trader table"):
+        daily_r(trades, [0], sessions)
+    with pytest.raises(MochiError, match="outside the session calendar"):
+        daily_r(trades, [0, 1], sessions.head(10))
+    with pytest.raises(MochiError, match="one per session date"):
+        daily_r(twice, [0, 1], sessions)
+    with pytest.raises(MochiError, match=r"missing column\(s\) r"):
+        daily_r(trades.drop("r"), [0, 1], sessions)
+
+
+@given(seed=st.integers(0, 10_000), n_sessions=st.integers(1, 80), shuffled=st.booleans())
+@settings(max_examples=10, deadline=None)
+def test_property_daily_r_is_the_panels_r(seed, n_sessions, shuffled):
+    traders = grid(3, 2, 2)
+    sessions = calendar(n_sessions)
+    trades = random_trades(traders, sessions, seed=seed)
+    if shuffled:
+        trades = trades.sample(fraction=1.0, shuffle=True, seed=seed)
+    ids = traders["trader_id"].to_numpy()[::-1]  # any order of the trader ids
+    panel = build_panel(trades, ids, sessions)
+    got_ids, r = daily_r(trades.select(DAILY_R_COLUMNS), ids, sessions)
+    np.testing.assert_array_equal(got_ids, panel.trader_ids)
+    assert r.tobytes() == panel.r.tobytes()  # the same sums, added in the same order
 
 
 @given(cut=st.integers(130, 300), seed=st.integers(0, 10_000), anchored=st.booleans())

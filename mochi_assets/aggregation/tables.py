@@ -176,7 +176,8 @@ def daily_matrix(
 ) -> np.ndarray:
     """Dense traders x dates matrix of daily r sums, zero where a trader did not trade.
 
-    ``daily`` has trader_id, session_date, r (one row per pair); ``trader_ids`` and
+    ``daily`` has trader_id, session_date, r (one row per pair: a second row for a pair, i.e. a
+    second trade of a trader on a session date, is an error); ``trader_ids`` and
     ``session_dates`` are sorted and unique and contain every id and date of ``daily``.
     """
     matrix = np.zeros((len(trader_ids), len(session_dates)), dtype=np.float64)
@@ -186,6 +187,15 @@ def daily_matrix(
         cols = _positions(days, daily["session_date"].to_physical().to_numpy())
         rows *= matrix.shape[1]
         rows += cols
+        per_cell = np.bincount(rows, minlength=matrix.size)
+        if per_cell.max() > 1:
+            twice = int(np.argmax(per_cell))
+            raise MochiError(
+                f"trades: trader_id {int(trader_ids[twice // matrix.shape[1]])} has {int(per_cell[twice])} "
+                f"trades on session {session_dates[twice % matrix.shape[1]]} (the strategy allows one per "
+                "session date)"
+            )
+        del per_cell
         matrix.ravel()[rows] = daily["r"].cast(pl.Float64).to_numpy()  # flat indices: a faster scatter
     return matrix
 

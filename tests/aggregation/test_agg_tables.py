@@ -297,6 +297,13 @@ def test_bad_inputs_raise_clear_errors():
         aggregate_scenario(ENGINE, trades=trades, traders=traders, session_dates=["2021-01-04"])
     with pytest.raises(MochiError, match="n_blocks"):
         aggregate_scenario(ENGINE, trades=trades, traders=traders, session_dates=sessions, n_blocks=1)
+    # a trader holds at most one trade per session date (docs/strategy.md): a second one is an
+    # error naming the trader and the date, never a day whose second trade is dropped
+    first = trades.sort("trader_id", "entry_ts").row(0, named=True)
+    second = pl.DataFrame([{**first, "entry_ts": first["entry_ts"] + timedelta(minutes=1)}], schema=trades.schema)
+    with pytest.raises(MochiError, match=f"trader_id {first['trader_id']} has 2 trades on session "
+                                         f"{first['session_date']} \\(the strategy allows one per session date\\)"):
+        aggregate_scenario(ENGINE, trades=pl.concat([trades, second]), traders=traders, session_dates=sessions)
 
 
 def test_every_script_statement_has_its_sql_file():

@@ -12,18 +12,26 @@ printed is this workload's own (it includes the trades table held in memory). Ea
 wall-clock seconds and the CPU seconds of the process (all threads): on a machine shared with
 other work the wall clock grows while the CPU time does not; the load average is printed too.
 ``--repeat N`` runs N fresh subprocesses and ends with the fastest and the median of each stage.
+``--from-file`` does what the ``aggregates`` and ``stops_graph`` steps do on a local lake: the
+trades are written to a Parquet file first (zstd, row groups of about 512 traders, as the simulation
+writes them; not counted), DuckDB reads that file itself (``ParquetFile``), polars streams the
+identical-trader fingerprints and the MAE tables from it, and the trades are not held in memory
+(only the best traders' trades are, for their graph).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import itertools
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +40,10 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mochi_assets.aggregation.tables import aggregate_scenario  # noqa: E402
+from mochi_assets.aggregation.tables import TRADE_COLUMNS, aggregate_scenario  # noqa: E402
 from mochi_assets.reporting import graphs  # noqa: E402
 from mochi_assets.reporting.rankings import rank_traders, top_trader_ids  # noqa: E402
-from mochi_resources.sql_engine import DuckDBEngine  # noqa: E402
+from mochi_resources.sql_engine import DuckDBEngine, ParquetFile  # noqa: E402
 
 SEED = 20240101
 SCENARIO = "bench"
@@ -131,11 +139,19 @@ def synthetic_trades(traders: pl.DataFrame, dates: list[dt.date], fill: float, s
     )
 
 
-def run_child(n_traders: int, years: int, fill: float) -> dict:
+def run_child(n_traders: int, years: int, fill: float, from_file: bool = False) -> dict:
     t0 = time.perf_counter()
     traders = trader_grid(n_traders)
     dates = sessions(years)
     trades = synthetic_trades(traders, dates, fill)
+    n_trades = trades.height
+    if from_file:
+        folder = tempfile.mkdtemp(prefix="mochi-bench-agg-")
+        path = os.path.join(folder, "trades.parquet")
+        per_group = trades.group_by((pl.col("trader_id") // 512).alias("chunk")).len()["len"].max()
+        trades.write_parquet(path, compression="zstd", row_group_size=int(per_group))
+        del trades
+        gc.collect()
     build = time.perf_counter() - t0
 
     stages: dict[str, tuple[float, float]] = {}
@@ -151,9 +167,14 @@ def run_child(n_traders: int, years: int, fill: float) -> dict:
         return result
 
     engine = DuckDBEngine(threads=2, memory_limit="1GB")
+    if from_file:
+        trades_in, outcomes = ParquetFile(path, TRADE_COLUMNS), pl.scan_parquet(path)
+        trades = pl.scan_parquet(path)  # the graphs read it lazily, as the steps do
+    else:
+        trades_in, outcomes = trades, None
     tables = timed(
         "aggregate (DuckDB + DSR/PBO)",
-        lambda: aggregate_scenario(engine, trades=trades, traders=traders, session_dates=dates),
+        lambda: aggregate_scenario(engine, trades=trades_in, traders=traders, session_dates=dates, outcomes=outcomes),
     )
     pbo = tables["scenario_stats"]["pbo"].item()
 
@@ -167,12 +188,15 @@ def run_child(n_traders: int, years: int, fill: float) -> dict:
     stops_png, _ = timed(
         "stops_graph", lambda: graphs.stops_graph(traders, tables["trader_summary"], trades, ctx)
     )
-    best_png, _ = timed("best_traders_graph", lambda: graphs.best_traders_graph(trades, top, ctx))
+    best_png, _ = timed("best_traders_graph", lambda: graphs.best_traders_graph(
+        trades.filter(pl.col("trader_id").is_in(top)).collect() if from_file else trades, top, ctx))
+    if from_file:
+        shutil.rmtree(folder, ignore_errors=True)
 
     return {
         "traders": traders.height,
         "sessions": len(dates),
-        "trades": trades.height,
+        "trades": n_trades,
         "build_seconds": build,
         "stages": stages,
         "total_seconds": sum(wall for wall, _ in stages.values()),
@@ -191,10 +215,12 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--fill", type=float, default=0.96)
     parser.add_argument("--repeat", type=int, default=1, help="fresh runs; the fastest and median end the output")
+    parser.add_argument("--from-file", action="store_true",
+                        help="DuckDB and polars read the trades from a Parquet file (as on a local lake)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_child(args.traders, args.years, args.fill)))
+        print(json.dumps(run_child(args.traders, args.years, args.fill, args.from_file)))
         return
     runs = [run_once(args) for _ in range(max(1, args.repeat))]
     if len(runs) > 1:
@@ -209,7 +235,7 @@ def main() -> None:
 def run_once(args: argparse.Namespace) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--child", "--traders", str(args.traders), "--years", str(args.years),
-         "--fill", str(args.fill)],
+         "--fill", str(args.fill), *(["--from-file"] if args.from_file else [])],
         check=True,
         capture_output=True,
         text=True,

@@ -307,11 +307,11 @@ def stop_limit_cells(traders: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFra
     )
 
 
-def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -> pl.LazyFrame:
-    """``mae_in_r`` as a lazy query, unsorted (the graph needs no order)."""
+def _with_stop(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -> pl.LazyFrame:
+    """The trade columns the MAE in R needs, with each trade's stop_atr."""
     require_columns(trades, ("trader_id", "session_date", "entry_ts", "pnl", "r", "mae"), "trades")
     require_columns(traders, ("trader_id", "stop_atr"), "traders")
-    with_stop = (
+    return (
         trades.lazy()
         .select(
             pl.col("trader_id").cast(pl.Int64),
@@ -325,12 +325,19 @@ def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -
             how="inner",
         )
     )
-    atr_by_date = (
+
+
+def _atr_by_date(with_stop: pl.LazyFrame) -> pl.LazyFrame:
+    """The ATR of each session date: the median of the ATRs its clear trades imply."""
+    return (
         with_stop.filter(pl.col("r").abs() >= _MIN_ABS_R_FOR_RISK)
         .with_columns(implied_atr=pl.col("pnl") / (pl.col("r") * pl.col("stop_atr")))
         .group_by("session_date")
         .agg(date_atr=pl.col("implied_atr").median())
     )
+
+
+def _mae_rows(with_stop: pl.LazyFrame, atr_by_date: pl.LazyFrame) -> pl.LazyFrame:
     return (
         with_stop.join(atr_by_date, on="session_date", how="inner")
         .with_columns(risk=pl.col("stop_atr") * pl.col("date_atr"))
@@ -340,7 +347,25 @@ def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -
             # an Enum, not strings: grouping millions of trades by it costs half as much
             outcome=pl.when(pl.col("pnl") > 0).then(pl.lit("win", dtype=_OUTCOME)).otherwise(pl.lit("loss", dtype=_OUTCOME)),
         )
-        .select("trader_id", "session_date", "entry_ts", "mae", "risk", "mae_r", "outcome")
+    )
+
+
+def _mae_in_r_lazy(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -> pl.LazyFrame:
+    """``mae_in_r`` as a lazy query, unsorted."""
+    with_stop = _with_stop(trades, traders)
+    return _mae_rows(with_stop, _atr_by_date(with_stop)).select(
+        "trader_id", "session_date", "entry_ts", "mae", "risk", "mae_r", "outcome"
+    )
+
+
+def _mae_r_outcomes(trades: pl.DataFrame | pl.LazyFrame, traders: pl.DataFrame) -> pl.DataFrame:
+    """mae_r and outcome of ``mae_in_r``'s rows (unsorted), what the stops graph draws, in two
+    passes over the trades on polars' streaming engine: the session dates' ATRs, then each
+    trade's MAE in R. One query over both held every trade's columns at once (12.4 million
+    trades from a file: 1,003 MB peak in a bare process, two passes 710 MB, same tables)."""
+    atr_by_date = _atr_by_date(_with_stop(trades, traders)).collect(engine="streaming")
+    return _mae_rows(_with_stop(trades, traders), atr_by_date.lazy()).select("mae_r", "outcome").collect(
+        engine="streaming"
     )
 
 
@@ -435,7 +460,7 @@ def stops_graph(
     ``mae_histogram``). ``trades`` may be a lazy scan: only the columns the MAE needs are read.
     """
     cells = stop_limit_cells(traders, summary)
-    mae = _mae_in_r_lazy(trades, traders).select("mae_r", "outcome").collect()
+    mae = _mae_r_outcomes(trades, traders)
     mae_summary = _mae_summary(mae)
     bins = mae_histogram(mae)
     del mae

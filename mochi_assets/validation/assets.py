@@ -20,10 +20,10 @@ from mochi_assets.request import BacktestRequest
 from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request_asset import request_in
-from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r, panel_trades, session_starts
+from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r, panel_trade_batches, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
-from mochi_resources.io_manager import lake_metadata
+from mochi_resources.io_manager import LakeTables, lake_metadata
 
 WALK_FORWARD_TABLES = ["walk_forward_folds", "walk_forward_summary"]
 WALK_FORWARD_FILES = ["walk_forward.png", "walk_forward.csv"]
@@ -49,7 +49,8 @@ def _panel(context, trades: dict, enhanced_bars: pl.LazyFrame):
     started = time.perf_counter()
     traders = trades["traders"].collect()
     panel = build_panel(
-        panel_trades(trades["trades"]),
+        # a part of the trades' file at a time on a local lake, the whole table otherwise
+        panel_trade_batches(trades["trades"], trades.local_parquet("trades") if isinstance(trades, LakeTables) else None),
         traders["trader_id"].to_numpy(),
         session_starts(enhanced_bars),
     )

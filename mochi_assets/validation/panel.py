@@ -18,10 +18,12 @@ start the trade is known to have closed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from numba import njit
 
 from mochi_resources.errors import MochiError
@@ -29,11 +31,34 @@ from mochi_resources.errors import MochiError
 PANEL_TRADE_COLUMNS = ("trader_id", "session_date", "exit_ts", "r", "pnl_ticks", "pnl")
 
 
-def panel_trades(trades: pl.LazyFrame) -> pl.DataFrame:
-    """The columns ``build_panel`` reads, with ``pnl`` reduced to the boolean ``win`` (pnl > 0)."""
+# Rows per batch when the panel reads the trades' file a part at a time (panel_trade_batches).
+PANEL_BATCH_ROWS = 1 << 20
+
+
+def _panel_columns(trades: pl.LazyFrame | pl.DataFrame):
     return trades.select(
         "trader_id", "session_date", "exit_ts", "r", "pnl_ticks", (pl.col("pnl") > 0).alias("win")
-    ).collect()
+    )
+
+
+def panel_trades(trades: pl.LazyFrame) -> pl.DataFrame:
+    """The columns ``build_panel`` reads, with ``pnl`` reduced to the boolean ``win`` (pnl > 0)."""
+    return _panel_columns(trades).collect()
+
+
+def panel_trade_batches(trades: pl.LazyFrame, local_path: str | None) -> Iterator[pl.DataFrame]:
+    """``panel_trades`` a part at a time, in the file's order: batches of ``PANEL_BATCH_ROWS`` read
+    from the Parquet file at ``local_path`` (the pinned version ``trades`` reads, see
+    ``LakeTables.local_parquet``), so that ``build_panel`` never holds every trade's columns at
+    once (12.4 million trades: 428 MB); the whole of ``trades`` as one batch without a path."""
+    if local_path is None:
+        yield panel_trades(trades)
+        return
+    file = pq.ParquetFile(local_path)
+    for batch in file.iter_batches(batch_size=PANEL_BATCH_ROWS, columns=list(PANEL_TRADE_COLUMNS)):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield _panel_columns(frame)
 
 
 @dataclass(frozen=True)
@@ -184,52 +209,83 @@ def _cells(trader: np.ndarray, session: np.ndarray, ids: np.ndarray, dates: np.n
     return cell, per_cell
 
 
-def build_panel(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessions: pl.DataFrame) -> Panel:
+@njit(cache=True)
+def _accumulate(cell: np.ndarray, win: np.ndarray, r: np.ndarray, ticks: np.ndarray, count: np.ndarray,
+                wins: np.ndarray, r_sum: np.ndarray, ticks_sum: np.ndarray) -> None:
+    """Per cell: trades, winning trades, sum of r, sum of ticks, added in the trades' order (as
+    ``np.bincount`` adds its weights: the same doubles, batch after batch)."""
+    for i in range(cell.shape[0]):
+        c = cell[i]
+        count[c] += 1
+        if win[i]:
+            wins[c] += 1
+        r_sum[c] += r[i]
+        ticks_sum[c] += ticks[i]
+
+
+def build_panel(trades: pl.DataFrame | Iterable[pl.DataFrame], trader_ids: np.ndarray | list[int],
+                sessions: pl.DataFrame) -> Panel:
     """The panel of ``trades`` over the traders ``trader_ids`` and the calendar ``sessions``.
 
-    ``sessions`` has session_date and start_ts (``session_starts``); ``trades`` the columns of
-    ``PANEL_TRADE_COLUMNS``, or ``win`` (pnl > 0) instead of ``pnl`` (``panel_trades``). A trade of an unknown trader or off the calendar, or a second trade of
-    a trader on one session date, is an error. Temporaries are freed as soon as they are used:
-    5 million trades need about 0.6 GB at the peak besides the trades themselves.
+    ``sessions`` has session_date and start_ts (``session_starts``); ``trades`` (a frame, or its
+    parts in order: ``panel_trade_batches``) the columns of ``PANEL_TRADE_COLUMNS``, or ``win``
+    (pnl > 0) instead of ``pnl`` (``panel_trades``). A trade of an unknown trader or off the
+    calendar, or a second trade of a trader on one session date, is an error. Besides the
+    matrices (4 x 8 bytes per session x trader at most) a part's temporaries are all it holds.
     """
-    missing = [c for c in PANEL_TRADE_COLUMNS if c not in trades.columns and not (c == "pnl" and "win" in trades.columns)]
-    if missing:
-        raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
     ids, days = _calendar(trader_ids, sessions)
     dates = days.astype("datetime64[D]")
     starts = _epoch_us(sessions["start_ts"], "sessions.start_ts")
     n_sessions, n_traders = len(dates), len(ids)
-    trader, session = _locate(trades, ids, days)
-
+    size = n_sessions * n_traders
     # a trade is late when its exit bar starts at or after the next session's first bar
     next_start = np.append(starts[1:], np.iinfo(np.int64).max)
-    exit_us = _epoch_us(trades["exit_ts"], "trades.exit_ts")
-    is_late = exit_us >= next_start[session]
-    late_exit = exit_us[is_late]
-    del exit_us, next_start
-    win = trades["win"].to_numpy() if "win" in trades.columns else trades["pnl"].cast(pl.Float64).to_numpy() > 0
-    late = LateTrades(
-        trader=trader[is_late], session=session[is_late],
-        known=np.searchsorted(starts, late_exit, side="right"),
-        r=trades["r"].cast(pl.Float64).to_numpy()[is_late],
-        ticks=trades["pnl_ticks"].cast(pl.Float64).to_numpy()[is_late],
-        win=win[is_late],
-    )
-    del is_late, late_exit
-
-    cell, per_cell = _cells(trader, session, ids, dates)
-    del trader, session
-    size = n_sessions * n_traders
+    count = np.zeros(size, dtype=np.int32)
+    wins = np.zeros(size, dtype=np.int32)
+    r_sum = np.zeros(size, dtype=np.float64)
+    ticks_sum = np.zeros(size, dtype=np.float64)
+    late_parts: list[LateTrades] = []
+    for part in [trades] if isinstance(trades, pl.DataFrame) else trades:
+        missing = [c for c in PANEL_TRADE_COLUMNS if c not in part.columns and not (c == "pnl" and "win" in part.columns)]
+        if missing:
+            raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
+        trader, session = _locate(part, ids, days)
+        exit_us = _epoch_us(part["exit_ts"], "trades.exit_ts")
+        is_late = exit_us >= next_start[session]
+        win = part["win"].to_numpy() if "win" in part.columns else part["pnl"].cast(pl.Float64).to_numpy() > 0
+        r = part["r"].cast(pl.Float64).to_numpy()
+        ticks = part["pnl_ticks"].cast(pl.Float64).to_numpy()
+        late_parts.append(LateTrades(
+            trader=trader[is_late], session=session[is_late],
+            known=np.searchsorted(starts, exit_us[is_late], side="right"),
+            r=r[is_late], ticks=ticks[is_late], win=win[is_late],
+        ))
+        del exit_us, is_late
+        cell = session
+        cell *= n_traders
+        cell += trader
+        del trader, session
+        _accumulate(cell, np.ascontiguousarray(win, dtype=np.bool_), np.ascontiguousarray(r),
+                    np.ascontiguousarray(ticks), count, wins, r_sum, ticks_sum)
+        del cell, win, r, ticks
+    if size and count.max() > 1:
+        twice = int(np.argmax(count))
+        raise MochiError(
+            f"trades: trader_id {int(ids[twice % n_traders])} has {int(count[twice])} trades on session "
+            f"{dates[twice // n_traders]} (the strategy allows one per session date)"
+        )
+    fields = {"trader": np.int64, "session": np.int64, "known": np.int64, "r": np.float64, "ticks": np.float64,
+              "win": np.bool_}
+    late = LateTrades(**{f: np.concatenate([getattr(p, f) for p in late_parts]) if late_parts
+                         else np.zeros(0, dtype=dtype) for f, dtype in fields.items()})
     count_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
-    np.cumsum(per_cell.reshape(n_sessions, n_traders), axis=0, out=count_cum[1:])
-    del per_cell
+    np.cumsum(count.reshape(n_sessions, n_traders), axis=0, out=count_cum[1:])
+    del count
     win_cum = np.zeros((n_sessions + 1, n_traders), dtype=np.int32)
-    np.cumsum(np.bincount(cell[win], minlength=size).reshape(n_sessions, n_traders), axis=0, out=win_cum[1:])
-    del win
-    r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=size)
-    ticks_matrix = np.bincount(cell, weights=trades["pnl_ticks"].cast(pl.Float64).to_numpy(), minlength=size)
+    np.cumsum(wins.reshape(n_sessions, n_traders), axis=0, out=win_cum[1:])
+    del wins
     return Panel(
-        ids, dates, r_matrix.reshape(n_sessions, n_traders), ticks_matrix.reshape(n_sessions, n_traders),
+        ids, dates, r_sum.reshape(n_sessions, n_traders), ticks_sum.reshape(n_sessions, n_traders),
         count_cum, win_cum, late,
     )
 

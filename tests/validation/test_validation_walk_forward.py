@@ -15,7 +15,8 @@ from polars.testing import assert_frame_equal
 from mochi_assets.aggregation import stats
 from mochi_assets.reporting.rankings import rank_traders, significant_traders
 from mochi_assets.reporting.rankings import verdict as ranking_verdict
-from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r
+from mochi_assets.validation import panel as panel_module
+from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r, panel_trade_batches, panel_trades
 from mochi_assets.validation.walk_forward import (
     WalkForwardParams,
     fold_windows,
@@ -336,3 +337,34 @@ def test_property_complete_folds_do_not_depend_on_later_data(cut, seed, anchored
     full = _run(traders, trades, sessions, **kwargs)["folds"]
     complete = short.filter(pl.col("complete"))
     assert_frame_equal(complete, full.head(complete.height))
+
+
+def _panel_arrays(panel) -> list[np.ndarray]:
+    late = panel.late
+    return [panel.trader_ids, panel.dates, panel.r, panel.ticks, panel.count_cum, panel.win_cum,
+            late.trader, late.session, late.known, late.r, late.ticks, late.win]
+
+
+def test_a_panel_built_part_by_part_from_the_file_is_the_same(tmp_path, monkeypatch):
+    """The walk-forward step reads the trades' file a batch at a time (panel_trade_batches):
+    the panel is the one the whole table gives, to the byte, late trades and errors included."""
+    traders = grid(3, 3, 2)
+    sessions = calendar(120)
+    trades = random_trades(traders, sessions, seed=7)
+    path = tmp_path / "trades.parquet"
+    trades.write_parquet(path, row_group_size=97)
+    monkeypatch.setattr(panel_module, "PANEL_BATCH_ROWS", 50)
+    batches = list(panel_trade_batches(pl.scan_parquet(path), str(path)))
+    assert len(batches) > 3 and sum(b.height for b in batches) == trades.height
+    ids = traders["trader_id"].to_numpy()
+    whole = build_panel(panel_trades(pl.scan_parquet(path)), ids, sessions)
+    parts = build_panel(iter(batches), ids, sessions)
+    assert whole.late.trader.size > 0  # the case has trades still open at the next session's start
+    for a, b in zip(_panel_arrays(whole), _panel_arrays(parts), strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # without a local file the whole table is one batch
+    assert [b.height for b in panel_trade_batches(pl.scan_parquet(path), None)] == [trades.height]
+    # a second trade of a trader on a session date in a later part is still found
+    twice = [*batches, batches[0].head(1)]
+    with pytest.raises(MochiError, match="one per session date"):
+        build_panel(iter(twice), ids, sessions)

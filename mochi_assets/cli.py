@@ -157,8 +157,10 @@ def _run_with_progress(request, no_progress: bool, force: bool = False):
     import os
 
     from mochi_assets import run_worker
+    from mochi_assets.memory import threshold_from_env
     from mochi_resources.settings import MochiSettings
 
+    threshold_from_env()  # a bad MOCHI_MALLOC_MMAP_THRESHOLD: one clear error before any work
     parallel = run_worker.parallel_runs(request)
     if run_worker.wants_workers(request, parallel):
         # the scenario runs' worker processes import the definitions while this one does; they wait

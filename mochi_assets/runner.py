@@ -546,6 +546,13 @@ def run_job_partition(job_name: str, partition_key: str, dimension: str, tags: d
     like a backtest's runs (origin, owner tags, quiet console); raise RunFailed naming the cause."""
     from mochi_assets.definitions import defs
 
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C and SIGTERM cancel the run, as in `mochi backtest`. Also, processes the run starts
+        # (Dagster's `tail` of the step logs) must not inherit an ignored SIGTERM: started in the
+        # background by a shell, this process ignores SIGINT, Dagster copies SIGINT's disposition
+        # to SIGTERM, and a tail that ignores SIGTERM outlives the run holding this process's
+        # stdout open (a pipe reading it never ends). Python handlers are reset by exec.
+        interrupt.install()
     instance = get_instance(MochiSettings.from_env())
     instance.add_dynamic_partitions(dimension, [partition_key])
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}

@@ -81,6 +81,12 @@ class LakeTables(dict):
         return self[name] if native is None else native
 
 
+def local_parquet(tables: dict, name: str) -> str | None:
+    """`LakeTables.local_parquet` of a loaded asset's table; None for tables not loaded by the IO
+    manager (tests may pass plain dicts): read the frame then."""
+    return tables.local_parquet(name) if isinstance(tables, LakeTables) else None
+
+
 def streaming_scan(tables: dict, name: str) -> pl.LazyFrame:
     """Table `name` of a loaded asset for a query that reduces a large table: `LakeTables.scan`
     when the IO manager loaded it, else the frame as given (tests may pass plain dicts)."""

@@ -13,7 +13,7 @@ from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
-from mochi_resources.io_manager import LakeTables, lake_metadata, streaming_scan
+from mochi_resources.io_manager import lake_metadata, local_parquet, streaming_scan
 from mochi_resources.sql_engine import LakePartition, ParquetFile
 from mochi_resources.sql_resource import SqlEngineResource
 
@@ -45,7 +45,7 @@ def _trades_input(engine, trades: dict, ticker_key: str, scenario: str) -> pl.Da
     exit_reason strings)."""
     if engine.lake_inputs:
         return lake_trades(ticker_key, scenario)
-    local = trades.local_parquet("trades") if isinstance(trades, LakeTables) else None
+    local = local_parquet(trades, "trades")
     if local is not None:
         return ParquetFile(local, TRADE_COLUMNS, label=f"trades of {ticker_key} x {scenario}")
     return trades["trades"].select(list(dict.fromkeys(TRADE_COLUMNS + OUTCOME_COLUMNS))).collect()

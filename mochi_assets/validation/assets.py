@@ -23,7 +23,7 @@ from mochi_assets.request_asset import request_in
 from mochi_assets.validation.panel import DAILY_R_COLUMNS, build_panel, daily_r, panel_trade_batches, session_starts
 from mochi_assets.validation.robustness import robustness_table
 from mochi_assets.validation.walk_forward import WalkForwardParams, walk_forward as run_walk_forward
-from mochi_resources.io_manager import LakeTables, lake_metadata
+from mochi_resources.io_manager import lake_metadata, local_parquet
 
 WALK_FORWARD_TABLES = ["walk_forward_folds", "walk_forward_summary"]
 WALK_FORWARD_FILES = ["walk_forward.png", "walk_forward.csv"]
@@ -50,7 +50,7 @@ def _panel(context, trades: dict, enhanced_bars: pl.LazyFrame):
     traders = trades["traders"].collect()
     panel = build_panel(
         # a part of the trades' file at a time on a local lake, the whole table otherwise
-        panel_trade_batches(trades["trades"], trades.local_parquet("trades") if isinstance(trades, LakeTables) else None),
+        panel_trade_batches(trades["trades"], local_parquet(trades, "trades")),
         traders["trader_id"].to_numpy(),
         session_starts(enhanced_bars),
     )

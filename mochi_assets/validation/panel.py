@@ -192,21 +192,22 @@ def _locate(trades: pl.DataFrame, ids: np.ndarray, days: np.ndarray) -> tuple[np
     return trader, session
 
 
-def _cells(trader: np.ndarray, session: np.ndarray, ids: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each trade's cell (session row x traders + trader column) and the trades per cell; a second
-    trade of a trader on one session date is an error. Takes over ``session``'s memory."""
-    n_traders = len(ids)
+def _cells(trader: np.ndarray, session: np.ndarray, n_traders: int) -> np.ndarray:
+    """Each trade's cell, session row x traders + trader column (takes over ``session``'s memory)."""
     cell = session
     cell *= n_traders
     cell += trader
-    per_cell = np.bincount(cell, minlength=len(dates) * n_traders)
-    if len(cell) and per_cell.max() > 1:
+    return cell
+
+
+def _check_one_per_cell(per_cell: np.ndarray, ids: np.ndarray, dates: np.ndarray) -> None:
+    """A second trade of a trader on one session date is an error (the first such cell is named)."""
+    if per_cell.size and per_cell.max() > 1:
         twice = int(np.argmax(per_cell))
         raise MochiError(
-            f"trades: trader_id {int(ids[twice % n_traders])} has {int(per_cell[twice])} trades on session "
-            f"{dates[twice // n_traders]} (the strategy allows one per session date)"
+            f"trades: trader_id {int(ids[twice % len(ids)])} has {int(per_cell[twice])} trades on session "
+            f"{dates[twice // len(ids)]} (the strategy allows one per session date)"
         )
-    return cell, per_cell
 
 
 @njit(cache=True)
@@ -261,19 +262,12 @@ def build_panel(trades: pl.DataFrame | Iterable[pl.DataFrame], trader_ids: np.nd
             r=r[is_late], ticks=ticks[is_late], win=win[is_late],
         ))
         del exit_us, is_late
-        cell = session
-        cell *= n_traders
-        cell += trader
+        cell = _cells(trader, session, n_traders)
         del trader, session
         _accumulate(cell, np.ascontiguousarray(win, dtype=np.bool_), np.ascontiguousarray(r),
                     np.ascontiguousarray(ticks), count, wins, r_sum, ticks_sum)
         del cell, win, r, ticks
-    if size and count.max() > 1:
-        twice = int(np.argmax(count))
-        raise MochiError(
-            f"trades: trader_id {int(ids[twice % n_traders])} has {int(count[twice])} trades on session "
-            f"{dates[twice // n_traders]} (the strategy allows one per session date)"
-        )
+    _check_one_per_cell(count, ids, dates)
     fields = {"trader": np.int64, "session": np.int64, "known": np.int64, "r": np.float64, "ticks": np.float64,
               "win": np.bool_}
     late = LateTrades(**{f: np.concatenate([getattr(p, f) for p in late_parts]) if late_parts
@@ -302,7 +296,9 @@ def daily_r(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessions: 
     ids, days = _calendar(trader_ids, sessions)
     dates = days.astype("datetime64[D]")
     trader, session = _locate(trades, ids, days)
-    cell, _ = _cells(trader, session, ids, dates)
+    cell = _cells(trader, session, len(ids))
     del trader, session
-    r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=len(dates) * len(ids))
+    size = len(dates) * len(ids)
+    _check_one_per_cell(np.bincount(cell, minlength=size), ids, dates)
+    r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=size)
     return ids, r_matrix.reshape(len(dates), len(ids))

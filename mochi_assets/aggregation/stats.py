@@ -1,4 +1,4 @@
-"""Overfitting-aware statistics of trader return series (NumPy/SciPy only, no I/O).
+"""Overfitting-aware statistics of trader return series (NumPy/SciPy, one numba kernel; no I/O).
 
 Inputs are per-period (per session date) return series, typically a ``traders x T`` matrix whose
 row is a trader's daily series: the sum of its trades' ``r`` on each session date after ATR
@@ -41,6 +41,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit, prange
 from scipy.special import ndtr, ndtri  # the normal CDF and its inverse, as scipy.stats.norm uses them
 
 EULER_GAMMA = 0.5772156649
@@ -279,53 +280,91 @@ def probabilistic_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
     return sharpe_tests(daily).psr
 
 
-def _half_sharpe(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray) -> np.ndarray:
+@njit(cache=True, inline="always")
+def _half_sharpe(total: float, total_sq: float, count: float) -> float:
     """Per-period Sharpe of a half from its sum, sum of squares and length (count >= 2).
 
     A zero-variance half has no ratio: it ranks as 0 when its mean is 0 (no trades there) and as
     +/-inf otherwise (the limit of mean/std), so every trader gets a comparable score. NaN (only
     from non-finite sums) is replaced by -inf, the lowest rank.
     """
-    # In-place steps: these arrays are traders x splits, the bulk of the PBO's work.
     mean = total / count
-    std = total * mean
-    np.subtract(total_sq, std, out=std)
-    np.maximum(std, 0.0, out=std)
-    std /= count - 1
-    np.sqrt(std, out=std)
+    std = math.sqrt(max(total_sq - total * mean, 0.0) / (count - 1.0))
     # Sum-of-squares cancellation leaves noise of about sqrt(eps) * |mean| for a constant half; a
     # ratio beyond 1e6 is infinite for ranking purposes anyway.
-    bound = np.abs(mean)
-    bound *= 1e-6
-    flat = std <= bound
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sr = np.divide(mean, std, out=std)
-    if flat.any():
-        flat_mean = mean[flat]
-        sr[flat] = np.where(flat_mean == 0, 0.0, np.copysign(np.inf, flat_mean))
-    nan = np.isnan(sr)
-    if nan.any():
-        sr[nan] = -np.inf
-    return sr
+    if std <= abs(mean) * 1e-6:
+        if mean == 0.0:
+            return 0.0
+        return math.copysign(math.inf, mean)
+    sr = mean / std
+    return -math.inf if math.isnan(sr) else sr
 
 
-def _overfit_splits(is_score: np.ndarray, oos_score: np.ndarray) -> int:
-    """How many splits (columns) have a logit of the in-sample winner's out-of-sample rank <= 0.
+@njit(cache=True, inline="always")
+def _overfit(is_score: np.ndarray, oos_score: np.ndarray) -> int:
+    """1 if the logit of the in-sample winner's out-of-sample rank is <= 0, else 0.
 
-    ``is_score`` / ``oos_score``: traders x splits per-period Sharpes of each half, without NaN
+    ``is_score`` / ``oos_score``: the traders' per-period Sharpes of each half, without NaN
     (``_half_sharpe`` ranks an undefined one as -inf, the lowest). The winner is the highest
     in-sample Sharpe (ties: lowest row); its rank r among the N traders out of sample is 1 for the
     worst, ties averaged; logit = log(w / (1 - w)), w = r / (N + 1).
     """
     n_traders = is_score.shape[0]
-    winner = np.argmax(is_score, axis=0)
-    winner_oos = oos_score[winner, np.arange(is_score.shape[1])]
-    below = np.count_nonzero(oos_score < winner_oos, axis=0)
-    equal = np.count_nonzero(oos_score == winner_oos, axis=0)
-    rank = below + (equal + 1) / 2.0
-    omega = rank / (n_traders + 1)
-    logit = np.log(omega / (1.0 - omega))
-    return int((logit <= 0).sum())
+    winner = 0
+    for i in range(1, n_traders):
+        if is_score[i] > is_score[winner]:
+            winner = i
+    target = oos_score[winner]
+    below = 0
+    equal = 0
+    for i in range(n_traders):
+        if oos_score[i] < target:
+            below += 1
+        elif oos_score[i] == target:
+            equal += 1
+    omega = (below + (equal + 1) / 2.0) / (n_traders + 1)
+    return 1 if math.log(omega / (1.0 - omega)) <= 0.0 else 0
+
+
+@njit(cache=True, parallel=True)
+def _overfit_splits(
+    block_sum: np.ndarray, block_sq: np.ndarray, block_len: np.ndarray, combos: np.ndarray
+) -> int:
+    """How many of the splits ``combos`` (rows of in-sample block indices) and their complements
+    have a logit <= 0: each split is scored both ways round (the halves swap roles).
+
+    ``block_sum`` / ``block_sq``: blocks x traders sums and sums of squares. A half's sums add its
+    blocks' sums in block order: the same numbers whatever the thread count or the machine's BLAS
+    (a matrix product may group the additions differently, and a last-bit difference can decide
+    a tie between two traders).
+    """
+    n_blocks, n_traders = block_sum.shape
+    n_splits, half = combos.shape
+    hits = np.zeros(n_splits, dtype=np.int64)
+    for c in prange(n_splits):
+        in_first = np.zeros(n_blocks, dtype=np.bool_)
+        for j in range(half):
+            in_first[combos[c, j]] = True
+        s1 = np.zeros(n_traders)
+        q1 = np.zeros(n_traders)
+        s2 = np.zeros(n_traders)
+        q2 = np.zeros(n_traders)
+        first_len = 0.0
+        second_len = 0.0
+        for b in range(n_blocks):
+            if in_first[b]:
+                first_len += block_len[b]
+                s1 += block_sum[b]
+                q1 += block_sq[b]
+            else:
+                second_len += block_len[b]
+                s2 += block_sum[b]
+                q2 += block_sq[b]
+        for i in range(n_traders):
+            s1[i] = _half_sharpe(s1[i], q1[i], first_len)
+            s2[i] = _half_sharpe(s2[i], q2[i], second_len)
+        hits[c] = _overfit(s1, s2) + _overfit(s2, s1)
+    return int(hits.sum())
 
 
 def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -> tuple[float, int]:
@@ -353,11 +392,9 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
         return float("nan"), max(blocks, 0)
 
     edges = np.linspace(0, n_periods, blocks + 1).round().astype(np.int64)
-    block_sum = np.add.reduceat(x, edges[:-1], axis=1)
-    block_sq = np.add.reduceat(x * x, edges[:-1], axis=1)
+    block_sum = np.ascontiguousarray(np.add.reduceat(x, edges[:-1], axis=1).T)  # blocks x traders
+    block_sq = np.ascontiguousarray(np.add.reduceat(x * x, edges[:-1], axis=1).T)
     block_len = np.diff(edges).astype(np.float64)
-    total_sum = block_sum.sum(axis=1, keepdims=True)
-    total_sq = block_sq.sum(axis=1, keepdims=True)
 
     # Every combination and its complement are evaluated, as in the paper. A split and its
     # complement swap the two halves, so the halves' Sharpes are computed once per pair: over the
@@ -365,23 +402,7 @@ def probability_of_backtest_overfitting(daily: np.ndarray, n_blocks: int = 16) -
     combos = np.array(
         [c for c in itertools.combinations(range(blocks), blocks // 2) if c[0] == 0], dtype=np.int64
     )
-    chosen = np.zeros((len(combos), blocks), dtype=np.float64)
-    np.put_along_axis(chosen, combos, 1.0, axis=1)
-
-    at_or_below = 0
-    chunk = max(1, 500_000 // n_traders)  # arrays of a few MB stay in cache
-    for start in range(0, len(chosen), chunk):
-        mask = chosen[start : start + chunk].T  # blocks x C
-        first_sum = block_sum @ mask
-        first_sq = block_sq @ mask
-        first_len = block_len @ mask
-        first_sr = _half_sharpe(first_sum, first_sq, first_len)
-        # the other half's sums, in place (the first half's are not needed any more)
-        np.subtract(total_sum, first_sum, out=first_sum)
-        np.subtract(total_sq, first_sq, out=first_sq)
-        second_sr = _half_sharpe(first_sum, first_sq, n_periods - first_len)
-        at_or_below += _overfit_splits(first_sr, second_sr) + _overfit_splits(second_sr, first_sr)
-    return at_or_below / (2 * len(chosen)), blocks
+    return _overfit_splits(block_sum, block_sq, block_len, combos) / (2 * len(combos)), blocks
 
 
 def max_drawdown(pnl_in_order: np.ndarray) -> float:

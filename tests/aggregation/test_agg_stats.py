@@ -228,6 +228,17 @@ def test_pbo_matches_reference_loops(seed):
     assert pbo == pytest.approx(_reference_pbo(daily, 6), abs=1e-15)
 
 
+@pytest.mark.parametrize("traders", [36, 64, 2000])
+def test_pbo_identical_traders_tie_in_every_split(traders):
+    # Identical traders must get identical half Sharpes in every split: the in-sample winner then
+    # ties with all of them out of sample, its averaged rank is (N + 1) / 2, w = 1/2 and logit 0,
+    # so every split counts and PBO is exactly 1. Half sums taken by a BLAS matrix product broke
+    # such ties by the rows' positions in its tiles (PBO 0.9988-0.9999 on these shapes).
+    rng = np.random.default_rng(traders)
+    daily = np.repeat(rng.normal(0.01, 1.0, size=(1, 262)), traders, axis=0)
+    assert stats.probability_of_backtest_overfitting(daily) == (1.0, 16)
+
+
 def test_pbo_near_half_on_noise():
     # One noise sample has a wide PBO spread (splits are correlated); the average over samples is 1/2.
     values = []

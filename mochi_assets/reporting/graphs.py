@@ -503,7 +503,9 @@ def stops_graph(
             + _theme(title_size=10)
         )
         if len(data) <= _MAX_LABELLED_CELLS:
-            left = left + geom_text(aes(label="label"), size=7)
+            # One group: plotnine otherwise makes each (stop, limit) cell a group and transforms
+            # and draws them one call at a time (the same PNG; about 0.1 s less per graph).
+            left = left + geom_text(aes(label="label", group=1), size=7)
 
     right_title = panel_title(ctx, "Maximum adverse excursion in R\nof winning and losing trades")
     if bins.is_empty():

@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from mochi_assets.aggregation import stats
+from mochi_assets.validation.panel import check_one_per_cell
 from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import LakePartition, ParquetFile, SqlEngine, SqlSession
 
@@ -187,15 +188,7 @@ def daily_matrix(
         cols = _positions(days, daily["session_date"].to_physical().to_numpy())
         rows *= matrix.shape[1]
         rows += cols
-        per_cell = np.bincount(rows, minlength=matrix.size)
-        if per_cell.max() > 1:
-            twice = int(np.argmax(per_cell))
-            raise MochiError(
-                f"trades: trader_id {int(trader_ids[twice // matrix.shape[1]])} has {int(per_cell[twice])} "
-                f"trades on session {session_dates[twice % matrix.shape[1]]} (the strategy allows one per "
-                "session date)"
-            )
-        del per_cell
+        check_one_per_cell(np.bincount(rows, minlength=matrix.size), trader_ids, session_dates, traders_major=True)
         matrix.ravel()[rows] = daily["r"].cast(pl.Float64).to_numpy()  # flat indices: a faster scatter
     return matrix
 

@@ -200,13 +200,19 @@ def _cells(trader: np.ndarray, session: np.ndarray, n_traders: int) -> np.ndarra
     return cell
 
 
-def _check_one_per_cell(per_cell: np.ndarray, ids: np.ndarray, dates: np.ndarray) -> None:
-    """A second trade of a trader on one session date is an error (the first such cell is named)."""
+def check_one_per_cell(per_cell: np.ndarray, ids: np.ndarray, dates, traders_major: bool = False) -> None:
+    """A second trade of a trader on one session date is an error (the first such cell is named).
+
+    ``per_cell``: trades per cell of a flat sessions x traders matrix (``traders_major``: traders x
+    sessions), ``ids`` and ``dates`` the traders and session dates along its axes.
+    """
     if per_cell.size and per_cell.max() > 1:
         twice = int(np.argmax(per_cell))
+        row, col = divmod(twice, len(dates) if traders_major else len(ids))
+        trader, day = (row, col) if traders_major else (col, row)
         raise MochiError(
-            f"trades: trader_id {int(ids[twice % len(ids)])} has {int(per_cell[twice])} trades on session "
-            f"{dates[twice // len(ids)]} (the strategy allows one per session date)"
+            f"trades: trader_id {int(ids[trader])} has {int(per_cell[twice])} trades on session "
+            f"{dates[day]} (the strategy allows one per session date)"
         )
 
 
@@ -267,7 +273,7 @@ def build_panel(trades: pl.DataFrame | Iterable[pl.DataFrame], trader_ids: np.nd
         _accumulate(cell, np.ascontiguousarray(win, dtype=np.bool_), np.ascontiguousarray(r),
                     np.ascontiguousarray(ticks), count, wins, r_sum, ticks_sum)
         del cell, win, r, ticks
-    _check_one_per_cell(count, ids, dates)
+    check_one_per_cell(count, ids, dates)
     fields = {"trader": np.int64, "session": np.int64, "known": np.int64, "r": np.float64, "ticks": np.float64,
               "win": np.bool_}
     late = LateTrades(**{f: np.concatenate([getattr(p, f) for p in late_parts]) if late_parts
@@ -299,6 +305,6 @@ def daily_r(trades: pl.DataFrame, trader_ids: np.ndarray | list[int], sessions: 
     cell = _cells(trader, session, len(ids))
     del trader, session
     size = len(dates) * len(ids)
-    _check_one_per_cell(np.bincount(cell, minlength=size), ids, dates)
+    check_one_per_cell(np.bincount(cell, minlength=size), ids, dates)
     r_matrix = np.bincount(cell, weights=trades["r"].cast(pl.Float64).to_numpy(), minlength=size)
     return ids, r_matrix.reshape(len(dates), len(ids))

@@ -23,6 +23,13 @@ keeps its connections open in a pool, so its writes are not checkpointed one by 
 New runs: a run's database is created as a copy of an empty one that Dagster's own code created
 (once per Dagster version, hidden in the event log folder), a few ms instead of 150-300 ms of
 table creation and schema stamping per run.
+
+Pool waits: a step blocked on a pool slot (the simulation's, one at a time across runs) asks again
+after the `sleep_interval` its claim status carries, which Dagster's own storages leave unset (its
+executors then wait 1 s, 1.1 s, 1.21 s, ... up to 15 s). Here a blocked claim asks again after a
+tenth of the time it has waited so far, between CLAIM_POLL_MIN_S and CLAIM_POLL_MAX_S: a short
+simulation's successor starts within 0.2 s of the slot being freed (it waited about a second
+before, in every parallel backtest), a long wait still polls only every few seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 from dagster import Field, StringSource
 from dagster.version import __version__ as dagster_version
@@ -41,15 +49,18 @@ from filelock import FileLock
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._utils.concurrency import ConcurrencyClaimStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 PARTITION_TTL_S = 10.0  # how long a dynamic partition seen to exist is trusted without asking again
-ENGINES_KEPT = 64
+ENGINES_KEPT = 64  # run shards a long-lived webserver keeps engines for (least recently used dropped)
 RUN_TEMPLATE = ".mochi-run-template-{version}.sqlite"  # in the event log folder: an empty run database
 INITDB_LOCK = ".mochi-initdb.lock"  # in the event log folder: held while a database is created
-INITDB_LOCK_TIMEOUT_S = 120  # run shards a long-lived webserver keeps engines for (least recently used dropped)
+INITDB_LOCK_TIMEOUT_S = 120
+CLAIM_POLL_MIN_S = 0.2  # a blocked pool claim asks again after a tenth of its wait so far, within these
+CLAIM_POLL_MAX_S = 5.0
 
 
 def default_base_dir() -> str:
@@ -68,6 +79,17 @@ def _synchronous_normal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def claim_poll_interval(enqueued: datetime | None, now: datetime | None = None) -> float:
+    """Seconds until a blocked pool claim asks again: a tenth of the time waited since `enqueued`
+    (the storage's naive UTC timestamp), within CLAIM_POLL_MIN_S and CLAIM_POLL_MAX_S."""
+    if enqueued is None:
+        return CLAIM_POLL_MIN_S
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=timezone.utc)
+    waited = ((now or datetime.now(timezone.utc)) - enqueued).total_seconds()
+    return min(CLAIM_POLL_MAX_S, max(CLAIM_POLL_MIN_S, waited / 10))
 
 
 class MochiSqliteEventLogStorage(SqliteEventLogStorage):
@@ -158,6 +180,13 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn
+
+    def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str,
+                               priority: int | None = None) -> ConcurrencyClaimStatus:
+        status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        if status.is_claimed:
+            return status
+        return status.with_sleep_interval(claim_poll_interval(status.enqueued_timestamp))
 
     def has_table(self, table_name: str) -> bool:
         if table_name in self._tables_seen:

@@ -1,6 +1,7 @@
 """The embedded instance's event log storage: Dagster's SQLite files, fewer set-ups per call."""
 
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -115,3 +116,24 @@ def test_a_new_run_database_is_a_copy_of_what_dagster_creates(tmp_path):
     # the template is hidden from Dagster's globs over *.db (wipe, reindex)
     assert sorted(p.name for p in (tmp_path / "ours").glob("*.db")) == ["index.db", "run-a.db", "run-b.db"]
     ours.dispose()
+
+
+def test_a_blocked_pool_claim_asks_again_soon_then_less_often(home):
+    """Dagster's executors wait 1 s or more between two claims of a pool slot unless the storage
+    says otherwise: this one says a tenth of the wait so far, from 0.2 s up to 5 s."""
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("pool", 1)
+        assert storage.claim_concurrency_slot("pool", "holder", "trades").is_claimed
+        blocked = storage.claim_concurrency_slot("pool", "waiter", "trades")
+        assert not blocked.is_claimed
+        assert blocked.sleep_interval == storage_module.CLAIM_POLL_MIN_S
+        storage.free_concurrency_slots_for_run("holder")
+        claimed = storage.claim_concurrency_slot("pool", "waiter", "trades")
+        assert claimed.is_claimed and claimed.sleep_interval is None
+    enqueued = datetime(2026, 11, 29, 12, 0, 0)  # naive UTC, as the storage keeps it
+    at = lambda seconds: datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=seconds)  # noqa: E731
+    assert storage_module.claim_poll_interval(enqueued, at(0.5)) == 0.2
+    assert storage_module.claim_poll_interval(enqueued, at(20)) == pytest.approx(2.0)
+    assert storage_module.claim_poll_interval(enqueued, at(3600)) == 5.0
+    assert storage_module.claim_poll_interval(None) == 0.2

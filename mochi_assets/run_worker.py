@@ -167,6 +167,21 @@ def install_signal_handlers() -> threading.Event:
     return executing
 
 
+def warm_up() -> None:
+    """Pay, while this worker waits for its first run (its parent runs the request and the
+    ticker's bars meanwhile, on the other core), what a fresh process's first scenario run pays
+    beyond the definitions' imports: the graph modules (plotnine, matplotlib, about 1 s) and
+    numba's CPU target, set up at the first call of a compiled kernel (about 0.6 s: its
+    registries import scipy.linalg). The kernel runs on two bars; nothing is written."""
+    import numpy as np
+
+    from mochi_assets.reporting import graphs  # noqa: F401
+    from mochi_assets.simulation.nb import session_bounds_nb
+    from mochi_assets.validation import graph  # noqa: F401
+
+    session_bounds_nb(np.zeros(2, dtype=np.int32))
+
+
 def main() -> int:
     from mochi_assets import interrupt
 
@@ -189,6 +204,10 @@ def main() -> int:
     with FileLock(os.path.join(home, INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
         instance = dg.DagsterInstance.get()
     print("ready", flush=True)
+    try:
+        warm_up()  # a run id sent meanwhile waits in the pipe
+    except Exception:  # noqa: BLE001  (the first run imports again and fails with the real error)
+        pass
     for line in sys.stdin:
         run_id = line.strip()
         if not run_id:

@@ -438,13 +438,20 @@ class RunWorkers:
         self.slots += [_Worker(i, self.lines, prestarted[i - 1] if i <= len(prestarted) else None)
                        for i in range(1, count)]
 
-    def close(self, now: bool = False) -> None:
+    def close(self, now: bool = False, wait: bool = True) -> None:
         """End the workers: each finishes its run in progress, if any, then sees end of input. With
-        `now` (the backtest is failing), idle workers are ended at once instead."""
+        `now`, idle workers are ended at once instead (SIGTERM: an idle worker exits without the
+        second or so of interpreter teardown). Without `wait`, return at once: `wait()` later
+        waits for them to have ended."""
         for slot in self.slots:
             slot.close()
             if now and slot.run_id is None and isinstance(slot, _Worker):
                 slot.terminate()
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait up to STOP_GRACE_S for each closed worker to end; kill what has not."""
         for slot in self.slots:
             if not slot.wait(STOP_GRACE_S):
                 slot.kill()
@@ -669,13 +676,21 @@ def run_backtest(request: BacktestRequest, *, progress: Progress | None = None, 
                 ran_scenarios = len(runs)
     finally:
         if workers is not None:
-            workers.close(now=sys.exc_info()[0] is not None)
-    board_stale = force or ran_scenarios or launch.out_of_date(instance, defs, board_keys, ticker_key)
-    if board_stale:
-        run = launch.create_run(instance, defs, "leaderboard_job", ticker_key, run_config=QUIET_RUN_CONFIG, tags=tags)
-        run_ids.append(_run(instance, run, "leaderboard", done, total, progress, notice))
-    else:
-        skipped.append("leaderboard")
+            # every worker is idle now (or never got a run: all scenarios up to date): ended at
+            # once; the leaderboard does not wait for them to be gone, unless the backtest is failing
+            failing = sys.exc_info()[0] is not None
+            workers.close(now=True, wait=failing)
+    try:
+        board_stale = force or ran_scenarios or launch.out_of_date(instance, defs, board_keys, ticker_key)
+        if board_stale:
+            run = launch.create_run(instance, defs, "leaderboard_job", ticker_key, run_config=QUIET_RUN_CONFIG,
+                                    tags=tags)
+            run_ids.append(_run(instance, run, "leaderboard", done, total, progress, notice))
+        else:
+            skipped.append("leaderboard")
+    finally:
+        if workers is not None:
+            workers.wait()
     if progress:
         progress("done", total, total)
     board = lake.read_table(lake.key("rankings", "leaderboard", ticker_key))

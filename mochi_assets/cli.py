@@ -111,6 +111,17 @@ def backtest(ticker, start, end, request_file, timezone, no_progress, force):
     except MochiError as exc:
         _fail_backtest(exc)
     _report(result)
+    _exit_without_teardown(0)
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End the process once everything is written and its runs ended: the interpreter's teardown
+    after a backtest (numba's and LLVM's finalizers, DuckDB, polars and Dagster's objects) took
+    about a second, and leaves nothing behind that outlives the process (no temporary folders;
+    the SQLite databases are consistent at every commit)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.command()
@@ -135,6 +146,17 @@ def refresh(ticker, no_progress):
     except MochiError as exc:
         _fail_backtest(exc)
     _report(result)
+    _exit_without_teardown(0)
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End the process once everything is written and its runs ended: the interpreter's teardown
+    after a backtest (numba's and LLVM's finalizers, DuckDB, polars and Dagster's objects) took
+    about a second, and leaves nothing behind that outlives the process (no temporary folders;
+    the SQLite databases are consistent at every commit)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _fail_backtest(exc: MochiError) -> None:
@@ -142,12 +164,10 @@ def _fail_backtest(exc: MochiError) -> None:
     name = exc.__class__.__name__
     if name == "Interrupted":
         click.echo(f"mochi: {exc}", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
         # The run is canceled and its pool slots are free; a step that did not stop within the
         # grace period (a kernel chunk, a pool wait) must not hold the process (Python would wait
         # for its threads at exit).
-        os._exit(128 + exc.signum)
+        _exit_without_teardown(128 + exc.signum)
     _fail(str(exc), code=1 if name == "RunFailed" else 2)
 
 

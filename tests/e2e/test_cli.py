@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from mochi_assets.launch import LOCATION_NAME, runs_filter_of_location
+from tests.processes import worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +63,10 @@ def test_backtest_runs_and_reports(backtest):
     board = pl.read_parquet(next((home / "lake").glob("*rankings/leaderboard/ticker=SYN_GOLD/data.parquet")))
     assert set(board["scenario"]) == {"breakout-long", "breakout-short"}
     assert (home / "dagster" / "dagster.yaml").is_file()
+    # the command ends without the interpreter's teardown (cli._exit_without_teardown): all its
+    # output was written, and its scenario workers (if it ran the scenarios in parallel) are gone
+    assert out.rstrip().endswith(".")  # the verdict's sentence, the last thing printed
+    assert worker_pids(home) == []
 
 
 def test_results_command_reads_the_finished_backtest(backtest):

@@ -3,7 +3,8 @@
 Keys are `{prefix}{bucket}/{table}/ticker={T}[/scenario={S}]/{file}`, the same on both backends:
 on a folder the bucket is a sub-folder of `$MOCHI_HOME/lake`, on S3 (`MOCHI_S3_ENDPOINT`) it is a
 bucket (one per stage, created when missing). A SQL engine reads a table folder as an external
-table partitioned by ticker and scenario (tables are one `data.parquet` per partition, zstd).
+table partitioned by ticker and scenario (tables are one `data.parquet` per partition, zstd; at
+level 1 in the bars' stages, raw and prepared: FAST_STAGES).
 
 Every key is checked: the bucket must be a stage bucket and every segment must come from a small
 alphabet, so no ticker, scenario or file name can escape its folder, bucket or quoted SQL string.
@@ -118,9 +119,17 @@ def _folder_of(key: str) -> str:
     return key.rsplit("/", 1)[0]
 
 
-def _parquet_bytes(df: pl.DataFrame) -> bytes:
+# Stages whose tables are bars (millions of rows, written by every backtest of a new range):
+# zstd at level 1 instead of polars' default level 3. On 10 years of minute bars (3.8 M rows) the
+# write takes 0.77 s against 0.99 s (the enhanced bars 0.84 s against 1.19 s), for files 17%
+# larger (README, "Bars"). Every other table keeps the default level (small, or written once).
+FAST_STAGES = ("raw", "prepared")
+FAST_ZSTD_LEVEL = 1
+
+
+def _parquet_bytes(df: pl.DataFrame, level: int | None = None) -> bytes:
     buf = io.BytesIO()
-    df.write_parquet(buf, compression="zstd", statistics=True)
+    df.write_parquet(buf, compression="zstd", compression_level=level, statistics=True)
     return buf.getvalue()
 
 
@@ -242,9 +251,15 @@ class Lake:
         """
         return self.store.put_if_absent(self._check_key(key), data)
 
+    def _zstd_level(self, key: str) -> int | None:
+        """The zstd level of a table stored under `key`: FAST_ZSTD_LEVEL in the bar stages, else
+        None (polars' default)."""
+        bucket = key.split("/", 1)[0]
+        return FAST_ZSTD_LEVEL if bucket in {self.settings.bucket(stage) for stage in FAST_STAGES} else None
+
     def put_table(self, key: str, df: pl.DataFrame) -> None:
-        """Store a table as one Parquet object (zstd), atomically."""
-        self.put_bytes(key, _parquet_bytes(df))
+        """Store a table as one zstd Parquet object, atomically."""
+        self.put_bytes(key, _parquet_bytes(df, self._zstd_level(key)))
 
     def put_json(self, key: str, obj: Any) -> None:
         """Store a JSON document (sorted keys, so equal documents give equal objects)."""
@@ -252,7 +267,7 @@ class Lake:
 
     def _put_value(self, key: str, value: FileValue) -> None:
         if isinstance(value, pl.DataFrame):
-            self.store.put_bytes(key, _parquet_bytes(value))
+            self.store.put_bytes(key, _parquet_bytes(value, self._zstd_level(key)))
         elif isinstance(value, bytes):
             self.store.put_bytes(key, value)
         elif isinstance(value, Path):

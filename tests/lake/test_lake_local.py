@@ -32,6 +32,30 @@ def test_keys_follow_the_hive_layout_on_the_lake_folder(lake):
     assert lake.folder_key("raw", "bars_minute", "C_XAUUSD") == "mochi-raw/bars_minute/ticker=C_XAUUSD"
 
 
+def test_bar_stages_are_zstd_level_1_and_every_other_table_the_default_level(lake):
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    frame = pl.DataFrame({"ts": np.arange(20_000), "close": np.round(rng.normal(1900, 5, 20_000), 2)})
+
+    def encoded(level):
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression="zstd", compression_level=level, statistics=True)
+        return buf.getvalue()
+
+    assert encoded(1) != encoded(None)  # the levels differ on these bytes
+    lake.replace_folder(lake.folder_key("raw", "bars_minute", "SYN_GOLD"), {"data.parquet": frame})
+    lake.put_table(lake.key("prepared", "enhanced_bars", "SYN_GOLD"), frame)
+    lake.put_table(lake.key("aggregates", "trader_summary", "SYN_GOLD", "breakout-long"), frame)
+    stored = lambda key: (lake.root / key).read_bytes()  # noqa: E731
+    assert stored(lake.key("raw", "bars_minute", "SYN_GOLD")) == encoded(1)
+    assert stored(lake.key("prepared", "enhanced_bars", "SYN_GOLD")) == encoded(1)
+    assert stored(lake.key("aggregates", "trader_summary", "SYN_GOLD", "breakout-long")) == encoded(None)
+    assert lake.read_table(lake.key("raw", "bars_minute", "SYN_GOLD")).equals(frame)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=0, max_size=12))
 def test_unsafe_names_are_refused_and_safe_ones_stay_in_their_folder(name):

@@ -13,6 +13,7 @@ next session, and the report counts such sessions.
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import time
@@ -63,7 +64,15 @@ BAR_COLUMNS = ["ts", "open", "high", "low", "close", "session_date", "atr"]
 TRADER_COLUMNS = ["trader_id", *TRADER_PARAMETERS]
 
 _TS_TYPE = pa.timestamp("us", tz="UTC")
-_REASON_VALUES = pa.array(EXIT_REASONS, type=pa.string())
+
+
+@functools.cache
+def _reason_values() -> pa.Array:
+    """The exit reasons' dictionary. Built at first use, not at import: pyarrow's `pa.array` imports
+    pandas (0.45 s), which a process that neither simulates nor draws never needs."""
+    return pa.array(EXIT_REASONS, type=pa.string())
+
+
 # Columns whose values repeat enough for dictionary encoding to pay; on the timestamps and r it
 # falls back after costing several times the plain encoding, and session dates and trader ids
 # (long runs of one value) are smaller and faster plain (measured on the benchmark grid).
@@ -450,7 +459,7 @@ def _to_table(columns: _Columns, rows: int, dictionary_reasons: bool) -> pa.Tabl
     floats = {name: _arrow(columns.floats[i, :rows], pa.float64()) for i, name in enumerate(FLOAT_COLUMNS)}
     ints = {name: columns.ints[i, :rows] for i, name in enumerate(INT_COLUMNS)}
     reasons = pa.DictionaryArray.from_arrays(
-        _arrow(columns.reasons[:rows], pa.int8()), _REASON_VALUES, safe=False
+        _arrow(columns.reasons[:rows], pa.int8()), _reason_values(), safe=False
     )
     arrays = {
         "trader_id": _arrow(columns.trader[:rows], pa.int64()),

@@ -33,6 +33,7 @@ from mochi_assets.automation.sensors import request_tags
 from mochi_assets.conditions import ticker_scenarios
 from mochi_assets.execution import PROVIDER_POOL, SIMULATION_POOL
 from mochi_assets.market_data.sources import check_source
+from mochi_assets.memory import freeze_long_lived
 from mochi_assets.partitions import SCENARIO_DIMENSION, TICKER_DIMENSION, ticker_scenario_key
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import REQUEST_ASSET, request_run_config
@@ -85,6 +86,7 @@ def get_instance(settings: MochiSettings, notice: Callable[[str], None] | None =
     with FileLock(str(home / INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)  # the storage exists before another command may touch it
+    freeze_long_lived()  # the storage's modules (SQLAlchemy, alembic) live as long as the process
     for line in recover_dead_runs(instance):
         (notice or _stderr)(line)
     return instance

@@ -70,6 +70,7 @@ from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
 from mochi_assets.reporting.numbers import value_labels  # noqa: E402
 from mochi_resources.errors import MochiError  # noqa: E402
 from mochi_assets.reporting.context import GraphContext, graph_title, panel_title  # noqa: E402,F401  (re-exported)
+from mochi_assets.memory import freeze_long_lived  # noqa: E402
 
 FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
 DPI: int = 100  # so every PNG is 1000 x 600 pixels
@@ -702,3 +703,8 @@ def lens_graph(lens: dict[str, pl.DataFrame], ctx: GraphContext) -> bytes:
         + _theme(title_size=9)
     )
     return render((by_hour | by_weekday) / (by_hold | scatter))
+
+
+# plotnine, matplotlib and pandas, imported by the first graph step of a process, live as long as
+# it: out of the garbage collector's scans, as the definitions' imports are (memory.py)
+freeze_long_lived()

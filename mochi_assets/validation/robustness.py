@@ -34,6 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
+from numba import njit
 from scipy import fft as sfft
 
 from mochi_assets.contracts import TRADER_PARAMETERS
@@ -104,16 +105,41 @@ def block_bootstrap_indices(n_sessions: int, block: int, paths: int, seed: int) 
     blocks = -(-n_sessions // block)
     starts = np.random.default_rng(seed).integers(0, n_sessions, size=(paths, blocks))
     idx = (starts[:, :, None] + np.arange(block)) % n_sessions
-    return idx.reshape(paths, blocks * block)[:, :n_sessions]
+    return np.ascontiguousarray(idx.reshape(paths, blocks * block)[:, :n_sessions])
+
+
+@njit(cache=True)
+def _path_extremes(daily: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max drawdown, final R) of each resampled history (a row of session `indices` into `daily`),
+    one pass per path without the paths x sessions matrices: the equity is the running sum in
+    session order (the additions np.cumsum makes, in its order), the peak starts at 0."""
+    paths, sessions = indices.shape
+    drawdown = np.empty(paths)
+    final = np.empty(paths)
+    for p in range(paths):
+        equity = 0.0
+        peak = 0.0
+        worst = 0.0
+        for i in range(sessions):
+            equity += daily[indices[p, i]]
+            if equity > peak:
+                peak = equity
+            if peak - equity > worst:
+                worst = peak - equity
+        drawdown[p] = worst
+        final[p] = equity
+    return drawdown, final
 
 
 def monte_carlo(daily: np.ndarray, indices: np.ndarray) -> dict[str, float]:
     """Percentiles of max drawdown and final R over the resampled histories of one daily series."""
-    paths = np.asarray(daily, dtype=np.float64)[indices]
-    equity = np.cumsum(paths, axis=1)
-    peak = np.maximum.accumulate(np.maximum(equity, 0.0), axis=1)
-    drawdown = (peak - equity).max(axis=1)
-    final = equity[:, -1]
+    daily = np.ascontiguousarray(daily, dtype=np.float64)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= daily.shape[0]):
+        raise MochiError(f"Monte Carlo: session indices must lie in 0..{daily.shape[0] - 1}")
+    if not np.isfinite(daily).all():
+        raise MochiError("Monte Carlo: the daily R series holds a NaN or an infinity")
+    drawdown, final = _path_extremes(daily, indices)
     out = {}
     for p, dd, fin in zip(PERCENTILES, np.percentile(drawdown, PERCENTILES), np.percentile(final, PERCENTILES)):
         out[f"mc_max_drawdown_p{p}"] = float(dd)

@@ -149,3 +149,33 @@ def test_robustness_table_reruns_are_identical():
     best = int(np.argmax(sharpe))
     direct = monte_carlo(daily[:, best], block_bootstrap_indices(120, 5, 200, 3))
     assert first.row(0, named=True)["mc_final_r_p50"] == pytest.approx(direct["mc_final_r_p50"])
+
+
+def _monte_carlo_arrays(daily, indices):
+    """The paths x sessions NumPy formulation the kernel replaced (the reference, bit for bit)."""
+    equity = np.cumsum(np.asarray(daily, dtype=np.float64)[indices], axis=1)
+    peak = np.maximum.accumulate(np.maximum(equity, 0.0), axis=1)
+    return (peak - equity).max(axis=1), equity[:, -1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 80), block=st.integers(1, 12), paths=st.integers(1, 40), seed=st.integers(0, 2**31),
+    scale=st.sampled_from([1e-6, 1.0, 1e6]),
+)
+def test_monte_carlo_kernel_equals_the_matrix_formulation_bit_for_bit(n, block, paths, seed, scale):
+    from mochi_assets.validation.robustness import _path_extremes
+
+    rng = np.random.default_rng(seed)
+    daily = rng.normal(0.02, 1.0, n) * scale * (rng.random(n) < 0.6)
+    idx = block_bootstrap_indices(n, block, paths, seed)
+    drawdown, final = _path_extremes(daily, idx)
+    ref_drawdown, ref_final = _monte_carlo_arrays(daily, idx)
+    assert np.array_equal(drawdown, ref_drawdown) and np.array_equal(final, ref_final)
+
+
+def test_monte_carlo_refuses_indices_outside_the_series_and_non_finite_days():
+    with pytest.raises(MochiError, match="indices must lie in 0..2"):
+        monte_carlo(np.zeros(3), np.array([[0, 1, 3]]))
+    with pytest.raises(MochiError, match="NaN or an infinity"):
+        monte_carlo(np.array([0.0, np.nan, 1.0]), np.array([[0, 1, 2]]))

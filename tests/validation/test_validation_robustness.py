@@ -179,3 +179,14 @@ def test_monte_carlo_refuses_indices_outside_the_series_and_non_finite_days():
         monte_carlo(np.zeros(3), np.array([[0, 1, 3]]))
     with pytest.raises(MochiError, match="NaN or an infinity"):
         monte_carlo(np.array([0.0, np.nan, 1.0]), np.array([[0, 1, 2]]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 200), reps=st.integers(1, 300), block=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_bootstrap_counts_count_the_stationary_indices(n, reps, block, seed):
+    """The counting kernel walks the paths arch's indices describe (checked against them above)."""
+    from mochi_assets.validation.robustness import bootstrap_counts
+
+    indices = stationary_bootstrap_indices(n, reps, block, seed)
+    expected = np.stack([np.bincount(row, minlength=n) for row in indices]).astype(np.float64)
+    assert np.array_equal(bootstrap_counts(n, reps, block, seed), expected)

@@ -114,16 +114,6 @@ def backtest(ticker, start, end, request_file, timezone, no_progress, force):
     _exit_without_teardown(0)
 
 
-def _exit_without_teardown(code: int) -> None:
-    """End the process once everything is written and its runs ended: the interpreter's teardown
-    after a backtest (numba's and LLVM's finalizers, DuckDB, polars and Dagster's objects) took
-    about a second, and leaves nothing behind that outlives the process (no temporary folders;
-    the SQLite databases are consistent at every commit)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 @main.command()
 @click.argument("ticker")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")

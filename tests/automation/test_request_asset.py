@@ -87,3 +87,23 @@ def test_a_request_submitted_while_a_run_is_pending_does_not_change_that_run(moc
 def mochi_home(mochi_home, monkeypatch):
     monkeypatch.delenv("MOCHI_TRINO_URL", raising=False)
     return mochi_home
+
+
+def test_a_runs_pinned_request_is_looked_up_once_per_process(mochi_home, monkeypatch):
+    """The steps of a run after its first one that reads the request ask the instance nothing."""
+    from mochi_assets import request_asset
+
+    request = parse_request(small_request(scenarios=1))
+    with mochi_instance_for_test() as instance:
+        materialize_request(instance, request)
+        run = launch.create_run(instance, defs, "ticker_job", "SYN_GOLD")
+        asked = []
+        original = instance.get_records_for_run
+        monkeypatch.setattr(instance, "get_records_for_run", lambda *a, **k: asked.append(a) or original(*a, **k))
+        first = request_asset.pinned_request_hash(instance, run.run_id, "SYN_GOLD")
+        assert first == request.request_hash and len(asked) == 1
+        assert request_asset.pinned_request_hash(instance, run.run_id, "SYN_GOLD") == first
+        assert len(asked) == 1  # remembered
+        other = launch.create_run(instance, defs, "ticker_job", "SYN_GOLD")
+        assert request_asset.pinned_request_hash(instance, other.run_id, "SYN_GOLD") == first
+        assert len(asked) == 2  # another run asks for itself

@@ -11,8 +11,8 @@ from mochi_assets.automation.sensors import build_sensors
 from mochi_assets.execution import mochi_executor
 from mochi_assets.filings import assets as filings
 from mochi_assets.live import assets as live
-from mochi_assets.memory import freeze_long_lived
 from mochi_assets.market_data import assets as market_data
+from mochi_assets.memory import freeze_long_lived
 from mochi_assets.reporting import assets as reporting
 from mochi_assets.request_asset import REQUEST_IO_MANAGER, RequestIOManager, backtest_request
 from mochi_assets.scenarios import assets as scenarios

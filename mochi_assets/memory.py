@@ -16,6 +16,10 @@ for 289 s of CPU (against 270-278 s); at 1 MiB (the default: fewer, larger mappi
 `MALLOC_MMAP_THRESHOLD_`, when set, wins. Elsewhere than glibc (musl, macOS) nothing is changed.
 Applied once when `mochi_assets` is imported, so in every process that runs steps: `mochi`, its
 worker processes, Dagster's code server and run processes, the Kubernetes step pods.
+
+Also here, for the same processes: `freeze_long_lived`, which takes the objects of the big imports
+out of the garbage collector's full scans (`gc.freeze`; called at the end of definitions.py and
+reporting/graphs.py, and once the Dagster instance's storage is loaded).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ def fix_mmap_threshold() -> int | None:
     return value if mallopt(_M_MMAP_THRESHOLD, value) == 1 else None
 
 
+_UNFREEZE_AT_EXIT: list[bool] = []  # the atexit handler is registered once
+
+
 def freeze_long_lived() -> None:
     """Move every object alive now (the code location's modules, classes, functions: several
     hundred thousand) out of the cyclic garbage collector's reach (`gc.freeze`), so that its full
@@ -76,7 +83,3 @@ def freeze_long_lived() -> None:
         atexit.register(gc.unfreeze)
         _UNFREEZE_AT_EXIT.append(True)
     gc.freeze()
-
-
-_UNFREEZE_AT_EXIT: list[bool] = []
-

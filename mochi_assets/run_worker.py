@@ -172,14 +172,18 @@ def warm_up() -> None:
     ticker's bars meanwhile, on the other core), what a fresh process's first scenario run pays
     beyond the definitions' imports: the graph modules (plotnine, matplotlib, about 1 s) and
     numba's CPU target, set up at the first call of a compiled kernel (about 0.6 s: its
-    registries import scipy.linalg). The kernel runs on two bars; nothing is written."""
-    import numpy as np
+    registries import scipy.linalg). The kernel runs on two bars; nothing is written. A failure
+    is ignored: the run that needs the module imports it again and fails with the real error."""
+    try:
+        import numpy as np
 
-    from mochi_assets.reporting import graphs  # noqa: F401
-    from mochi_assets.simulation.nb import session_bounds_nb
-    from mochi_assets.validation import graph  # noqa: F401
+        from mochi_assets.reporting import graphs  # noqa: F401
+        from mochi_assets.simulation.nb import session_bounds_nb
+        from mochi_assets.validation import graph  # noqa: F401
 
-    session_bounds_nb(np.zeros(2, dtype=np.int32))
+        session_bounds_nb(np.zeros(2, dtype=np.int32))
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def main() -> int:
@@ -204,10 +208,9 @@ def main() -> int:
     with FileLock(os.path.join(home, INSTANCE_LOCK), timeout=LOCK_TIMEOUT_S):
         instance = dg.DagsterInstance.get()
     print("ready", flush=True)
-    try:
-        warm_up()  # a run id sent meanwhile waits in the pipe
-    except Exception:  # noqa: BLE001  (the first run imports again and fails with the real error)
-        pass
+    # in a thread: a run handed over meanwhile starts at once (a run that waited for the warm-up
+    # started seconds after its creation, where a cancel request could cross its start)
+    threading.Thread(target=warm_up, daemon=True, name="mochi-warm-up").start()
     for line in sys.stdin:
         run_id = line.strip()
         if not run_id:

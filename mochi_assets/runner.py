@@ -249,23 +249,25 @@ def _cancel_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], stop: 
         current = instance.get_run_by_id(run.run_id)
         if current is not None and current.status in IN_FLIGHT:
             instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
-        elif current is not None and current.status == dg.DagsterRunStatus.FAILURE and _started_after_cancel(instance, run.run_id):
-            # a worker that had just been handed the run started it right after it was marked
-            # canceling: its start event set the status back to STARTED, so the stop that followed
-            # ended the run as failed instead of canceled
-            instance.report_run_canceled(current, message=f"{message}; the run had started just after the request")
+        elif current is not None and current.status == dg.DagsterRunStatus.FAILURE and _failed_after_cancel(instance, run.run_id):
+            # the run was marked canceling, but its status went back to STARTED before its stop
+            # failed it: a worker that had just been handed the run started it right after the
+            # request, or its start's status update reached the run storage after the request's
+            # (the two processes write the event log and the run storage one after the other)
+            instance.report_run_canceled(current, message=f"{message}; the run failed after the request, stopping")
         free_pool_slots(instance, run.run_id)
     return _interrupted(runs[0] if runs else None)
 
 
-def _started_after_cancel(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """Whether the run's start event came after its (last) cancel request."""
+def _failed_after_cancel(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether the run's failure event came after its (last) cancel request: Dagster itself ends
+    such a run canceled when it still reads CANCELING at the end."""
     def last(kind: dg.DagsterEventType) -> int | None:
         records = instance.get_records_for_run(run_id, of_type=kind, ascending=False, limit=1).records
         return records[0].storage_id if records else None
 
-    canceling, started = last(dg.DagsterEventType.RUN_CANCELING), last(dg.DagsterEventType.RUN_START)
-    return canceling is not None and started is not None and started > canceling
+    canceling, failed = last(dg.DagsterEventType.RUN_CANCELING), last(dg.DagsterEventType.RUN_FAILURE)
+    return canceling is not None and failed is not None and failed > canceling
 
 
 def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threading.Thread) -> Interrupted:

@@ -249,25 +249,52 @@ def _cancel_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], stop: 
         current = instance.get_run_by_id(run.run_id)
         if current is not None and current.status in IN_FLIGHT:
             instance.report_run_canceled(current, message=f"{message}; the run did not stop within {STOP_GRACE_S:g} s")
-        elif current is not None and current.status == dg.DagsterRunStatus.FAILURE and _failed_after_cancel(instance, run.run_id):
-            # the run was marked canceling, but its status went back to STARTED before its stop
-            # failed it: a worker that had just been handed the run started it right after the
-            # request, or its start's status update reached the run storage after the request's
-            # (the two processes write the event log and the run storage one after the other)
-            instance.report_run_canceled(current, message=f"{message}; the run failed after the request, stopping")
+        elif current is not None and current.status == dg.DagsterRunStatus.FAILURE and _stopped_after_cancel(instance, run.run_id):
+            # the run was marked canceling, but its status went back to STARTED before the stop
+            # ended it, so Dagster ended it failed: a worker that had just been handed the run
+            # started it right after the request, or its start's status update reached the run
+            # storage after the request's (two processes, each writing the event log first)
+            instance.report_run_canceled(current, message=f"{message}; the run was stopped while its status read STARTED")
         free_pool_slots(instance, run.run_id)
     return _interrupted(runs[0] if runs else None)
 
 
-def _failed_after_cancel(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """Whether the run's failure event came after its (last) cancel request: Dagster itself ends
-    such a run canceled when it still reads CANCELING at the end."""
-    def last(kind: dg.DagsterEventType) -> int | None:
-        records = instance.get_records_for_run(run_id, of_type=kind, ascending=False, limit=1).records
-        return records[0].storage_id if records else None
+# What the stop raises in a step (interrupt.RunInterrupted is a DagsterExecutionInterruptedError).
+INTERRUPTIONS = {"RunInterrupted", "DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 
-    canceling, failed = last(dg.DagsterEventType.RUN_CANCELING), last(dg.DagsterEventType.RUN_FAILURE)
-    return canceling is not None and failed is not None and failed > canceling
+
+def _stopped_after_cancel(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a failed run was ended by the stop that followed its (last) cancel request: its start
+    event came after the request, or its failure came after it and is an interruption (Dagster's
+    "interrupted unexpectedly", or a step's RunInterrupted). A run that failed of its own error
+    stays failed, even while it was being stopped."""
+    def last(kind: dg.DagsterEventType):
+        records = instance.get_records_for_run(run_id, of_type=kind, ascending=False, limit=1).records
+        return records[0] if records else None
+
+    canceling = last(dg.DagsterEventType.RUN_CANCELING)
+    if canceling is None:
+        return False
+    started = last(dg.DagsterEventType.RUN_START)
+    if started is not None and started.storage_id > canceling.storage_id:
+        return True
+    failed = last(dg.DagsterEventType.RUN_FAILURE)
+    if failed is None or failed.storage_id < canceling.storage_id:
+        return False
+    data = failed.event_log_entry.dagster_event.event_specific_data
+    if data is None:
+        return False
+    reason = getattr(data, "failure_reason", None)
+    if reason is not None and reason.value == "UNEXPECTED_TERMINATION":
+        return True
+    step = getattr(data, "first_step_failure_event", None)
+    errors = [data.error, step.step_failure_data.error if step is not None and step.step_failure_data else None]
+    for error in errors:
+        while error is not None:
+            if error.cls_name in INTERRUPTIONS:
+                return True
+            error = error.cause
+    return False
 
 
 def _cancel(instance: dg.DagsterInstance, run: dg.DagsterRun, executing: threading.Thread) -> Interrupted:

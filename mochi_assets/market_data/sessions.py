@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from mochi_assets.market_data.bars import check_timezone
 from mochi_assets.market_data.localtime import utc_offsets
@@ -221,20 +222,37 @@ def session_dates(ts: pl.Series, calendar: SessionCalendar) -> pl.Series:
     """
     name = ts.name
     physical = ts.dt.cast_time_unit("us").to_physical() if ts.dtype != pl.Null else pl.Series(name, [None] * ts.len(), pl.Int64)
-    valid = physical.is_not_null().to_numpy()
+    valid = np.ascontiguousarray(physical.is_not_null().to_numpy())
     utc = physical.fill_null(0).to_numpy()
-    local = utc + utc_offsets(utc, calendar.timezone)
-    day = local // MICROS_PER_DAY
-    clock = local - day * MICROS_PER_DAY
-    open_us, close_us = calendar.open_min * MICROS_PER_MINUTE, calendar.close_min * MICROS_PER_MINUTE
-    same_day = (clock >= open_us) & (clock < close_us)
-    evening = clock - MICROS_PER_DAY
-    next_day = ~same_day & (evening >= open_us) & (evening < close_us)
-    session = day + next_day
-    weekday = (session + 3) % 7  # 1970-01-01, day 0, was a Thursday (Monday 0)
-    ok = valid & (same_day | next_day) & np.isin(weekday, calendar.days)
-    dates = pl.Series(name, session.astype(np.int32), dtype=pl.Int32).cast(pl.Date)
+    local = np.ascontiguousarray(utc + utc_offsets(utc, calendar.timezone), dtype=np.int64)
+    weekdays = np.zeros(7, dtype=np.bool_)
+    weekdays[list(calendar.days)] = True
+    session, ok = _session_days(local, valid, calendar.open_min * MICROS_PER_MINUTE,
+                                calendar.close_min * MICROS_PER_MINUTE, weekdays)
+    dates = pl.Series(name, session, dtype=pl.Int32).cast(pl.Date)
     return pl.select(pl.when(pl.Series(ok)).then(dates)).to_series().alias(name)
+
+
+@njit(cache=True)
+def _session_days(local: np.ndarray, valid: np.ndarray, open_us: int, close_us: int,
+                  weekdays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`session_dates`' rule in one pass over local microseconds: (session day number since
+    1970-01-01, whether the bar is in a session). Integer arithmetic with Python's floor division
+    and modulo, as NumPy's `//` and `%` on int64 (the vectorized formulation it replaced)."""
+    n = local.shape[0]
+    session = np.empty(n, dtype=np.int32)
+    ok = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        day = local[i] // MICROS_PER_DAY
+        clock = local[i] - day * MICROS_PER_DAY
+        same_day = open_us <= clock < close_us
+        evening = clock - MICROS_PER_DAY
+        next_day = (not same_day) and open_us <= evening < close_us
+        number = day + 1 if next_day else day
+        session[i] = number
+        weekday = (number + 3) % 7  # 1970-01-01, day 0, was a Thursday (Monday 0)
+        ok[i] = valid[i] and (same_day or next_day) and weekdays[weekday]
+    return session, ok
 
 
 def session_date_expr(calendar: SessionCalendar, column: str = "ts") -> pl.Expr:

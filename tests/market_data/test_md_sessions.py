@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mochi_assets.market_data.indicators import daily_bars, enhance_bars
 from mochi_assets.market_data.sessions import (
@@ -15,6 +17,7 @@ from mochi_assets.market_data.sessions import (
     first_tradable_session,
     parse_session,
     session_date_expr,
+    session_dates,
 )
 from mochi_resources.errors import RequestError
 
@@ -174,3 +177,42 @@ def test_warm_up_start_and_first_tradable_session():
     assert first_tradable_session(dates, 5, dt.date(2024, 1, 2)) == dt.date(2024, 1, 6)
     assert first_tradable_session(dates, 5, dt.date(2024, 1, 10)) == dt.date(2024, 1, 10)
     assert first_tradable_session(dates, 25, dt.date(2024, 1, 2)) is None
+
+
+def _session_dates_vectorized(ts: pl.Series, calendar) -> pl.Series:
+    """The NumPy formulation `session_dates` had before its numba pass (the reference)."""
+    import numpy as np
+
+    from mochi_assets.market_data.localtime import utc_offsets
+    from mochi_assets.market_data.sessions import MICROS_PER_DAY, MICROS_PER_MINUTE
+
+    physical = ts.dt.cast_time_unit("us").to_physical()
+    valid = physical.is_not_null().to_numpy()
+    utc = physical.fill_null(0).to_numpy()
+    local = utc + utc_offsets(utc, calendar.timezone)
+    day = local // MICROS_PER_DAY
+    clock = local - day * MICROS_PER_DAY
+    open_us, close_us = calendar.open_min * MICROS_PER_MINUTE, calendar.close_min * MICROS_PER_MINUTE
+    same_day = (clock >= open_us) & (clock < close_us)
+    evening = clock - MICROS_PER_DAY
+    next_day = ~same_day & (evening >= open_us) & (evening < close_us)
+    session = day + next_day
+    ok = valid & (same_day | next_day) & np.isin((session + 3) % 7, calendar.days)
+    dates = pl.Series(ts.name, session.astype(np.int32), dtype=pl.Int32).cast(pl.Date)
+    return pl.select(pl.when(pl.Series(ok)).then(dates)).to_series().alias(ts.name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spec=st.sampled_from(["forex", "us-equity", "crypto", "calendar-day", "18:00-17:00/mon-fri", "09:30-16:00/daily"]),
+    zone=st.sampled_from(["America/New_York", "UTC", "Asia/Kolkata", "Australia/Sydney"]),
+    stamps=st.lists(st.integers(-2 * 365 * 86_400_000_000, 60 * 365 * 86_400_000_000) | st.none(), max_size=300),
+)
+def test_session_dates_equal_the_vectorized_rule(spec, zone, stamps):
+    """The numba pass gives every bar the session date (or null) the NumPy formulation gave it,
+    before 1970 too (floor division of negative microseconds)."""
+    calendar = parse_session(spec, zone, field="session")
+    ts = pl.Series("ts", stamps, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    got = session_dates(ts, calendar)
+    assert got.to_list() == _session_dates_vectorized(ts, calendar).to_list()
+    assert got.dtype == pl.Date and got.name == "ts"

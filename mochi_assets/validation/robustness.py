@@ -174,13 +174,29 @@ def _draw_blocks(n_sessions: int, reps: int, seed: int) -> Iterator[tuple[np.nda
 
 
 def _index_blocks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
-    positions = np.arange(n_sessions, dtype=np.int64)
     for draws, uniforms in _draw_blocks(n_sessions, reps, seed):
-        fresh = uniforms <= 1.0 / block
-        fresh[:, 0] = True
-        start = np.maximum.accumulate(np.where(fresh, positions, 0), axis=1)  # where each run began
-        first = np.take_along_axis(draws, start, axis=1)
-        yield (first + (positions - start)) % n_sessions
+        yield _walk_stationary(draws, uniforms, 1.0 / block)
+
+
+@njit(cache=True)
+def _walk_stationary(draws: np.ndarray, uniforms: np.ndarray, p: float) -> np.ndarray:
+    """Each replication's (row's) session indices: position 0 takes its draw; position i > 0
+    takes its own draw when its uniform is at most p, else continues the previous session
+    (wrapping to 0 at the end)."""
+    rows, n = draws.shape
+    indices = np.empty((rows, n), dtype=np.int64)
+    for r in range(rows):
+        index = draws[r, 0]
+        indices[r, 0] = index
+        for i in range(1, n):
+            if uniforms[r, i] <= p:
+                index = draws[r, i]
+            else:
+                index += 1
+                if index == n:
+                    index = 0
+            indices[r, i] = index
+    return indices
 
 
 def stationary_bootstrap_indices(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
@@ -196,36 +212,15 @@ def stationary_bootstrap_indices(n_sessions: int, reps: int, block: int, seed: i
     return np.concatenate(list(_stationary_index_chunks(n_sessions, reps, block, seed)))
 
 
-@njit(cache=True)
-def _count_stationary(draws: np.ndarray, uniforms: np.ndarray, p: float, counts: np.ndarray) -> None:
-    """Add to ``counts`` (rows x n) the sessions of each replication's stationary bootstrap path:
-    position 0 takes its draw; position i > 0 takes its own draw when its uniform is at most p,
-    else continues the previous session (wrapping to 0 at the end): ``_index_blocks``' indices,
-    walked instead of materialized."""
-    rows, n = draws.shape
-    for r in range(rows):
-        index = draws[r, 0]
-        counts[r, index] += 1.0
-        for i in range(1, n):
-            if uniforms[r, i] <= p:
-                index = draws[r, i]
-            else:
-                index += 1
-                if index == n:
-                    index = 0
-            counts[r, index] += 1.0
-
-
 def bootstrap_counts(n_sessions: int, reps: int, block: int, seed: int) -> np.ndarray:
     """(reps, n_sessions) how often each session appears in each stationary bootstrap draw
     (``stationary_bootstrap_indices``), counted a chunk of replications at a time."""
-    if n_sessions < 1 or reps < 1 or block < 1:
-        raise MochiError(f"stationary bootstrap: needs sessions, reps and block >= 1 (got {n_sessions}, {reps}, {block})")
-    counts = np.zeros((reps, n_sessions), dtype=np.float64)
+    counts = np.empty((reps, n_sessions), dtype=np.float64)
     lo = 0
-    for draws, uniforms in _draw_blocks(n_sessions, reps, seed):
-        rows = draws.shape[0]
-        _count_stationary(draws, uniforms, 1.0 / block, counts[lo : lo + rows])
+    for indices in _stationary_index_chunks(n_sessions, reps, block, seed):
+        rows = indices.shape[0]
+        flat = indices + (np.arange(rows, dtype=np.int64) * n_sessions)[:, None]
+        counts[lo : lo + rows] = np.bincount(flat.ravel(), minlength=rows * n_sessions).reshape(rows, n_sessions)
         lo += rows
     return counts
 

@@ -65,12 +65,12 @@ from plotnine import (  # noqa: E402
 )
 from plotnine.composition import Compose  # noqa: E402
 
+from mochi_assets.memory import freeze_long_lived  # noqa: E402
 from mochi_assets.reporting.extracts import require_columns, unique_ids  # noqa: E402
 from mochi_assets.reporting.lens import WEEKDAYS  # noqa: E402
 from mochi_assets.reporting.numbers import value_labels  # noqa: E402
 from mochi_resources.errors import MochiError  # noqa: E402
 from mochi_assets.reporting.context import GraphContext, graph_title, panel_title  # noqa: E402,F401  (re-exported)
-from mochi_assets.memory import freeze_long_lived  # noqa: E402
 
 FIGURE_SIZE: tuple[float, float] = (10.0, 6.0)  # inches
 DPI: int = 100  # so every PNG is 1000 x 600 pixels

@@ -1,6 +1,7 @@
 """The embedded instance's event log storage: Dagster's SQLite files, fewer set-ups per call."""
 
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -74,10 +75,9 @@ def test_a_partition_deleted_elsewhere_is_trusted_only_for_the_ttl(home, monkeyp
         assert not instance.has_dynamic_partition("tickers", "GOLD")
 
 
-def test_commits_do_not_sync_and_run_logs_still_reach_their_file(home):
-    """WAL with synchronous=NORMAL on every connection; the index keeps its connections open,
-    while a run's database is closed after each write, so the write lands in the run's .db file
-    (Dagster's UI watches that file to stream a run's events)."""
+def test_commits_do_not_sync_and_connections_stay_open(home):
+    """WAL with synchronous=NORMAL on every connection, kept open in a pool (the index's and the
+    runs'): a write is a commit to the WAL, not an open, a checkpoint and a close."""
     with dg.DagsterInstance.get() as instance:
         storage = instance.event_log_storage
         result = dg.materialize([numbers], instance=instance)
@@ -85,11 +85,59 @@ def test_commits_do_not_sync_and_run_logs_still_reach_their_file(home):
             with storage._connect(shard) as conn:
                 assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert storage._engine("index").pool.checkedin() >= 1  # kept open
-        run_db = Path(storage.path_for_shard(result.run_id))
-        assert not run_db.with_name(run_db.name + "-wal").exists()  # checkpointed into the .db
-        plain = SqliteEventLogStorage(str(home / "storage" / "history" / "runs"))
-        assert plain.get_records_for_run(result.run_id).records
+            assert storage._engine(shard).pool.checkedin() >= 1  # kept open
+
+
+def _run_event(run_id: str, event_type: dg.DagsterEventType | None, message: str = "") -> dg.EventLogEntry:
+    """A run status event (RUN_START, RUN_SUCCESS, ...), or a log message when `event_type` is None."""
+    from dagster._core.events import DagsterEvent
+
+    return dg.EventLogEntry(
+        error_info=None, level="DEBUG", user_message=message, run_id=run_id, timestamp=time.time(),
+        dagster_event=DagsterEvent(event_type.value, "mochi_test_job") if event_type else None,
+    )
+
+
+def test_a_run_end_checkpoints_its_log_into_the_db_file(tmp_path):
+    """The event that ends a run puts the run's WAL into its .db file and closes the connection;
+    until then the events are in the WAL, which every reader sees."""
+    storage = MochiSqliteEventLogStorage(str(tmp_path))
+    run_db = Path(storage.path_for_shard("run-a"))
+    wal = run_db.with_name(run_db.name + "-wal")
+    storage.store_event(_run_event("run-a", dg.DagsterEventType.RUN_START))
+    storage.store_event(_run_event("run-a", None, "working"))
+    assert wal.exists() and wal.stat().st_size > 0  # committed to the WAL, not yet checkpointed
+    reader = SqliteEventLogStorage(str(tmp_path))  # another process, Dagster's own class
+    assert len(reader.get_records_for_run("run-a").records) == 2
+    storage.store_event(_run_event("run-a", dg.DagsterEventType.RUN_SUCCESS))
+    assert "run-a" not in storage._engines  # this process's connection closed
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed into the .db file
+    import sqlite3
+
+    with sqlite3.connect(f"file:{run_db}?immutable=1", uri=True) as conn:  # the .db file alone, no WAL
+        assert conn.execute("SELECT COUNT(*) FROM event_logs").fetchone()[0] == 3
+    storage.dispose()
+
+
+def test_the_ui_watch_of_a_run_sees_each_event_as_it_is_stored(tmp_path):
+    """Dagster's UI streams a run's events by watching its .db file (SqliteEventLogStorage.watch):
+    a commit to the WAL leaves the file as it was, so each stored event touches it."""
+    writer = MochiSqliteEventLogStorage(str(tmp_path))
+    writer.store_event(_run_event("run-w", dg.DagsterEventType.RUN_START))
+    watcher = SqliteEventLogStorage(str(tmp_path))  # what the webserver uses, in another process
+    seen: list[str] = []
+    watcher.watch("run-w", None, lambda entry, cursor: seen.append(entry.user_message))
+    try:
+        for i in range(3):
+            writer.store_event(_run_event("run-w", None, f"step {i}"))
+            deadline = time.monotonic() + 10
+            while f"step {i}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert f"step {i}" in seen, f"the watcher did not see event {i}: {seen}"
+        assert "run-w" in writer._engines  # the run still going: its connection kept
+    finally:
+        watcher.dispose()
+        writer.dispose()
 
 
 def _schema(path: Path) -> tuple[list, list]:

@@ -8,9 +8,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 import mochi_resources.dagster_storage as storage_module
-from mochi_resources.dagster_storage import MochiSqliteEventLogStorage
+from mochi_resources.dagster_storage import MochiSqliteEventLogStorage, MochiSqliteRunStorage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,6 +39,27 @@ def test_the_repository_instance_uses_it_under_the_default_layout(home):
     assert any(r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION for r in records)
 
 
+def test_runs_are_in_dagsters_runs_db_through_one_kept_connection(home):
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, MochiSqliteRunStorage)
+        result = dg.materialize([numbers], instance=instance)
+        engine = instance.run_storage._engine()
+        assert engine is instance.run_storage._engine()  # one engine, built once
+        assert engine.pool.checkedin() >= 1  # its connection kept
+        with instance.run_storage.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # another process (a second instance) sees the run at once, while this one keeps its connection
+        with dg.DagsterInstance.from_ref(instance.get_ref()) as other:
+            assert other.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
+            other.delete_run(result.run_id)
+        assert instance.get_run_by_id(result.run_id) is None  # and this one sees the other's delete
+    # Dagster's own class reads the same file, in Dagster's default place
+    plain = SqliteRunStorage.from_local(str(home / "history"))
+    assert plain.get_runs() == []
+    plain.dispose()
+
+
 def test_one_engine_per_database_file(home, monkeypatch):
     built = []
     real = storage_module.create_engine
@@ -46,10 +68,12 @@ def test_one_engine_per_database_file(home, monkeypatch):
         for _ in range(3):
             assert dg.materialize([numbers], instance=instance).success
     # one engine for the index and one per run, however many events each run wrote (and one
-    # that made the empty run database the runs' databases are copied from)
-    runs = [url for url in built if ".mochi-run-template" not in url]
+    # that made the empty run database the runs' databases are copied from); one for runs.db
+    runs_db = [url for url in built if url.endswith("/history/runs.db")]
+    runs = [url for url in built if ".mochi-run-template" not in url and url not in runs_db]
     assert len(runs) == len(set(runs)) == 1 + 3
-    assert len(built) - len(runs) == 1
+    assert len(built) - len(runs) - len(runs_db) == 1
+    assert len(runs_db) == 1
 
 
 def test_dynamic_partitions_seen_deleted_and_re_added(home):

@@ -1,4 +1,4 @@
-"""The embedded instance's event log storage: Dagster's SQLite files, fewer set-ups per call."""
+"""The embedded instance's event log and run storage: Dagster's SQLite files, fewer set-ups per call."""
 
 import shutil
 import time
@@ -148,7 +148,8 @@ def test_the_ui_watch_of_a_run_sees_each_event_as_it_is_stored(tmp_path):
     a commit to the WAL leaves the file as it was, so each stored event touches it."""
     writer = MochiSqliteEventLogStorage(str(tmp_path))
     writer.store_event(_run_event("run-w", dg.DagsterEventType.RUN_START))
-    watcher = SqliteEventLogStorage(str(tmp_path))  # what the webserver uses, in another process
+    # the webserver's watch, in another process (Dagster's code: our class inherits it unchanged)
+    watcher = SqliteEventLogStorage(str(tmp_path))
     seen: list[str] = []
     watcher.watch("run-w", None, lambda entry, cursor: seen.append(entry.user_message))
     try:

@@ -308,7 +308,9 @@ class MochiSqliteRunStorage(SqliteRunStorage):
                     self._conn_string,
                     poolclass=QueuePool,
                     pool_size=1,
-                    max_overflow=8,
+                    # one connection kept; the webserver's concurrent requests open (and close) more,
+                    # as many as they need, instead of queueing for a pool's few
+                    max_overflow=-1,
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
                 )
                 event.listen(engine, "connect", _synchronous_normal)

@@ -1,6 +1,7 @@
 """The embedded instance's event log and run storage: Dagster's SQLite files, fewer set-ups per call."""
 
 import shutil
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -210,3 +211,26 @@ def test_a_blocked_pool_claim_asks_again_soon_then_less_often(home):
     assert storage_module.claim_poll_interval(enqueued, at(20)) == pytest.approx(2.0)
     assert storage_module.claim_poll_interval(enqueued, at(3600)) == 5.0
     assert storage_module.claim_poll_interval(None) == 0.2
+
+
+def test_the_run_storage_serves_many_threads_at_once(home):
+    """A webserver's concurrent requests: more threads than the kept connection, none waits for a
+    pool slot (each opens its own connection beyond the kept one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with dg.DagsterInstance.get() as instance:
+        run_id = dg.materialize([numbers], instance=instance).run_id
+        storage = instance.run_storage
+        held = []
+        all_in = threading.Barrier(16, timeout=10)  # broken if any thread waits for a pool slot
+
+        def hold_a_connection(_):
+            with storage.connect() as conn:
+                held.append(conn.exec_driver_sql("SELECT COUNT(*) FROM runs").scalar())
+                all_in.wait()  # all 16 hold a connection at once
+            return instance.get_run_by_id(run_id).status
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(hold_a_connection, range(16)))
+        assert statuses == [dg.DagsterRunStatus.SUCCESS] * 16 and held == [1] * 16
+        assert storage._engine().pool.checkedin() == 1  # the others were closed again

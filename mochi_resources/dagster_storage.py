@@ -76,20 +76,22 @@ CLAIM_POLL_MIN_S = 0.2  # a blocked pool claim asks again after a tenth of its w
 CLAIM_POLL_MAX_S = 5.0
 
 
-def default_base_dir() -> str:
-    """Where Dagster's default SQLite storage keeps event logs: $DAGSTER_HOME/storage/history/runs."""
+def _under_dagster_home(*parts: str, what: str) -> str:
+    """$DAGSTER_HOME/<parts>/, where Dagster's default SQLite storages keep their files."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise RuntimeError("DAGSTER_HOME is not set: the event log storage needs a base_dir")
-    return os.path.join(os.path.abspath(home), "storage", "history", "runs", "")
+        raise RuntimeError(f"DAGSTER_HOME is not set: the {what} needs a base_dir")
+    return os.path.join(os.path.abspath(home), *parts, "")
+
+
+def default_base_dir() -> str:
+    """Where Dagster's default SQLite storage keeps event logs: $DAGSTER_HOME/storage/history/runs."""
+    return _under_dagster_home("storage", "history", "runs", what="event log storage")
 
 
 def default_run_base_dir() -> str:
     """Where Dagster's default SQLite run storage keeps runs.db: $DAGSTER_HOME/history."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise RuntimeError("DAGSTER_HOME is not set: the run storage needs a base_dir")
-    return os.path.join(os.path.abspath(home), "history", "")
+    return _under_dagster_home("history", what="run storage")
 
 
 def _synchronous_normal(dbapi_connection, _record) -> None:
@@ -100,6 +102,21 @@ def _synchronous_normal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _pooled_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+    """An engine keeping `pool_size` connections open (synchronous=NORMAL, see above); up to
+    `max_overflow` more (-1: any number) are opened and closed as needed. A pooled connection is
+    used by one thread at a time, not always the one that opened it."""
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _synchronous_normal)
+    return engine
 
 
 def claim_poll_interval(enqueued: datetime | None, now: datetime | None = None) -> float:
@@ -137,24 +154,8 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
             if engine is not None:
                 self._engines.move_to_end(shard)
                 return engine
-            # a pooled connection is used by one thread at a time, not always the one that opened it
-            if shard == INDEX_SHARD_NAME:
-                engine = create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=QueuePool,
-                    pool_size=2,
-                    max_overflow=8,
-                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-                )
-            else:
-                engine = create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=QueuePool,
-                    pool_size=1,
-                    max_overflow=8,
-                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-                )
-            event.listen(engine, "connect", _synchronous_normal)
+            pool_size = 2 if shard == INDEX_SHARD_NAME else 1
+            engine = _pooled_engine(self.conn_string_for_shard(shard), pool_size=pool_size, max_overflow=8)
             self._engines[shard] = engine
             while len(self._engines) > ENGINES_KEPT:
                 _, dropped = self._engines.popitem(last=False)
@@ -304,17 +305,9 @@ class MochiSqliteRunStorage(SqliteRunStorage):
     def _engine(self) -> Engine:
         with self._kept_lock:
             if self._kept_engine is None:
-                engine = create_engine(
-                    self._conn_string,
-                    poolclass=QueuePool,
-                    pool_size=1,
-                    # one connection kept; the webserver's concurrent requests open (and close) more,
-                    # as many as they need, instead of queueing for a pool's few
-                    max_overflow=-1,
-                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-                )
-                event.listen(engine, "connect", _synchronous_normal)
-                self._kept_engine = engine
+                # one connection kept; the webserver's concurrent requests open (and close) more,
+                # as many as they need, instead of queueing for a pool's few
+                self._kept_engine = _pooled_engine(self._conn_string, pool_size=1, max_overflow=-1)
             return self._kept_engine
 
     @contextmanager

@@ -159,9 +159,10 @@ def _stationary_index_chunks(n_sessions: int, reps: int, block: int, seed: int) 
     return _index_blocks(n_sessions, reps, block, seed)
 
 
-def _draw_blocks(n_sessions: int, reps: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """arch's stationary bootstrap draws, ``_BOOTSTRAP_CHUNK`` replications at a time: per
-    replication ``integers(n, size=n)`` then ``random(n)`` from ``numpy.random.default_rng(seed)``."""
+def _index_blocks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
+    """arch's stationary bootstrap, ``_BOOTSTRAP_CHUNK`` replications at a time: per replication
+    ``integers(n, size=n)`` then ``random(n)`` from ``numpy.random.default_rng(seed)``, walked into
+    session indices by ``_walk_stationary``."""
     generator = np.random.default_rng(int(seed))
     for lo in range(0, reps, _BOOTSTRAP_CHUNK):
         rows = min(_BOOTSTRAP_CHUNK, reps - lo)
@@ -170,11 +171,6 @@ def _draw_blocks(n_sessions: int, reps: int, seed: int) -> Iterator[tuple[np.nda
         for i in range(rows):  # the stream interleaves the two kinds of draws: one call pair per replication
             draws[i] = generator.integers(n_sessions, size=n_sessions, dtype=np.int64)
             uniforms[i] = generator.random(n_sessions)
-        yield draws, uniforms
-
-
-def _index_blocks(n_sessions: int, reps: int, block: int, seed: int) -> Iterator[np.ndarray]:
-    for draws, uniforms in _draw_blocks(n_sessions, reps, seed):
         yield _walk_stationary(draws, uniforms, 1.0 / block)
 
 

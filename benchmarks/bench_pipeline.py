@@ -9,8 +9,10 @@ Each case writes a request document, then runs `python -m mochi_assets.cli backt
 --no-progress` in a fresh MOCHI_HOME (a new temporary folder unless `--home` is given), exactly as
 a user would. While it runs, a sampler reads the resident memory of the command's whole process
 tree from /proc every 50 ms (the tree itself is found again every 0.5 s). Afterwards the Dagster event log of that home gives each step's start
-and end, so the script prints, per step, its wall seconds (summed over its runs) and the peak RSS
-of the process tree while it ran; then the whole command's wall seconds and peak RSS, and the
+and end, so the script prints, per step, its wall seconds (summed over its runs), the CPU seconds
+the process tree used meanwhile (user + system from /proc; above the wall seconds when the step
+kept more than one core busy; steps of scenario runs that overlap share the tree's CPU, so their
+figures include each other's) and the peak RSS of the process tree while it ran; then the whole command's wall seconds and peak RSS, and the
 overhead (time in no step: process start, imports, run set-up and launch), the command's CPU
 seconds and the CPU time the host stole from this virtual machine meanwhile (wall times move
 with it; CPU seconds hardly do). Scenario runs may
@@ -34,6 +36,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 # 5 offsets x 8 stops x 10 limits x 5 durations = 2,000 traders (the issue's single-scenario case).
 SINGLE_GRID = {
@@ -82,6 +85,9 @@ class TreeRss:
         self.interval = interval
         self.rescan = rescan
         self.samples: list[tuple[float, float]] = []
+        # (time, CPU seconds the tree has used so far): a process's last reading stays counted after it ends
+        self.cpu_samples: list[tuple[float, float]] = []
+        self._cpu_seen: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -112,6 +118,15 @@ class TreeRss:
         return out
 
     @staticmethod
+    def _cpu_s(pid: int) -> float | None:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, IndexError, ValueError):
+            return None
+
+    @staticmethod
     def _rss_mb(pid: int) -> float:
         try:
             with open(f"/proc/{pid}/status") as fh:
@@ -128,12 +143,26 @@ class TreeRss:
             if time.monotonic() - found_at >= self.rescan:
                 pids, found_at = self._tree(), time.monotonic()
             total = sum(self._rss_mb(p) for p in pids)
-            self.samples.append((time.time(), total))
+            now = time.time()
+            self.samples.append((now, total))
+            for p in pids:
+                cpu = self._cpu_s(p)
+                if cpu is not None:
+                    self._cpu_seen[p] = cpu
+            self.cpu_samples.append((now, sum(self._cpu_seen.values())))
             self._stop.wait(self.interval)
 
     def peak(self, start: float | None = None, end: float | None = None) -> float:
         values = [mb for t, mb in self.samples if (start is None or t >= start) and (end is None or t <= end)]
         return max(values, default=0.0)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the tree used from the last sample at or before start to the first at or after end."""
+        before = [c for t, c in self.cpu_samples if t <= start]
+        after = [c for t, c in self.cpu_samples if t >= end]
+        if not before or not after:
+            return float("nan")
+        return after[0] - before[-1]
 
 
 def step_windows(dagster_home: Path) -> list[dict]:
@@ -208,13 +237,14 @@ def main() -> None:
     by_asset: dict[str, list[dict]] = defaultdict(list)
     for s in steps:
         by_asset[s["step"]].append(s)
-    print(f"\n{'step':<28}{'count':>6}{'seconds':>10}{'peak RSS MB':>13}")
+    print(f"\n{'step':<28}{'count':>6}{'seconds':>10}{'CPU s':>8}{'peak RSS MB':>13}")
     in_steps = 0.0
     for name, runs in by_asset.items():
         seconds = sum(s["end"] - s["start"] for s in runs)
         in_steps += seconds
         peak = max(rss.peak(s["start"], s["end"]) for s in runs)
-        print(f"{name:<28}{len(runs):>6}{seconds:>10.2f}{peak:>13,.0f}")
+        step_cpu = sum(rss.cpu_between(s["start"], s["end"]) for s in runs)
+        print(f"{name:<28}{len(runs):>6}{seconds:>10.2f}{step_cpu:>8.2f}{peak:>13,.0f}")
     covered, last_end = 0.0, float("-inf")  # union of the step intervals (scenario runs overlap)
     for s in steps:
         start = max(s["start"], last_end)

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+import numba
+from numba import njit
 from scipy.special import ndtr, ndtri  # the normal CDF and its inverse, as scipy.stats.norm uses them
 
 EULER_GAMMA = 0.5772156649
@@ -280,7 +282,7 @@ def probabilistic_sharpe_ratios(daily: np.ndarray) -> np.ndarray:
     return sharpe_tests(daily).psr
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _half_sharpe(total: float, total_sq: float, count: float) -> float:
     """Per-period Sharpe of a half from its sum, sum of squares and length (count >= 2).
 
@@ -300,7 +302,7 @@ def _half_sharpe(total: float, total_sq: float, count: float) -> float:
     return -math.inf if math.isnan(sr) else sr
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _overfit(is_score: np.ndarray, oos_score: np.ndarray) -> int:
     """1 if the logit of the in-sample winner's out-of-sample rank is <= 0, else 0.
 
@@ -326,7 +328,46 @@ def _overfit(is_score: np.ndarray, oos_score: np.ndarray) -> int:
     return 1 if math.log(omega / (1.0 - omega)) <= 0.0 else 0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _overfit_range(
+    block_sum: np.ndarray, block_sq: np.ndarray, block_len: np.ndarray, combos: np.ndarray, lo: int, hi: int,
+    hits: np.ndarray,
+) -> None:
+    """``hits[c]`` for the splits ``combos[lo:hi]`` (see ``_overfit_splits``), in scalar loops."""
+    n_blocks, n_traders = block_sum.shape
+    half = combos.shape[1]
+    in_first = np.empty(n_blocks, dtype=np.bool_)
+    s1 = np.empty(n_traders)
+    q1 = np.empty(n_traders)
+    s2 = np.empty(n_traders)
+    q2 = np.empty(n_traders)
+    for c in range(lo, hi):
+        in_first[:] = False
+        for j in range(half):
+            in_first[combos[c, j]] = True
+        s1[:] = 0.0
+        q1[:] = 0.0
+        s2[:] = 0.0
+        q2[:] = 0.0
+        first_len = 0.0
+        second_len = 0.0
+        for b in range(n_blocks):
+            if in_first[b]:
+                first_len += block_len[b]
+                for i in range(n_traders):
+                    s1[i] += block_sum[b, i]
+                    q1[i] += block_sq[b, i]
+            else:
+                second_len += block_len[b]
+                for i in range(n_traders):
+                    s2[i] += block_sum[b, i]
+                    q2[i] += block_sq[b, i]
+        for i in range(n_traders):
+            s1[i] = _half_sharpe(s1[i], q1[i], first_len)
+            s2[i] = _half_sharpe(s2[i], q2[i], second_len)
+        hits[c] = _overfit(s1, s2) + _overfit(s2, s1)
+
+
 def _overfit_splits(
     block_sum: np.ndarray, block_sq: np.ndarray, block_len: np.ndarray, combos: np.ndarray
 ) -> int:
@@ -337,33 +378,25 @@ def _overfit_splits(
     blocks' sums in block order: the same numbers whatever the thread count or the machine's BLAS
     (a matrix product may group the additions differently, and a last-bit difference can decide
     a tie between two traders).
+
+    The splits are shared among numba's thread count (NUMBA_NUM_THREADS, the pod's CPU limit) of
+    Python threads, each running the compiled loop without the GIL on its range: a ``prange``
+    kernel gave the same speed but took numba 5-10 s to compile on a fresh install (its parallel
+    lowering of the loop's array arithmetic), paid by the first backtest in every process.
     """
-    n_blocks, n_traders = block_sum.shape
-    n_splits, half = combos.shape
+    n_splits = combos.shape[0]
     hits = np.zeros(n_splits, dtype=np.int64)
-    for c in prange(n_splits):
-        in_first = np.zeros(n_blocks, dtype=np.bool_)
-        for j in range(half):
-            in_first[combos[c, j]] = True
-        s1 = np.zeros(n_traders)
-        q1 = np.zeros(n_traders)
-        s2 = np.zeros(n_traders)
-        q2 = np.zeros(n_traders)
-        first_len = 0.0
-        second_len = 0.0
-        for b in range(n_blocks):
-            if in_first[b]:
-                first_len += block_len[b]
-                s1 += block_sum[b]
-                q1 += block_sq[b]
-            else:
-                second_len += block_len[b]
-                s2 += block_sum[b]
-                q2 += block_sq[b]
-        for i in range(n_traders):
-            s1[i] = _half_sharpe(s1[i], q1[i], first_len)
-            s2[i] = _half_sharpe(s2[i], q2[i], second_len)
-        hits[c] = _overfit(s1, s2) + _overfit(s2, s1)
+    threads = max(1, min(int(numba.config.NUMBA_NUM_THREADS), n_splits))
+    bounds = np.linspace(0, n_splits, threads + 1).round().astype(np.int64)
+
+    def part(k: int) -> None:
+        _overfit_range(block_sum, block_sq, block_len, combos, bounds[k], bounds[k + 1], hits)
+
+    if threads == 1:
+        part(0)
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="mochi-pbo") as pool:
+            list(pool.map(part, range(threads)))
     return int(hits.sum())
 
 

@@ -507,7 +507,7 @@ def simulate_traders_nb(
     return counts, ambiguous
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def compact_trades_nb(
     counts: np.ndarray,
     n_sessions: int,
@@ -532,15 +532,18 @@ def compact_trades_nb(
         offsets[t + 1] = offsets[t] + counts[t]
     n_floats = floats.shape[0]
     n_ints = ints.shape[0]
-    for t in prange(n_traders):
+    for t in range(n_traders):
         src = t * n_sessions
         dst = offsets[t]
         m = counts[t]
-        out_trader[dst : dst + m] = trader_id[t]
+        for i in range(m):
+            out_trader[dst + i] = trader_id[t]
+            out_days[dst + i] = days[src + i]
+            out_reasons[dst + i] = reasons[src + i]
         for c in range(n_floats):
-            out_floats[c, dst : dst + m] = floats[c, src : src + m]
+            for i in range(m):
+                out_floats[c, dst + i] = floats[c, src + i]
         for c in range(n_ints):
-            out_ints[c, dst : dst + m] = ints[c, src : src + m]
-        out_days[dst : dst + m] = days[src : src + m]
-        out_reasons[dst : dst + m] = reasons[src : src + m]
+            for i in range(m):
+                out_ints[c, dst + i] = ints[c, src + i]
     return offsets[n_traders]

@@ -448,7 +448,7 @@ def simulate_traders_nb(
     entry_slot[t]. The trades of trader t go, in session order, to rows t * n_sessions + 0, 1, ...
     of the staging columns: floats float64[len(FLOAT_COLUMNS), cap], ints
     int64[len(INT_COLUMNS), cap], days int32[cap], reasons int8[cap], cap >= n_traders *
-    n_sessions; compact_trades_nb packs them. The caller reuses the staging columns across chunks
+    n_sessions; pack_column_nb packs them (api._compact). The caller reuses the staging columns across chunks
     (fresh memory costs a page fault per page, a large share of the run).
 
     Traders run in groups of TRADER_GROUP, one group per parallel task, and a group walks the
@@ -508,42 +508,23 @@ def simulate_traders_nb(
 
 
 @njit(cache=True, nogil=True)
-def compact_trades_nb(
-    counts: np.ndarray,
-    n_sessions: int,
-    trader_id: np.ndarray,
-    floats: np.ndarray,
-    ints: np.ndarray,
-    days: np.ndarray,
-    reasons: np.ndarray,
-    out_trader: np.ndarray,
-    out_floats: np.ndarray,
-    out_ints: np.ndarray,
-    out_days: np.ndarray,
-    out_reasons: np.ndarray,
-) -> int:
-    """Pack the staging columns of simulate_traders_nb into rows 0 .. total - 1 of the out_*
-    columns (same layouts, capacity >= total), in trader order and, per trader, in session order,
-    with out_trader[i] = trader_id of the row's trader. Returns total = counts.sum().
+def pack_column_nb(counts: np.ndarray, n_sessions: int, offsets: np.ndarray, staged: np.ndarray,
+                   packed: np.ndarray) -> None:
+    """One column of the staging rows of simulate_traders_nb packed: packed[offsets[t] + k] =
+    staged[t * n_sessions + k] for k < counts[t], trader by trader (offsets: counts' running sums
+    from 0). One-dimensional contiguous rows: the compiler turns the inner loop into block copies.
     """
-    n_traders = counts.shape[0]
-    offsets = np.zeros(n_traders + 1, dtype=np.int64)
-    for t in range(n_traders):
-        offsets[t + 1] = offsets[t] + counts[t]
-    n_floats = floats.shape[0]
-    n_ints = ints.shape[0]
-    for t in range(n_traders):
+    for t in range(counts.shape[0]):
         src = t * n_sessions
         dst = offsets[t]
-        m = counts[t]
-        for i in range(m):
-            out_trader[dst + i] = trader_id[t]
-            out_days[dst + i] = days[src + i]
-            out_reasons[dst + i] = reasons[src + i]
-        for c in range(n_floats):
-            for i in range(m):
-                out_floats[c, dst + i] = floats[c, src + i]
-        for c in range(n_ints):
-            for i in range(m):
-                out_ints[c, dst + i] = ints[c, src + i]
-    return offsets[n_traders]
+        for k in range(counts[t]):
+            packed[dst + k] = staged[src + k]
+
+
+@njit(cache=True, nogil=True)
+def fill_trader_nb(counts: np.ndarray, offsets: np.ndarray, trader_id: np.ndarray, packed: np.ndarray) -> None:
+    """The trader_id column of the packed rows: packed[offsets[t] + k] = trader_id[t], k < counts[t]."""
+    for t in range(counts.shape[0]):
+        dst = offsets[t]
+        for k in range(counts[t]):
+            packed[dst + k] = trader_id[t]

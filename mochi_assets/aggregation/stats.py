@@ -381,8 +381,8 @@ def _overfit_splits(
 
     The splits are shared among numba's thread count (NUMBA_NUM_THREADS, the pod's CPU limit) of
     Python threads, each running the compiled loop without the GIL on its range: a ``prange``
-    kernel gave the same speed but took numba 5-10 s to compile on a fresh install (its parallel
-    lowering of the loop's array arithmetic), paid by the first backtest in every process.
+    kernel gave the same speed but took numba 5-10 s to compile (its parallel lowering of the loop's
+    array arithmetic), paid by the first backtest after an install in each of its processes.
     """
     n_splits = combos.shape[0]
     hits = np.zeros(n_splits, dtype=np.int64)

@@ -407,8 +407,8 @@ def _compact(counts: np.ndarray, n_sessions: int, trader_id: np.ndarray, staging
     row's trader_id; return total = counts.sum().
 
     A column per task (pack_column_nb releases the GIL), `threads` at once. (One numba kernel with
-    a ``prange`` over the traders copied as fast, but took numba 2.4-3.5 s to compile on a fresh
-    install, paid by the first backtest of every process.)"""
+    a ``prange`` over the traders copied as fast, but took numba 2.4-3.5 s to compile, paid by the
+    first backtest after an install in each of its processes.)"""
     offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])

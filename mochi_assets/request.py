@@ -413,7 +413,9 @@ class _DuplicateKey(Exception):
 
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML,
-    like json.loads, silently keeps the last value)."""
+    like json.loads, silently keeps the last value), and that a date or time stays the text it
+    is: the request's model parses it, so `start: 2024-13-01` is refused naming the field
+    (PyYAML's own date constructor raised a bare ValueError, "month must be in 1..12")."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -429,6 +431,9 @@ class _StrictLoader(yaml.SafeLoader):
                 raise _DuplicateKey(key, key_node.start_mark.line + 1)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 def _check_shape(text: str, source: str, limits: Limits) -> None:

@@ -63,6 +63,7 @@ def test_oversize_deep_and_duplicate_documents_are_refused_in_one_line(tmp_path)
                       "line 4: the document's nesting depth exceeds the limit of 16 (set MOCHI_MAX_REQUEST_DEPTH to raise it)"),
         "dup.json": ('{"ticker": "SYN:GOLD", "start": "2024-03-04", "end": "2024-03-22", "end": "2024-03-29"}', {},
                      "line 1: key 'end' is given twice in the same mapping"),
+        "date.yaml": (head.replace("2024-03-04", "2024-13-04"), {}, "invalid backtest request"),
         "inf.yaml": (head + "cost_ticks: .inf\n", {}, "invalid backtest request"),
     }
     for name, (text, env, message) in cases.items():
@@ -75,5 +76,7 @@ def test_oversize_deep_and_duplicate_documents_are_refused_in_one_line(tmp_path)
             lines = proc.stderr.strip().splitlines()
             assert lines[0] == f"mochi: error: {path}: {message}", proc.stderr
             assert "Traceback" not in proc.stderr
+            if name == "date.yaml":  # YAML's date reading used to raise a bare ValueError
+                assert lines[1].startswith("  start: Input should be a valid date"), proc.stderr
     assert "  cost_ticks: Input should be a finite number" in proc.stderr
     assert not home.exists()

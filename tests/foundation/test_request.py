@@ -183,6 +183,29 @@ def test_duplicate_keys_are_an_error_naming_the_key(text, key, line):
     assert one_error(text) == f"r.yaml: line {line}: key {key!r} is given twice in the same mapping"
 
 
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("ticker: SYN:GOLD\nstart: 2024-13-01\nend: 2024-12-31\n", "start"),
+        ("ticker: SYN:GOLD\nstart: 2024-01-01\nend: 2024-02-30\n", "end"),
+    ],
+)
+def test_impossible_unquoted_dates_are_refused_naming_the_field(text, field):
+    # YAML reads an unquoted 2024-13-01 as a date and PyYAML's constructor raised a bare
+    # ValueError ("month must be in 1..12") that reached the user as a traceback.
+    message = one_error(text)
+    assert message.startswith("r.yaml: invalid backtest request"), message
+    assert any(row.strip().startswith(field + ":") for row in message.splitlines()[1:]), message
+
+
+def test_unquoted_and_quoted_dates_give_the_same_request():
+    unquoted = parse_request_text(HEAD, "r.yaml")
+    quoted = parse_request_text('ticker: SYN:GOLD\nstart: "2024-01-01"\nend: "2024-02-01"\n', "r.yaml")
+    assert unquoted == quoted
+    assert unquoted.request_hash == quoted.request_hash
+    assert str(unquoted.start) == "2024-01-01"
+
+
 def test_deep_nesting_is_refused_without_recursion():
     deep = HEAD + "scenarios: " + "[" * 100_000 + "]" * 100_000 + "\n"
     text = one_error(deep)

@@ -277,6 +277,14 @@ class PolygonClient:
             reason = exc.reason
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Retry(f"no answer within {self.config.timeout_s:g} s") from None
+            if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:
+                # the name does not exist for this machine's resolver (a mistyped
+                # MOCHI_POLYGON_BASE_URL, or no DNS at all): retries would only wait. A resolver
+                # that is temporarily unreachable says EAI_AGAIN, which is retried below.
+                raise ProviderError(
+                    f"{what}: cannot resolve the host of the Polygon API at {self.config.base_url} ({reason}); "
+                    "check MOCHI_POLYGON_BASE_URL and this machine's network and DNS"
+                ) from None
             raise _Retry(f"cannot connect ({reason})") from None
         except (ConnectionError, OSError) as exc:
             raise _Retry(f"connection failed ({exc.__class__.__name__})") from None

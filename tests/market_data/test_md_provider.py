@@ -3,6 +3,7 @@ timeouts, empty pages, a resumed fetch, incremental fetches, refresh, and key hy
 
 import datetime as dt
 import random
+import socket
 
 import dagster as dg
 import polars as pl
@@ -23,7 +24,7 @@ from mochi_assets.market_data.sessions import parse_session, session_date_expr
 from mochi_assets.market_data.sources import check_source, load_raw_bars
 from mochi_assets.request import parse_request
 from mochi_assets.store import save_request, stored_request
-from mochi_resources.errors import ProviderError
+from mochi_resources.errors import ProviderError, ProviderUnavailable
 from mochi_resources.lake import Lake
 from mochi_resources.polygon import PolygonAuthError, PolygonClient, PolygonConfig, scrub
 from mochi_resources.settings import MochiSettings
@@ -193,6 +194,43 @@ def test_timeouts_are_retried(polygon_server):
     client = client_for(polygon_server, clock, timeout_s=0.3, max_retries=1)
     with pytest.raises(ProviderError, match="no answer within 0.3 s"):
         client.ticker_details("C:EURUSD")
+
+
+def _resolver_says(monkeypatch, errno: int, text: str) -> None:
+    def getaddrinfo(*_args, **_kwargs):
+        raise socket.gaierror(errno, text)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def _unresolvable_client(clock):
+    config = PolygonConfig(api_key=API_KEY, base_url="http://api.polygon.invalid", timeout_s=2.0, backoff_s=0.5,
+                           max_retries=3)
+    return PolygonClient(config, sleep=clock.sleep, clock=clock, rng=random.Random(7))
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(monkeypatch):
+    # EAI_NONAME: the resolver says the name does not exist (a mistyped base URL, or no DNS at all)
+    _resolver_says(monkeypatch, socket.EAI_NONAME, "Name or service not known")
+    clock = FakeClock()
+    client = _unresolvable_client(clock)
+    with pytest.raises(ProviderError) as err:
+        client.ticker_details("C:EURUSD")
+    assert type(err.value) is ProviderError  # not ProviderUnavailable: Dagster's retries skip it
+    assert "cannot resolve the host of the Polygon API at http://api.polygon.invalid" in str(err.value)
+    assert "MOCHI_POLYGON_BASE_URL" in str(err.value)
+    assert clock.sleeps == [] and client.requests_sent == 1
+    assert API_KEY not in str(err.value)
+
+
+def test_a_resolver_that_may_come_back_is_retried(monkeypatch):
+    # EAI_AGAIN: "Temporary failure in name resolution" (the resolver did not answer) may pass
+    _resolver_says(monkeypatch, socket.EAI_AGAIN, "Temporary failure in name resolution")
+    clock = FakeClock()
+    client = _unresolvable_client(clock)
+    with pytest.raises(ProviderUnavailable, match="failed 4 times, last: cannot connect"):
+        client.ticker_details("C:EURUSD")
+    assert len(clock.sleeps) == 3
 
 
 def test_empty_pages_and_ranges_without_data(polygon_server, lake, monkeypatch):

@@ -169,6 +169,11 @@ class EdgarClient:
                 what = f"HTTP {status}"
             except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
+                if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:
+                    # the resolver says the name does not exist (a mistyped base URL, no DNS):
+                    # waiting does not change that; EAI_AGAIN (no answer from it) is retried
+                    raise EdgarError(f"EDGAR {url}: cannot resolve the host ({reason}); check "
+                                     "MOCHI_SEC_BASE_URL / MOCHI_SEC_DATA_BASE_URL and this machine's network and DNS") from None
                 what = f"connection failed ({reason})"
                 retry_after = None
             attempt += 1

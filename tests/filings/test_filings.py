@@ -110,6 +110,28 @@ def test_persistent_503_fails_after_bounded_retries_and_403_fails_at_once(edgar)
     assert len(edgar.requests) == 4
 
 
+def test_a_host_that_does_not_resolve_fails_at_once_and_a_silent_resolver_is_retried(edgar, monkeypatch):
+    import socket
+
+    def resolver_says(errno, text):
+        def getaddrinfo(*_args, **_kwargs):
+            raise socket.gaierror(errno, text)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    sleeps: list[float] = []
+    client = EdgarClient(EdgarSettings(user_agent=UA, base_url="http://www.sec.invalid",
+                                       data_base_url="http://data.sec.invalid"), sleep=sleeps.append)
+    resolver_says(socket.EAI_NONAME, "Name or service not known")
+    with pytest.raises(EdgarError, match=r"www\.sec\.invalid/files/company_tickers\.json: cannot resolve the host"):
+        client.cik_of("AAPL")
+    assert sleeps == [] and client.requests_made == 1
+    resolver_says(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    client.max_retries = 2
+    with pytest.raises(EdgarError, match="connection failed .*still failing after 2 retries"):
+        client.cik_of("AAPL")
+    assert client.requests_made == 1 + 3  # the first attempt and two retries (sleeps also pace the requests)
+
+
 def test_no_user_agent_refuses_before_any_request(edgar, monkeypatch):
     monkeypatch.delenv("MOCHI_SEC_USER_AGENT", raising=False)
     with pytest.raises(EdgarConfigError, match="MOCHI_SEC_USER_AGENT is not set"):

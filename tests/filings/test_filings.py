@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 
@@ -110,9 +111,7 @@ def test_persistent_503_fails_after_bounded_retries_and_403_fails_at_once(edgar)
     assert len(edgar.requests) == 4
 
 
-def test_a_host_that_does_not_resolve_fails_at_once_and_a_silent_resolver_is_retried(edgar, monkeypatch):
-    import socket
-
+def test_a_host_that_does_not_resolve_fails_at_once_and_a_silent_resolver_is_retried(monkeypatch):
     def resolver_says(errno, text):
         def getaddrinfo(*_args, **_kwargs):
             raise socket.gaierror(errno, text)

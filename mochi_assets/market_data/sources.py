@@ -167,13 +167,14 @@ def check_source(lake: Lake, request: BacktestRequest, *, polygon: bool | None =
     elif source == "synthetic" and warmup_start(request, calendar) < EPOCH:
         # the generator has bars on every weekday from EPOCH on
         need = warmup_sessions(request)
-        horizon = (request.end - EPOCH).days + 2 * need + 14
+        # (from EPOCH on, far enough for the warm-up even when the whole range lies before EPOCH)
+        horizon = max((request.end - EPOCH).days, 0) + 2 * need + 14
         dates = [d for d in (EPOCH + dt.timedelta(days=i) for i in range(horizon)) if d.weekday() in calendar.days]
         first = first_tradable_session(dates, need, request.start)
         if first is None or first > request.end:
             raise _no_tradable_session(request, f"synthetic data begins on {EPOCH} and the ATR needs {need} "
                                                 f"sessions before a session can trade; the first session that "
-                                                f"would work is {first}")
+                                                f"would work is {first}: choose an end on or after it")
     return source
 
 

@@ -119,6 +119,17 @@ def test_a_range_without_tradable_session_is_refused_naming_the_first_that_works
         check_source(late_import, before)
 
 
+@pytest.mark.parametrize("start, end", [("1960-01-01", "1960-02-01"), ("1970-01-05", "1970-02-01")])
+def test_a_synthetic_range_before_the_warm_up_names_the_first_session_that_works(mochi_home, start, end):
+    # 50 weekday sessions from EPOCH (Monday 1970-01-05) warm the ATR up; a range that ends before
+    # EPOCH once printed "the first session that would work is None"
+    lake = Lake(MochiSettings.from_env())
+    request = parse_request({"ticker": "SYN:GOLD", "start": start, "end": end})
+    with pytest.raises(ProviderError, match="the first session that would work is 1970-03-16: choose an end on or "
+                                            "after it"):
+        check_source(lake, request)
+
+
 def test_mochi_backtest_refuses_before_any_run_and_writes_nothing(tmp_path, late_import, mochi_home):
     before = sorted(p for p in mochi_home.rglob("*"))
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MOCHI_S3_ENDPOINT", "POLYGON_API_KEY")}

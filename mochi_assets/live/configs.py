@@ -125,8 +125,9 @@ def promote(lake: Lake, ticker: str, scenario: str, trader_id: int, broker: str,
     row = ranked.filter(pl.col("trader_id") == trader_id).row(0, named=True)
     verdict = verdict_of(ranked, trader_id)
     if not verdict["significant"] and not acknowledge_not_significant:
-        raise ConfigError(f"trader {trader_id} of {ticker} / {scenario} is not significant ({verdict['text']}); "
-                          "promote it anyway with --i-understand-not-significant (recorded in the configuration)")
+        # the verdict's text names the trader and says why: "trader 60 is not significant: ..."
+        raise ConfigError(f"{ticker} / {scenario}: {verdict['text']}; promote it anyway with "
+                          "--i-understand-not-significant (recorded in the configuration)")
     from mochi_assets.live.forward import backtest_expectation, monte_carlo_expectation
 
     from mochi_assets.market_data.sources import session_calendar

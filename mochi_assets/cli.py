@@ -75,6 +75,11 @@ def _ranked_table(df: pl.DataFrame, top: int) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Mochi: backtest trading strategies over large parameter grids (Dagster code location)."""
+    from mochi_assets.environment import environment_problem
+
+    problem = environment_problem()  # before numba or Dagster is imported (environment.py)
+    if problem:
+        _fail(problem)
 
 
 @main.command()

@@ -12,6 +12,8 @@ import os
 
 import dagster as dg
 
+from mochi_assets.environment import EXECUTORS  # the CLI checks MOCHI_EXECUTOR against them before any import
+
 # Peak RSS (MB) while each kind of step ran in the 10-year x 4 scenarios x 5,000-trader benchmark
 # (`benchmarks/bench_pipeline.py --case four` with MOCHI_PARALLEL_RUNS=1, 2026-11-28; README,
 # "Benchmarks"): the high-water mark of the whole `mochi` process while the step ran, so an upper
@@ -77,9 +79,6 @@ def step_tags(size: str, pool: str | None = None) -> dict:
 
 def step_resources(size: str) -> dict:
     return _SIZES[size]
-
-
-EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
 def _delegate(kind: str) -> dg.ExecutorDefinition:

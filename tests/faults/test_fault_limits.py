@@ -80,3 +80,30 @@ def test_oversize_deep_and_duplicate_documents_are_refused_in_one_line(tmp_path)
                 assert lines[1].startswith("  start: Input should be a valid date"), proc.stderr
     assert "  cost_ticks: Input should be a finite number" in proc.stderr
     assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"NUMBA_NUM_THREADS": "0"}, "NUMBA_NUM_THREADS: 0 must be at least 1 (the simulation's threads, e.g. 2)"),
+        ({"NUMBA_NUM_THREADS": "two"}, "NUMBA_NUM_THREADS: 'two' is not a whole number (the simulation's threads, e.g. 2)"),
+        ({"MOCHI_EXECUTOR": "bogus"}, "MOCHI_EXECUTOR: 'bogus' is not one of in_process, multiprocess, k8s"),
+    ],
+)
+def test_bad_process_variables_are_refused_before_any_import_in_one_line(tmp_path, env, message):
+    # NUMBA_NUM_THREADS=0 raised a traceback from numba's import; MOCHI_EXECUTOR=bogus failed the
+    # first run with Dagster's "Failure during initialization for job ..."
+    home = tmp_path / "home"
+    proc = mochi(["backtest", "SYN:GOLD", "--start", "2024-01-01", "--end", "2024-02-15", "--no-progress"], home, **env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"mochi: error: {message}"], proc.stderr
+    assert not home.exists()
+
+
+def test_environment_problem_accepts_what_numba_and_the_executor_accept():
+    from mochi_assets.environment import environment_problem
+
+    assert environment_problem({}) is None
+    assert environment_problem({"NUMBA_NUM_THREADS": "2", "MOCHI_EXECUTOR": "k8s"}) is None
+    assert environment_problem({"NUMBA_NUM_THREADS": "", "MOCHI_EXECUTOR": ""}) is None  # unset in effect
+    assert environment_problem({"NUMBA_NUM_THREADS": "-1"}).startswith("NUMBA_NUM_THREADS: -1")

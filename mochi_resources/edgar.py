@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from mochi_resources.errors import ProviderError
+from mochi_resources.errors import ProviderError, host_does_not_resolve
 
 DEFAULT_BASE_URL = "https://www.sec.gov"
 DEFAULT_DATA_BASE_URL = "https://data.sec.gov"
@@ -169,9 +169,7 @@ class EdgarClient:
                 what = f"HTTP {status}"
             except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
-                if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:
-                    # the resolver says the name does not exist (a mistyped base URL, no DNS):
-                    # waiting does not change that; EAI_AGAIN (no answer from it) is retried
+                if host_does_not_resolve(reason):  # waiting does not change that
                     raise EdgarError(f"EDGAR {url}: cannot resolve the host ({reason}); check "
                                      "MOCHI_SEC_BASE_URL / MOCHI_SEC_DATA_BASE_URL and this machine's network and DNS") from None
                 what = f"connection failed ({reason})"

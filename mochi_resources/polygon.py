@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from mochi_resources.errors import ProviderError, ProviderUnavailable
+from mochi_resources.errors import ProviderError, ProviderUnavailable, host_does_not_resolve
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
 _KEY_PARAM = re.compile(r"(?i)(api_?key=)[^&\s\"']*")
@@ -277,10 +277,7 @@ class PolygonClient:
             reason = exc.reason
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Retry(f"no answer within {self.config.timeout_s:g} s") from None
-            if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:
-                # the name does not exist for this machine's resolver (a mistyped
-                # MOCHI_POLYGON_BASE_URL, or no DNS at all): retries would only wait. A resolver
-                # that is temporarily unreachable says EAI_AGAIN, which is retried below.
+            if host_does_not_resolve(reason):  # retries would only wait
                 raise ProviderError(
                     f"{what}: cannot resolve the host of the Polygon API at {self.config.base_url} ({reason}); "
                     "check MOCHI_POLYGON_BASE_URL and this machine's network and DNS"

@@ -36,15 +36,17 @@ Conventions chosen here (and tested):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 import numba
 from numba import njit
 from scipy.special import ndtr, ndtri  # the normal CDF and its inverse, as scipy.stats.norm uses them
+
+from mochi_assets.kernel_threads import run_tasks
 
 EULER_GAMMA = 0.5772156649
 PERIODS_PER_YEAR = 252
@@ -389,14 +391,8 @@ def _overfit_splits(
     threads = max(1, min(int(numba.config.NUMBA_NUM_THREADS), n_splits))
     bounds = np.linspace(0, n_splits, threads + 1).round().astype(np.int64)
 
-    def part(k: int) -> None:
-        _overfit_range(block_sum, block_sq, block_len, combos, bounds[k], bounds[k + 1], hits)
-
-    if threads == 1:
-        part(0)
-    else:
-        with ThreadPoolExecutor(threads, thread_name_prefix="mochi-pbo") as pool:
-            list(pool.map(part, range(threads)))
+    run_tasks([functools.partial(_overfit_range, block_sum, block_sq, block_len, combos, bounds[k], bounds[k + 1],
+                                 hits) for k in range(threads)], threads, "mochi-pbo")
     return int(hits.sum())
 
 

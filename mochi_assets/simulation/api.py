@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from mochi_assets import interrupt
 from mochi_assets.contracts import TRADER_PARAMETERS
+from mochi_assets.kernel_threads import run_tasks
 from mochi_assets.market_data.sessions import SessionCalendar, parse_session
 from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.simulation import nb
@@ -414,21 +415,11 @@ def _compact(counts: np.ndarray, n_sessions: int, trader_id: np.ndarray, staging
     total = int(offsets[-1])
     columns = [(staging.floats[c], out.floats[c]) for c in range(staging.floats.shape[0])]
     columns += [(staging.ints[c], out.ints[c]) for c in range(staging.ints.shape[0])]
-    columns += [(staging.days, out.days), (staging.reasons, out.reasons), (None, out.trader)]
-
-    def pack(column: tuple[np.ndarray | None, np.ndarray]) -> None:
-        staged, packed = column
-        if staged is None:
-            nb.fill_trader_nb(counts, offsets, trader_id, packed)
-        else:
-            nb.pack_column_nb(counts, n_sessions, offsets, staged, packed)
-
-    if threads > 1:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mochi-sim-pack") as pool:
-            list(pool.map(pack, columns))
-    else:
-        for column in columns:
-            pack(column)
+    columns += [(staging.days, out.days), (staging.reasons, out.reasons)]
+    tasks = [functools.partial(nb.pack_column_nb, counts, n_sessions, offsets, staged, packed)
+             for staged, packed in columns]
+    tasks.append(functools.partial(nb.fill_trader_nb, counts, offsets, trader_id, out.trader))
+    run_tasks(tasks, threads, "mochi-sim-pack")
     return total
 
 

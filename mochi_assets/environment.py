@@ -14,12 +14,17 @@ import os
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
+def unknown_executor(kind: str) -> str:
+    """The message for an executor kind that is not one of EXECUTORS."""
+    return f"MOCHI_EXECUTOR: {kind!r} is not one of {', '.join(EXECUTORS)}"
+
+
 def environment_problem(environ: dict[str, str] | None = None) -> str | None:
     """One line naming the first bad variable, or None."""
     env = os.environ if environ is None else environ
     kind = env.get("MOCHI_EXECUTOR")
     if kind and kind not in EXECUTORS:
-        return f"MOCHI_EXECUTOR: {kind!r} is not one of {', '.join(EXECUTORS)}"
+        return unknown_executor(kind)
     threads = env.get("NUMBA_NUM_THREADS")
     if threads is not None and threads.strip():
         try:

@@ -12,7 +12,7 @@ import os
 
 import dagster as dg
 
-from mochi_assets.environment import EXECUTORS  # the CLI checks MOCHI_EXECUTOR against them before any import
+from mochi_assets.environment import unknown_executor  # the CLI checks MOCHI_EXECUTOR before any import
 
 # Peak RSS (MB) while each kind of step ran in the 10-year x 4 scenarios x 5,000-trader benchmark
 # (`benchmarks/bench_pipeline.py --case four` with MOCHI_PARALLEL_RUNS=1, 2026-11-28; README,
@@ -90,9 +90,7 @@ def _delegate(kind: str) -> dg.ExecutorDefinition:
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    raise dg.DagsterInvalidConfigError(
-        f"MOCHI_EXECUTOR: {kind!r} is not one of {', '.join(EXECUTORS)}", [], kind
-    )
+    raise dg.DagsterInvalidConfigError(unknown_executor(kind), [], kind)
 
 
 @dg.executor(

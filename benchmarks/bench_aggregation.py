@@ -14,9 +14,11 @@ other work the wall clock grows while the CPU time does not; the load average is
 ``--repeat N`` runs N fresh subprocesses and ends with the fastest and the median of each stage.
 ``--from-file`` does what the ``aggregates`` and ``stops_graph`` steps do on a local lake: the
 trades are written to a Parquet file first (zstd, row groups of about 512 traders, as the simulation
-writes them; not counted), DuckDB reads that file itself (``ParquetFile``), polars streams the
-identical-trader fingerprints and the MAE tables from it, and the trades are not held in memory
-(only the best traders' trades are, for their graph).
+writes them; not counted) with the traders' outcome table (trade counts, fingerprints, drawdowns:
+the simulation computes it while it writes the trades; not counted either), DuckDB reads that
+file itself (``ParquetFile``), polars streams the MAE tables from it, and the trades are not held
+in memory (only the best traders' trades are, for their graph). Without ``--from-file`` the
+aggregation computes the outcome table from the trades in memory (counted).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mochi_assets.aggregation.outcomes import trader_outcomes  # noqa: E402
 from mochi_assets.aggregation.tables import TRADE_COLUMNS, aggregate_scenario  # noqa: E402
 from mochi_assets.reporting import graphs  # noqa: E402
 from mochi_assets.reporting.rankings import rank_traders, top_trader_ids  # noqa: E402
@@ -152,6 +155,11 @@ def run_child(n_traders: int, years: int, fill: float, from_file: bool = False) 
         trades.write_parquet(path, compression="zstd", row_group_size=int(per_group))
         del trades
         gc.collect()
+        # the traders' outcomes, which the simulation computes chunk by chunk while it writes the trades
+        chunks = pl.scan_parquet(path).select((pl.col("trader_id") // 512).unique()).collect().to_series()
+        outcomes = pl.concat([
+            trader_outcomes(pl.scan_parquet(path).filter(pl.col("trader_id") // 512 == chunk)) for chunk in chunks.sort()
+        ])
     build = time.perf_counter() - t0
 
     stages: dict[str, tuple[float, float]] = {}
@@ -168,7 +176,7 @@ def run_child(n_traders: int, years: int, fill: float, from_file: bool = False) 
 
     engine = DuckDBEngine(threads=2, memory_limit="1GB")
     if from_file:
-        trades_in, outcomes = ParquetFile(path, TRADE_COLUMNS), pl.scan_parquet(path)
+        trades_in = ParquetFile(path, TRADE_COLUMNS)
         trades = pl.scan_parquet(path)  # the graphs read it lazily, as the steps do
     else:
         trades_in, outcomes = trades, None

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.aggregation.tables import OUTCOME_COLUMNS, TRADE_COLUMNS, aggregate_scenario, lake_trades
+from mochi_assets.aggregation.tables import TRADE_COLUMNS, aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
@@ -13,7 +13,7 @@ from mochi_assets.conditions import follows_upstream
 from mochi_assets.failures import fails_at_once
 from mochi_assets.request import BacktestRequest
 from mochi_assets.request_asset import request_in
-from mochi_resources.io_manager import lake_metadata, local_parquet, streaming_scan
+from mochi_resources.io_manager import lake_metadata, local_parquet
 from mochi_resources.sql_engine import LakePartition, ParquetFile
 from mochi_resources.sql_resource import SqlEngineResource
 
@@ -48,7 +48,7 @@ def _trades_input(engine, trades: dict, ticker_key: str, scenario: str) -> pl.Da
     local = local_parquet(trades, "trades")
     if local is not None:
         return ParquetFile(local, TRADE_COLUMNS, label=f"trades of {ticker_key} x {scenario}")
-    return trades["trades"].select(list(dict.fromkeys(TRADE_COLUMNS + OUTCOME_COLUMNS))).collect()
+    return trades["trades"].select(TRADE_COLUMNS).collect()
 
 
 def _how_read(trades_in) -> str:
@@ -92,8 +92,8 @@ def aggregates(
         trades=trades_in,
         traders=trades["traders"].collect(),
         session_dates=session_calendar(enhanced_bars),
-        # identical traders: polars reads these columns itself when the SQL engine reads the file
-        outcomes=None if isinstance(trades_in, pl.DataFrame) else streaming_scan(trades, "trades").select(OUTCOME_COLUMNS),
+        # the simulation's per-trader outcomes: drawdowns and identical traders without a pass over the trades
+        outcomes=trades["trader_outcomes"].collect(),
     )
     context.log.info(f"aggregates: the SQL engine ({engine.name}) read the trades {_how_read(trades_in)}")
     stats = tables["scenario_stats"].row(0, named=True)

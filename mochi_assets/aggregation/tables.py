@@ -8,14 +8,16 @@ daily ``r`` sums (2,000 traders x 2,500 dates is 40 MB; no Python loop ever runs
 
 Undefined statistics (a ratio without a denominator, a Sharpe without spread) are nulls, not NaN.
 
+What needs each trader's trades one by one in order but not SQL comes from the traders' outcome
+table (:mod:`mochi_assets.aggregation.outcomes`), which the simulation computes while the trades
+are in memory: ``max_drawdown`` (handed to the SQL engine as a column of its ``traders`` input)
+and the fingerprint of each trader's trade set.
+
 Identical traders: two traders whose trades come out the same (same session dates, entry and exit
 times and prices, pnl) are one outcome counted twice, typically because a stop or limit of the
-grid is never reached within the holding window. Polars hashes each trade row
-(``OUTCOME_COLUMNS``) with two seeds and sums the 32-bit halves of the hashes per trader, an
-order-independent fingerprint of the trade set (a false match needs two different trade sets to
-agree on four 32-bit sums and the count). ``duplicate_of`` is the lowest trader_id with the same
-fingerprint (null for that lowest one and for unique traders); traders without trades are one
-outcome. The hash values are only compared within one computation, never stored.
+grid is never reached within the holding window. ``duplicate_of`` is the lowest trader_id with the
+same trade count and fingerprint (``outcome_hash``) (null for that lowest one and for unique
+traders); traders without trades are one outcome.
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ import polars as pl
 import pyarrow as pa
 
 from mochi_assets.aggregation import stats
+from mochi_assets.aggregation.outcomes import check_outcomes, trader_outcomes
 from mochi_assets.validation.panel import check_one_per_cell
 from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import LakePartition, ParquetFile, SqlEngine, SqlSession
 
 TRADE_COLUMNS = ("trader_id", "session_date", "entry_ts", "pnl", "pnl_ticks", "r", "mae", "mfe")
 TRADER_COLUMNS = ("trader_id", "stop_atr", "limit_atr")
-# What makes two traders' trades identical (r differs with the stop even when the trades do not).
-OUTCOME_COLUMNS = ("trader_id", "session_date", "entry_ts", "exit_ts", "entry_price", "exit_price", "pnl")
+# The SQL engine's traders input: TRADER_COLUMNS and each trader's max_drawdown (outcomes).
+SQL_TRADER_COLUMNS = (*TRADER_COLUMNS, "max_drawdown")
 
 # The trades table in the lake (bucket "trades", written by the simulation), as an engine that
 # reads the lake itself (Trino) declares it: every column of the trades contract, Trino types.
@@ -61,7 +64,6 @@ TRADES_LAKE_COLUMNS = (
 SCRIPT = (
     "trader_year_sums",
     "trader_trade_stats",
-    "trader_drawdown",
     "trader_daily",
     "trader_daily_stats",
     "trader_summary",
@@ -193,42 +195,15 @@ def daily_matrix(
     return matrix
 
 
-def trader_outcomes(trades: pl.DataFrame | pl.LazyFrame | pa.Table) -> pl.DataFrame:
-    """Fingerprint of each trader's set of trades: trader_id, trades, h0..h3 (see module docstring).
-
-    One row per trader with at least one trade; equal fingerprints mean identical trades.
-    """
-    if isinstance(trades, pa.Table):
-        trades = pl.from_arrow(trades)
-    if not isinstance(trades, (pl.DataFrame, pl.LazyFrame)):
-        raise MochiError(f"trades: expected a polars or Arrow table, got {type(trades).__name__}")
-    columns = trades.collect_schema().names()
-    missing = [c for c in OUTCOME_COLUMNS if c not in columns]
-    if missing:
-        raise MochiError(f"trades: missing column(s) {', '.join(missing)} (needed to find identical traders)")
-    row = pl.struct(list(OUTCOME_COLUMNS[1:]))
-    halves = []
-    for seed in (0, 1):
-        hashed = row.hash(seed=seed)
-        halves += [(hashed // 2**32).cast(pl.Int64), (hashed % 2**32).cast(pl.Int64)]
-    out = (
-        trades.lazy()
-        .select(pl.col("trader_id").cast(pl.Int64), *[h.alias(f"h{i}") for i, h in enumerate(halves)])
-        .group_by("trader_id")
-        .agg(pl.len().cast(pl.Int64).alias("trades"), *[pl.col(f"h{i}").sum() for i in range(4)])
-        .collect()
-    )
-    return out.sort("trader_id")
-
-
 def duplicate_traders(trader_ids: np.ndarray | pl.Series, outcomes: pl.DataFrame) -> pl.DataFrame:
     """trader_id and duplicate_of (lowest trader_id with identical trades; null if none lower).
 
-    ``outcomes`` is ``trader_outcomes(...)``; traders absent from it (no trades) share one outcome.
+    ``outcomes`` is the traders' outcome table (trader_id, trades, outcome_hash; see
+    ``outcomes``); traders absent from it share one outcome with the traders without trades.
     """
     ids = pl.DataFrame({"trader_id": pl.Series(trader_ids, dtype=pl.Int64)})
-    keys = ["trades", "h0", "h1", "h2", "h3"]
-    table = ids.join(outcomes, on="trader_id", how="left").with_columns(pl.col(keys).fill_null(0))
+    keys = ["trades", "outcome_hash"]
+    table = ids.join(outcomes.select("trader_id", *keys), on="trader_id", how="left").with_columns(pl.col(keys).fill_null(0))
     table = table.with_columns(pl.col("trader_id").min().over(keys).alias("first"))
     return table.select(
         "trader_id",
@@ -243,15 +218,16 @@ def aggregate_scenario(
     traders: pl.DataFrame,
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
-    outcomes: pl.DataFrame | pl.LazyFrame | pa.Table | None = None,
+    outcomes: pl.DataFrame | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Statistics tables of one scenario from its traders and trades.
 
     ``session_dates``: every session date after ATR warm-up (the calendar of the daily series).
     ``trades``: in memory; or (for an engine with ``lake_inputs``, e.g. Trino) ``lake_trades(...)``;
     or, for DuckDB, a ``ParquetFile`` of the trades (DuckDB reads it itself: nothing of it is held
-    in this process). ``outcomes``: the trade rows (``OUTCOME_COLUMNS``) to find identical traders
-    from, by default ``trades`` when it is in memory (required otherwise). Returns, by name:
+    in this process). ``outcomes``: the traders' outcome table (trader_id, trades, outcome_hash,
+    max_drawdown: the simulation's, or ``outcomes.trader_outcomes(trade rows)``), by default
+    computed from ``trades`` when it is in memory (required otherwise). Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
       ``sql/trader_summary.sql``; plus ``dsr`` (Deflated Sharpe Ratio against all traders of the
@@ -277,24 +253,32 @@ def aggregate_scenario(
         if missing:
             raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
         if outcomes is None:
-            raise MochiError("outcomes: give the trade rows to find identical traders with lake trades")
+            raise MochiError("outcomes: give the traders' outcome table with lake trades")
         trades_tbl = trades
     elif isinstance(trades, ParquetFile):
         if outcomes is None:
-            raise MochiError("outcomes: give the trade rows to find identical traders with a trades file")
+            raise MochiError("outcomes: give the traders' outcome table with a trades file")
         trades_tbl = ParquetFile(trades.path, TRADE_COLUMNS, trades.label)
     else:
         trades_tbl = _select(trades, TRADE_COLUMNS, "trades")
-    fingerprints = trader_outcomes(trades if outcomes is None else outcomes)
+        if outcomes is None:
+            outcomes = trader_outcomes(trades)
     if not isinstance(traders, pl.DataFrame):
         raise MochiError(f"traders: expected a polars DataFrame, got {type(traders).__name__}")
-    traders_tbl = _select(traders, TRADER_COLUMNS, "traders")
-    trader_ids_series = pl.from_arrow(traders_tbl.column("trader_id"))
+    trader_ids_series = pl.from_arrow(_select(traders, TRADER_COLUMNS, "traders").column("trader_id"))
     if trader_ids_series.null_count():
         raise MochiError("traders: trader_id has nulls")
     if trader_ids_series.n_unique() != len(trader_ids_series):
         duplicated = trader_ids_series.filter(trader_ids_series.is_duplicated()).min()
         raise MochiError(f"traders: trader_id {duplicated} appears more than once")
+    outcomes = check_outcomes(outcomes, trader_ids_series)
+    traders_tbl = _select(
+        traders.select(TRADER_COLUMNS)
+        .join(outcomes.select("trader_id", "max_drawdown"), on="trader_id", how="left", maintain_order="left")
+        .with_columns(pl.col("max_drawdown").fill_null(0.0)),
+        SQL_TRADER_COLUMNS,
+        "traders",
+    )
     sessions = _sessions_frame(session_dates)
     tables = {"trades": trades_tbl, "traders": traders_tbl, "sessions": sessions}
 
@@ -311,7 +295,7 @@ def aggregate_scenario(
     pbo, blocks_used = stats.probability_of_backtest_overfitting(matrix, n_blocks=n_blocks)
     del matrix
 
-    duplicates = duplicate_traders(trader_ids, fingerprints)
+    duplicates = duplicate_traders(trader_ids, outcomes)
     summary = summary.with_columns(
         pl.col("sharpe").fill_nan(None),
         _nullable(tests.dsr, "dsr"),

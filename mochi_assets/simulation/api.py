@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mochi_assets import interrupt
+from mochi_assets.aggregation.outcomes import OUTCOMES_SCHEMA, compute_outcomes
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.kernel_threads import run_tasks
 from mochi_assets.market_data.sessions import SessionCalendar, parse_session
@@ -36,7 +37,12 @@ from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
+    F_ENTRY_PRICE,
+    F_EXIT_PRICE,
+    F_PNL,
     FLOAT_COLUMNS,
+    I_ENTRY_TS,
+    I_EXIT_TS,
     INT_COLUMNS,
     LONG,
     MICROS_PER_DAY,
@@ -128,6 +134,9 @@ class SimulationReport:
     setup_seconds: float = 0.0
     simulate_seconds: float = 0.0
     write_seconds: float = 0.0
+    # trader_id, trades, outcome_hash, max_drawdown of every trader (aggregation.outcomes), in
+    # trader order; not metadata: the trades asset stores it as its trader_outcomes table
+    outcomes: pl.DataFrame | None = None
 
     def as_metadata(self) -> dict[str, float | int | str]:
         """Flat dict: the counts, exit reasons as exits_<reason>, seconds (total and split), peak RSS.
@@ -199,6 +208,19 @@ class _Tally:
     setup_seconds: float = 0.0  # validating and preparing the tables
     simulate_seconds: float = 0.0  # kernels, in the worker thread
     reasons: np.ndarray = field(default_factory=lambda: np.zeros(len(EXIT_REASONS), dtype=np.int64))
+    # per trader (rows of the traders table): id, trades, outcome fingerprint, maximum drawdown
+    trader_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    outcome_hash: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    max_drawdown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+
+    def outcomes(self) -> pl.DataFrame:
+        """The traders' outcome table (aggregation.outcomes): one row per trader, in trader order."""
+        return pl.DataFrame(
+            {"trader_id": self.trader_id, "trades": self.counts, "outcome_hash": self.outcome_hash,
+             "max_drawdown": self.max_drawdown},
+            schema=OUTCOMES_SCHEMA,
+        )
 
 
 def _require_columns(frame: pl.DataFrame, columns: list[str], table: str) -> None:
@@ -374,6 +396,7 @@ class _Columns:
 def _chunk_trades(
     market: _Market,
     chunk: _Traders,
+    first: int,
     tick_size: float,
     threads: int,
     staging: _Columns,
@@ -381,8 +404,9 @@ def _chunk_trades(
     tally: _Tally,
     dictionary_reasons: bool,
 ) -> pa.Table:
-    """Run the kernels on one chunk of traders: its trades as an Arrow table over `out` (a fresh
-    set of columns when None). Counts go to the tally."""
+    """Run the kernels on one chunk of traders (rows first, first + 1, ... of the traders table):
+    its trades as an Arrow table over `out` (a fresh set of columns when None). Counts and the
+    traders' outcomes go to the tally."""
     started = time.perf_counter()
     # The thread count is thread-local in numba: carry the caller's setting into this thread.
     numba.set_num_threads(threads)
@@ -393,7 +417,16 @@ def _chunk_trades(
         counts, ambiguous = _simulate_chunk(market, chunk, tick_size, staging)
     if out is None:
         out = _Columns.empty(int(counts.sum()))
-    total = _compact(counts, market.session_atr.shape[0], chunk.trader_id, staging, out, threads)
+    n_sessions = market.session_atr.shape[0]
+    done = slice(first, first + len(chunk))
+    tally.counts[done] = counts
+    # the traders' outcomes from the staging rows, beside the packing (the same rows, in order)
+    outcomes = functools.partial(
+        compute_outcomes, np.arange(len(chunk), dtype=np.int64) * n_sessions, counts, staging.days,
+        staging.ints[I_ENTRY_TS], staging.ints[I_EXIT_TS], staging.floats[F_ENTRY_PRICE],
+        staging.floats[F_EXIT_PRICE], staging.floats[F_PNL], tally.outcome_hash[done], tally.max_drawdown[done],
+    )
+    total = _compact(counts, n_sessions, chunk.trader_id, staging, out, threads, also=[outcomes])
     tally.simulate_seconds += time.perf_counter() - started
     tally.trades += total
     tally.ambiguous += int(ambiguous.sum())
@@ -402,10 +435,11 @@ def _chunk_trades(
 
 
 def _compact(counts: np.ndarray, n_sessions: int, trader_id: np.ndarray, staging: _Columns, out: _Columns,
-             threads: int) -> int:
+             threads: int, also: list[Callable[[], object]] = ()) -> int:
     """Pack the staging rows of a chunk (trader t's trades at rows t * n_sessions + 0, 1, ...) into
     rows 0 .. total - 1 of `out`, in trader order and, per trader, in session order, with the
-    row's trader_id; return total = counts.sum().
+    row's trader_id; return total = counts.sum(). The tasks `also` (kernels that read the staging
+    rows) run among the packing's.
 
     A column per task (pack_column_nb releases the GIL), `threads` at once. (One numba kernel with
     a ``prange`` over the traders copied as fast, but took numba 2.4-3.5 s to compile, paid by the
@@ -419,7 +453,7 @@ def _compact(counts: np.ndarray, n_sessions: int, trader_id: np.ndarray, staging
     tasks = [functools.partial(nb.pack_column_nb, counts, n_sessions, offsets, staged, packed)
              for staged, packed in columns]
     tasks.append(functools.partial(nb.fill_trader_nb, counts, offsets, trader_id, out.trader))
-    run_tasks(tasks, threads, "mochi-sim-pack")
+    run_tasks([*also, *tasks], threads, "mochi-sim-pack")
     return total
 
 
@@ -517,7 +551,13 @@ def _run(
     started = time.perf_counter()
     arrays, entry_times = _prepare_traders(traders)
     market = _prepare_market(bars, entry_times, calendar)
-    tally = _Tally(setup_seconds=time.perf_counter() - started)
+    tally = _Tally(
+        setup_seconds=time.perf_counter() - started,
+        trader_id=arrays.trader_id,
+        counts=np.zeros(len(arrays), dtype=np.int64),
+        outcome_hash=np.zeros(len(arrays), dtype=np.int64),
+        max_drawdown=np.zeros(len(arrays), dtype=np.float64),
+    )
     threads = numba.get_num_threads()
     bounds = [(start, min(start + chunk_size, len(arrays))) for start in range(0, len(arrays), chunk_size)]
     # Rows for every trader and session of a chunk, reused by every chunk (only the worker
@@ -529,7 +569,7 @@ def _run(
     def submit(pool: ThreadPoolExecutor, start: int, stop: int) -> tuple[Future, _Columns | None]:
         out = spare.pop() if streaming else None
         chunk = arrays.rows(start, stop)
-        job = pool.submit(_chunk_trades, market, chunk, tick_size, threads, staging, out, tally, streaming)
+        job = pool.submit(_chunk_trades, market, chunk, start, tick_size, threads, staging, out, tally, streaming)
         return job, out
 
     def chunks() -> Iterator[tuple[pa.Table, int]]:
@@ -633,5 +673,6 @@ def simulate_to_parquet(
         setup_seconds=tally.setup_seconds,
         simulate_seconds=tally.simulate_seconds,
         write_seconds=write_seconds,
+        outcomes=tally.outcomes(),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     )

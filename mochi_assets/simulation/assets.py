@@ -23,21 +23,23 @@ from mochi_resources.io_manager import LakeResource, lake_metadata
     group_name="simulation",
     op_tags=step_tags("simulation", pool=SIMULATION_POOL),
     kinds={"numba", "parquet"},
-    metadata=lake_metadata("trades", tables=["traders", "trades"]),
+    metadata=lake_metadata("trades", tables=["traders", "trades", "trader_outcomes"]),
     ins={
         "enhanced_bars": dg.AssetIn(partition_mapping=by_ticker),
         "scenarios": dg.AssetIn(partition_mapping=by_ticker),
         "request": request_in(ticker_scenario_partitions_def),
     },
     pool=SIMULATION_POOL,
-    code_version=code_version("simulation", "scenarios", "market_data", libraries=("numba", "numpy", "polars")),
+    code_version=code_version("simulation", "scenarios", "market_data", "aggregation/outcomes.py",
+                              libraries=("numba", "numpy", "polars")),
     retry_policy=SIMULATION_RETRY,
     automation_condition=follows_upstream(ticker_scenario_partitions_def),
 )
 @fails_at_once
 def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars: pl.LazyFrame, scenarios: dict,
            request: BacktestRequest) -> dict:
-    """The trader table and every simulated trade of one scenario (numba kernel, chunked)."""
+    """The trader table, every simulated trade of one scenario (numba kernel, chunked) and each
+    trader's outcome (trades, fingerprint of the trade set, maximum drawdown; aggregation/outcomes.py)."""
     _, scenario = split_partition_key(context)
     the_lake = lake.get_lake()
     meta = scenarios["ticker_meta"].collect()
@@ -74,4 +76,4 @@ def trades(context: dg.AssetExecutionContext, lake: LakeResource, enhanced_bars:
             "trades_preview": preview(pl.scan_parquet(staged)),
         }
     )
-    return {"traders": traders, "trades": staged}
+    return {"traders": traders, "trades": staged, "trader_outcomes": report.outcomes}

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mochi_assets.aggregation import stats
+from mochi_assets.aggregation.outcomes import trader_outcomes
 from mochi_assets.aggregation.tables import SCRIPT, aggregate_scenario, load_sql
 from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import DuckDBEngine, ParquetFile
@@ -262,11 +263,11 @@ def test_a_trades_file_read_by_duckdb_gives_identical_tables(case, tmp_path):
     out = aggregate_scenario(engine, trades=trades, traders=traders, session_dates=sessions, n_blocks=8)
     from_file = aggregate_scenario(
         engine, trades=ParquetFile(str(path), tuple(trades.columns)), traders=traders, session_dates=sessions,
-        n_blocks=8, outcomes=pl.scan_parquet(path),
+        n_blocks=8, outcomes=trader_outcomes(pl.scan_parquet(path)),
     )
     for name, frame in out.items():
         assert from_file[name].equals(frame), name
-    with pytest.raises(MochiError, match="outcomes: give the trade rows"):
+    with pytest.raises(MochiError, match="outcomes: give the traders' outcome table with a trades file"):
         aggregate_scenario(engine, trades=ParquetFile(str(path), ()), traders=traders, session_dates=sessions)
 
 
@@ -353,22 +354,33 @@ def test_constant_series_has_no_sharpe_in_sql_or_numpy():
     ),
     st.randoms(use_true_random=False),
 )
-def test_blocked_drawdown_sql_equals_running_peak(pnl_by_trader, rnd):
-    """trader_drawdown.sql packs trades 8 to a block and blocks 4 to a group; any count (1, 8, 9,
-    32, 33, 65, ...) must give the drawdown of the plain running peak, whatever order the trades
-    are stored in."""
+def test_outcome_drawdown_equals_running_peak(pnl_by_trader, rnd):
+    """outcomes.trader_outcomes: each trader's drawdown is that of the plain running peak over its
+    trades in entry order (stats.max_drawdown), whatever order the rows come in."""
+    trades = _pnl_trades(pnl_by_trader)
+    shuffled = trades.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(2**32))
+    got = trader_outcomes(shuffled)
+    assert got["trader_id"].to_list() == list(range(1, len(pnl_by_trader) + 1))
+    assert got["trades"].to_list() == [len(pnls) for pnls in pnl_by_trader]
+    want = [stats.max_drawdown(np.array(pnls)) for pnls in pnl_by_trader]
+    assert got["max_drawdown"].to_list() == want  # the same additions in the same order
+    assert got.equals(trader_outcomes(trades))
+
+
+def _pnl_trades(pnl_by_trader: list[list[float]]) -> pl.DataFrame:
+    """Trades of traders 1, 2, ... with these pnl in entry order (every OUTCOME_COLUMNS column)."""
     rows = [
         (trader_id, i, pnl) for trader_id, pnls in enumerate(pnl_by_trader, start=1) for i, pnl in enumerate(pnls)
     ]
-    rnd.shuffle(rows)
     trades = pl.DataFrame(rows, schema={"trader_id": pl.Int64, "minute": pl.Int64, "pnl": pl.Float64}, orient="row")
-    trades = trades.with_columns(
-        entry_ts=pl.datetime(2021, 3, 1, time_zone="UTC") + pl.duration(minutes=pl.col("minute") * 30)
+    return trades.with_columns(
+        entry_ts=pl.datetime(2021, 3, 1, time_zone="UTC") + pl.duration(minutes=pl.col("minute") * 30),
+    ).with_columns(
+        session_date=pl.col("entry_ts").dt.date(),
+        exit_ts=pl.col("entry_ts") + pl.duration(minutes=10),
+        entry_price=pl.lit(100.0),
+        exit_price=100.0 + pl.col("pnl"),
     )
-    got = ENGINE.query(load_sql("trader_drawdown"), {"trades": trades}).sort("trader_id")
-    assert got["trader_id"].to_list() == list(range(1, len(pnl_by_trader) + 1))
-    want = [stats.max_drawdown(np.array(pnls)) for pnls in pnl_by_trader]
-    np.testing.assert_allclose(got["max_drawdown"].to_numpy(), want, rtol=1e-12, atol=1e-12)
 
 
 def _copied_trades(rng: np.random.Generator, sessions: list[date]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -425,27 +437,5 @@ def test_duplicate_detection_needs_the_trade_identity_columns():
     rng = np.random.default_rng(9)
     sessions = [date(2021, 3, 1) + timedelta(days=i) for i in range(10)]
     traders, trades = _copied_trades(rng, sessions)
-    with pytest.raises(MochiError, match="exit_price.*identical traders"):
+    with pytest.raises(MochiError, match="exit_price.*outcomes"):
         aggregate_scenario(ENGINE, trades=trades.drop("exit_price"), traders=traders, session_dates=sessions)
-
-
-def test_blocked_drawdown_sql_peak_and_trough_in_different_blocks_and_groups():
-    """The block and group summaries of trader_drawdown.sql: a peak in one block (or group of 4
-    blocks) and the trough in the middle of a later one, which then recovers; long random walks."""
-    peak_then_dip = [1.0] * 8 + [0.0] * 8 + [-3.0] * 4 + [2.5] * 4  # trough inside the third block
-    cases = [
-        peak_then_dip,
-        peak_then_dip + [0.25] * 8,  # the same inside one group, the group completed
-        [1.0] * 32 + [0.0] * 8 + [-3.0] * 5 + [2.5] * 11,  # peak in the first group, trough in the second
-        [-1.0] * 33 + [2.5] * 40 + [-3.0] * 3 + [1.0] * 30,
-    ]
-    rng = np.random.default_rng(7)
-    cases += [list(rng.choice([-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.5], size=n)) for n in (63, 64, 65, 129, 200)]
-    rows = [(trader_id, i, pnl) for trader_id, pnls in enumerate(cases, start=1) for i, pnl in enumerate(pnls)]
-    trades = pl.DataFrame(rows, schema={"trader_id": pl.Int64, "minute": pl.Int64, "pnl": pl.Float64}, orient="row")
-    trades = trades.with_columns(
-        entry_ts=pl.datetime(2021, 3, 1, time_zone="UTC") + pl.duration(minutes=pl.col("minute") * 30)
-    )
-    got = ENGINE.query(load_sql("trader_drawdown"), {"trades": trades}).sort("trader_id")
-    want = [stats.max_drawdown(np.array(pnls)) for pnls in cases]
-    assert got["max_drawdown"].to_list() == want  # dyadic values: exact in every order of addition

@@ -20,6 +20,7 @@ import sqlglot
 from dagster_duckdb import DuckDBResource
 from sqlglot import exp
 
+from mochi_assets.aggregation.outcomes import trader_outcomes
 from mochi_assets.aggregation.tables import SCRIPT, TRADER_COLUMNS, aggregate_scenario, lake_trades, load_sql
 from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import DuckDBEngine, SqlEngine
@@ -256,7 +257,7 @@ def test_aggregation_on_trino_sql_equals_duckdb(lake):
     assert isinstance(engine, SqlEngine) and engine.lake_inputs
     got = aggregate_scenario(
         engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
-        outcomes=trades.lazy(),
+        outcomes=trader_outcomes(trades),
     )
     want = aggregate_scenario(DuckDBEngine(), trades=trades, traders=traders, session_dates=sessions, n_blocks=4)
     assert set(got) == set(want)
@@ -274,10 +275,10 @@ def test_a_catalog_without_the_register_procedure_refuses_the_default_mode(lake)
     with pytest.raises(Exception, match="register_partition procedure is disabled"):
         aggregate_scenario(TrinoEngine(URL, connect=TrinoOnDuckDB(root, catalog=props)),
                            trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
-                           outcomes=trades.lazy())
+                           outcomes=trader_outcomes(trades))
     sync = TrinoEngine(URL + ("&" if "?" in URL else "?") + "partitions=sync", connect=TrinoOnDuckDB(root, catalog=props))
     got = aggregate_scenario(sync, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions,
-                             n_blocks=4, outcomes=trades.lazy())
+                             n_blocks=4, outcomes=trader_outcomes(trades))
     assert got["trader_summary"]["trades"].sum() == trades.height
 
 
@@ -285,7 +286,9 @@ def test_every_script_table_matches_duckdb(lake):
     root, traders, trades, sessions = lake
     conn = TrinoOnDuckDB(root)
     statements = [(name, load_sql(name)) for name in SCRIPT]
-    inputs = {"traders": traders.select(TRADER_COLUMNS), "sessions": pl.DataFrame({"session_date": sessions})}
+    # the traders input with a drawdown per trader (from the outcome table in aggregate_scenario)
+    traders_in = traders.select(TRADER_COLUMNS).with_columns(max_drawdown=pl.col("trader_id") * 0.5)
+    inputs = {"traders": traders_in, "sessions": pl.DataFrame({"session_date": sessions})}
     got = TrinoEngine(URL, connect=conn, bucket_prefix="mochi-").run_script(
         statements, {**inputs, "trades": lake_trades(TICKER, SCENARIO)}
     )
@@ -393,7 +396,7 @@ def test_statement_order_and_cleanup(lake):
     conn = TrinoOnDuckDB(root)
     engine = TrinoEngine(URL, connect=conn)
     aggregate_scenario(
-        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
     )
     kinds = [_kind(s) for s in conn.statements]
     assert _compress(kinds) == [
@@ -412,7 +415,7 @@ def test_statement_order_and_cleanup(lake):
     # a second run: the partition is known, so it is not registered again; names are new
     conn.statements.clear()
     aggregate_scenario(
-        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
     )
     assert "partition" not in [_kind(s) for s in conn.statements]
     again = [s.split()[2] for s in conn.statements if _kind(s) in ("ctas", "create")]
@@ -425,7 +428,7 @@ def test_sync_mode_and_failures_still_drop_scratch_tables(lake):
     engine = TrinoEngine(URL + "?partitions=sync&scratch_schema=tmp_mochi", connect=conn)
     with pytest.raises(MochiError, match=r"SQL statement 'trader_by_year' failed on Trino \(http://mochi@trino.test:8080"):
         aggregate_scenario(
-            engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trades
+            engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
         )
     kinds = [_kind(s) for s in conn.statements]
     assert "sync_partition_metadata('mochi', 'trades', 'ADD')" in conn.statements[2]

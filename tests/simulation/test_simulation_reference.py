@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sim_reference import REF_CALENDARS, make_bars, make_traders, reference_trades, session_of
 
 from mochi_assets.market_data.sessions import parse_session
+from mochi_assets.aggregation.outcomes import trader_outcomes
 from mochi_assets.simulation.api import TRADE_COLUMNS, simulate, simulate_to_parquet
 
 TICK = 0.25
@@ -118,6 +119,14 @@ def test_parquet_report_matches_reference(market, traders):
     assert report.traders == traders.height
     for reason in ("stop", "limit", "time", "end"):
         assert report.exit_reasons[reason] == sum(1 for t in expected if t["exit_reason"] == reason)
+    # the traders' outcomes (every trader, in trader order; chunks of 2) are those of the written trades
+    outcomes = report.outcomes
+    assert outcomes["trader_id"].to_list() == traders["trader_id"].to_list()
+    from_rows = trader_outcomes(written)
+    joined = outcomes.join(from_rows, on="trader_id", how="left", suffix="_rows").fill_null(0)
+    assert joined["trades"].to_list() == joined["trades_rows"].to_list()
+    assert joined["outcome_hash"].to_list() == joined["outcome_hash_rows"].to_list()
+    assert joined["max_drawdown"].to_list() == joined["max_drawdown_rows"].to_list()
 
 
 @SETTINGS
@@ -258,6 +267,7 @@ def test_parquet_matches_simulate(big_case, tmp_path):
     )
     assert pl.read_parquet(path).equals(trades)
     assert progress[-1] == (60, 60)
+    assert report.outcomes.filter(pl.col("trades") > 0).equals(trader_outcomes(trades))
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
     assert report.trades == trades.height
     assert report.fills_per_session == pytest.approx(trades.height / (60 * report.sessions))

@@ -1,5 +1,7 @@
 -- One row per trader of the scenario, traders without trades included:
 -- trades, wins, net_pnl and max_drawdown are 0 for them; ratios and averages are NULL.
+-- max_drawdown comes with the traders input (the traders' outcome table, aggregation/outcomes.py:
+-- the largest fall of the cumulative pnl in trade order from a running peak that starts at 0).
 -- win_rate = wins / trades; profit_factor = gross profit / gross loss (NULL without a losing
 -- trade); expectancy = average pnl per trade (price units); net_pnl_ticks and net_r = net_pnl in
 -- ticks and in R (sum of r, each trade's pnl over its initial risk); sharpe = annualized Sharpe of the
@@ -12,7 +14,7 @@ SELECT
     COALESCE(s.net_pnl, 0.0) AS net_pnl,
     s.avg_r,
     CASE WHEN s.gross_loss > 0 THEN s.gross_profit / s.gross_loss END AS profit_factor,
-    COALESCE(dd.max_drawdown, 0.0) AS max_drawdown,
+    tr.max_drawdown,
     CASE
         -- std > 1e-14 * |mean| as in stats.sharpe_per_period: rounding noise of a constant
         -- series is no spread.
@@ -28,6 +30,5 @@ SELECT
     COALESCE(ds.active_sessions, 0) AS active_sessions
 FROM traders tr
 LEFT JOIN trader_trade_stats s ON s.trader_id = tr.trader_id
-LEFT JOIN trader_drawdown dd ON dd.trader_id = tr.trader_id
 LEFT JOIN trader_daily_stats ds ON ds.trader_id = tr.trader_id
 ORDER BY tr.trader_id

@@ -29,9 +29,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import functools
+
+import numba
 import numpy as np
 import polars as pl
+from numba import njit
 
+from mochi_assets.kernel_threads import run_tasks
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
 from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.market_data.recursions import first_order_filter
@@ -213,6 +218,67 @@ def _as_date(value: date, field: str) -> date:
     raise RequestError(f"{field}: expected a date, got {value!r}")
 
 
+@njit(cache=True, nogil=True)
+def _on_grid_nb(log_price: float, tick: float, tick_units: float, scale: float) -> float:
+    """The price exp(log_price) on the tick grid: max(rint(exp(x) / tick), 1) * tick_units / scale
+    (tick = tick_units / scale exactly, scale a power of ten: the double nearest the decimal price)."""
+    return max(np.rint(np.exp(log_price) / tick), 1.0) * tick_units / scale
+
+
+@njit(cache=True, nogil=True)
+def _minutes_nb(d0, d1, first, seg_len, vol_today, x_start, x_end, jump_at, jump_size, weight, z, high_z, low_z,
+                volume_z, miss, w2_root, w_mean, tick, tick_units, scale, volume_base, daily_vol, missing_rate,
+                out_open, out_high, out_low, out_close, out_volume, out_keep):
+    """The minutes of session dates d0 .. d1 - 1 (rows first[j] .. first[j] + seg_len[j] - 1 of the
+    per-minute arrays): prices, volume and whether the minute has a bar.
+
+    Per date, from its anchor x_start to the next one x_end: minute volatility sigma = the day's
+    volatility x the minute's intraday weight / w2_root; steps sigma * z (plus the day's jump at
+    its minute, jump_size 0 without one); the walk (running sum of the steps) pinned into a
+    Brownian bridge in variance time (running sum of sigma^2): close = x_start + walk + frac *
+    (x_end - x_start - walk at the day's last minute), frac = variance time / the day's total.
+    Running sums restart each date, so a minute depends on its own date only."""
+    for j in range(d0, d1):
+        a = first[j]
+        b = a + seg_len[j]
+        v = vol_today[j]
+        walk_total = 0.0
+        var_total = 0.0
+        for i in range(a, b):
+            sigma = v * weight[i] / w2_root
+            step = sigma * z[i]
+            if i == jump_at[j]:
+                step += jump_size[j]
+            walk_total += step
+            var_total += sigma * sigma
+        xs = x_start[j]
+        pull = x_end[j] - xs - walk_total
+        walk = 0.0
+        var = 0.0
+        prev = xs
+        for i in range(a, b):
+            sigma = v * weight[i] / w2_root
+            step = sigma * z[i]
+            jump = jump_size[j] if i == jump_at[j] else 0.0
+            step += jump
+            walk += step
+            var += sigma * sigma
+            close = xs + walk + var / var_total * pull
+            open_ = prev + jump
+            half = 0.5 * sigma
+            out_open[i] = _on_grid_nb(open_, tick, tick_units, scale)
+            out_high[i] = _on_grid_nb(max(open_, close) + half * abs(high_z[i]), tick, tick_units, scale)
+            out_low[i] = _on_grid_nb(min(open_, close) - half * abs(low_z[i]), tick, tick_units, scale)
+            out_close[i] = _on_grid_nb(close, tick, tick_units, scale)
+            relative = weight[i] / w_mean
+            out_volume[i] = max(
+                np.ceil(volume_base * (v / daily_vol) * relative * np.exp(0.4 * volume_z[i] - 0.08)), 1.0
+            )
+            # quiet minutes are more often missing, as on real feeds that only print when something trades
+            out_keep[i] = miss[i] >= missing_rate * min(max(1.0 / relative, 0.5), 2.0)
+            prev = close
+
+
 def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     """Minute bars (bars table, ts UTC bar open) of a synthetic ticker for session dates start..end inclusive.
 
@@ -245,7 +311,6 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
 
     total = int(seg_len_arr.sum())
     first = np.concatenate(([0], np.cumsum(seg_len_arr)[:-1]))
-    last = first + seg_len_arr - 1
 
     # Per-(ticker, date) random numbers, drawn straight into place: the only per-day Python work.
     z, high_z, low_z, volume_z, miss = (np.empty(total) for _ in range(5))
@@ -267,30 +332,9 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     weight = _FULL_DAY_WEIGHTS[local_minute]
 
     vol_today = day_vol[day_idx]
-    sigma = vol_today[day_of] * weight / np.sqrt(_W2_REF)
-    step = sigma * z
-    jump = np.zeros(total)
-    has_jump = jumps[:, 0] < profile.jump_rate
-    jump_at = first + np.minimum((jumps[:, 1] * seg_len_arr).astype(np.int64), seg_len_arr - 1)
     jump_size = np.where(jumps[:, 3] < 0.5, -1.0, 1.0) * (0.3 + 0.9 * jumps[:, 2]) * vol_today
-    jump[jump_at[has_jump]] = jump_size[has_jump]
-    step += jump
-
-    # Brownian bridge per day from anchor[d] to anchor[d+1], pinned in variance time.
-    walk = np.cumsum(step)
-    walk -= np.repeat(walk[first] - step[first], seg_len_arr)
-    var_time = np.cumsum(sigma**2)
-    var_time -= np.repeat(var_time[first] - sigma[first] ** 2, seg_len_arr)
-    frac = var_time / var_time[last][day_of]
-    x_start = log_anchor[day_idx]
-    x_end = log_anchor[day_idx + 1]
-    log_close = x_start[day_of] + walk + frac * (x_end - x_start - walk[last])[day_of]
-    log_prev = np.empty(total)
-    log_prev[1:] = log_close[:-1]
-    log_prev[first] = x_start
-    log_open = log_prev + jump
-    log_high = np.maximum(log_open, log_close) + 0.5 * sigma * np.abs(high_z)
-    log_low = np.minimum(log_open, log_close) - 0.5 * sigma * np.abs(low_z)
+    jump_size[jumps[:, 0] >= profile.jump_rate] = 0.0  # most dates have no jump
+    jump_at = first + np.minimum((jumps[:, 1] * seg_len_arr).astype(np.int64), seg_len_arr - 1)
 
     tick = profile.tick_size
     # tick = tick_units / scale exactly (scale a power of ten): dividing the integer
@@ -298,30 +342,19 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     scale = 10.0 ** _tick_decimals(tick)
     tick_units = float(round(tick * scale))
 
-    def on_grid(log_price: np.ndarray) -> np.ndarray:
-        # max(rint(exp(x) / tick), 1) * tick_units / scale, in one buffer (the same operations)
-        out = np.exp(log_price)
-        np.divide(out, tick, out=out)
-        np.rint(out, out=out)
-        np.maximum(out, 1.0, out=out)
-        np.multiply(out, tick_units, out=out)
-        return np.divide(out, scale, out=out)
-
-    relative = weight / _W_MEAN
-    volume = np.maximum(
-        np.ceil(profile.volume_base * (vol_today / profile.daily_vol)[day_of] * relative * np.exp(0.4 * volume_z - 0.08)), 1.0
+    columns = {name: np.empty(total) for name in ("open", "high", "low", "close", "volume")}
+    keep = np.empty(total, dtype=np.bool_)
+    kernel = functools.partial(
+        _minutes_nb, first=first, seg_len=seg_len_arr, vol_today=vol_today, x_start=log_anchor[day_idx],
+        x_end=log_anchor[day_idx + 1], jump_at=jump_at, jump_size=jump_size, weight=weight, z=z, high_z=high_z,
+        low_z=low_z, volume_z=volume_z, miss=miss, w2_root=float(np.sqrt(_W2_REF)), w_mean=_W_MEAN, tick=tick,
+        tick_units=tick_units, scale=scale, volume_base=profile.volume_base, daily_vol=profile.daily_vol,
+        missing_rate=profile.missing_rate, out_open=columns["open"], out_high=columns["high"],
+        out_low=columns["low"], out_close=columns["close"], out_volume=columns["volume"], out_keep=keep,
     )
-    # Quiet minutes are more often missing, as on real feeds that only print when something trades.
-    keep = miss >= profile.missing_rate * np.clip(1.0 / relative, 0.5, 2.0)
-
-    out = pl.DataFrame(
-        {
-            "ts": ts,
-            "open": on_grid(log_open),
-            "high": on_grid(log_high),
-            "low": on_grid(log_low),
-            "close": on_grid(log_close),
-            "volume": volume,
-        }
-    ).filter(pl.Series(keep))
+    parts = max(1, min(int(numba.config.NUMBA_NUM_THREADS), len(days)))
+    bounds = np.linspace(0, len(days), parts + 1).astype(np.int64)
+    run_tasks([functools.partial(kernel, int(bounds[p]), int(bounds[p + 1])) for p in range(parts)], parts,
+              "mochi-synthetic")
+    out = pl.DataFrame({"ts": ts, **columns}).filter(pl.Series(keep))
     return out.select(BAR_COLUMNS)

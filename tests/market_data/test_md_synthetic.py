@@ -171,3 +171,14 @@ def test_resample_consistency(gold_quarter):
     assert from_hours["ts"].equals(days["ts"].dt.truncate("1h"))
     assert np.allclose(from_hours["volume"].to_numpy(), days["volume"].to_numpy())
     assert hours["ts"].dt.minute().max() == 0 and hours["ts"].is_sorted()
+
+
+def test_the_same_bars_whatever_the_thread_count(gold_quarter, monkeypatch):
+    """The minutes are computed by date ranges on NUMBA_NUM_THREADS threads: a date depends on
+    itself only (its running sums restart), so any split gives the same bits."""
+    import numba
+
+    for threads in (1, 3):
+        monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
+        again = synthetic_minute_bars("SYN:GOLD", date(2024, 1, 1), date(2024, 3, 31))
+        assert again.equals(gold_quarter), threads

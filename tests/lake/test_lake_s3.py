@@ -45,6 +45,7 @@ def test_pipeline_on_s3_writes_the_lake_layout_readable_by_pyarrow_and_duckdb(s3
 
     trades_keys = s3_server.keys(f"{prefix}trades")
     assert trades_keys == [
+        "trader_outcomes/ticker=SYN_GOLD/scenario=breakout-long/data.parquet",
         "traders/ticker=SYN_GOLD/scenario=breakout-long/data.parquet",
         "trades/ticker=SYN_GOLD/scenario=breakout-long/data.parquet",
     ]  # no commit records or staged copies left behind
@@ -60,7 +61,7 @@ def test_pipeline_on_s3_writes_the_lake_layout_readable_by_pyarrow_and_duckdb(s3
 
     # Hive-style partitions straight from the objects, with pyarrow; SQL on them with DuckDB
     client = s3_server.client()
-    body = client.get_object(Bucket=f"{prefix}trades", Key=trades_keys[1])["Body"].read()
+    body = client.get_object(Bucket=f"{prefix}trades", Key=trades_keys[2])["Body"].read()
     trades = pq.read_table(io.BytesIO(body))
     assert {"trader_id", "session_date", "entry_ts", "exit_reason", "pnl", "r", "mae", "mfe"} <= set(trades.column_names)
     summary_key = "trader_summary/ticker=SYN_GOLD/scenario=breakout-long/data.parquet"
@@ -68,6 +69,13 @@ def test_pipeline_on_s3_writes_the_lake_layout_readable_by_pyarrow_and_duckdb(s3
     con = duckdb.connect()
     con.register("trades", trades)
     con.register("summary", summary)
+    # the simulation's per-trader outcome table agrees with the trades and the summary
+    outcomes = pq.read_table(io.BytesIO(client.get_object(Bucket=f"{prefix}trades", Key=trades_keys[0])["Body"].read()))
+    con.register("outcomes", outcomes)
+    assert con.execute(
+        "select count(*) from outcomes o join summary s using (trader_id) "
+        "where o.trades <> s.trades or o.max_drawdown <> s.max_drawdown"
+    ).fetchone() == (0,)
     joined = con.execute(
         "select s.trader_id, s.trades, count(t.trader_id) as n from summary s "
         "left join trades t using (trader_id) group by all order by 1"

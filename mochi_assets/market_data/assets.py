@@ -1,5 +1,6 @@
 """Raw and enhanced bars per ticker, with their quality checks."""
 
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -105,26 +106,29 @@ def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, polygon: Pol
         f"{request.ticker}: {bars.minute.height} minute bars from {bars.source}"
         + (" (synthetic data)" if bars.synthetic else "")
     )
-    output = dg.Output(
-        {"bars_minute": bars.minute, "bars_hour": bars.hour, "bars_day": bars.day},
-        # the bars' content is their version: a refresh that brings nothing new re-runs nothing
-        data_version=dg.DataVersion(frames_version(bars.minute, bars.hour, bars.day)),
-        metadata={
-            **provenance(request, synthetic=bars.synthetic),
-            "source": bars.source,
-            "tick_size": bars.tick_size,
-            "asset_class": bars.asset_class,
-            "meta_source": bars.info.meta_source,
-            **{f"fetch_{k}": v for k, v in bars.fetch.items()},
-            "minute_rows": bars.minute.height,
-            "hour_rows": bars.hour.height,
-            "day_rows": bars.day.height,
-            "session_calendar": calendar.describe(),
-            **ts_range(bars.minute),
-            "preview": preview(bars.minute),
-        },
-        tags=_source_tags(bars.source),
-    )
+    with warnings.catch_warnings():
+        # data_version: stable in practice; the warning would reach every CLI user
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        output = dg.Output(
+            {"bars_minute": bars.minute, "bars_hour": bars.hour, "bars_day": bars.day},
+            # the bars' content is their version: a refresh that brings nothing new re-runs nothing
+            data_version=dg.DataVersion(frames_version(bars.minute, bars.hour, bars.day)),
+            metadata={
+                **provenance(request, synthetic=bars.synthetic),
+                "source": bars.source,
+                "tick_size": bars.tick_size,
+                "asset_class": bars.asset_class,
+                "meta_source": bars.info.meta_source,
+                **{f"fetch_{k}": v for k, v in bars.fetch.items()},
+                "minute_rows": bars.minute.height,
+                "hour_rows": bars.hour.height,
+                "day_rows": bars.day.height,
+                "session_calendar": calendar.describe(),
+                **ts_range(bars.minute),
+                "preview": preview(bars.minute),
+            },
+            tags=_source_tags(bars.source),
+        )
 
     def checks() -> list[dg.AssetCheckResult]:
         all_bars = pl.concat([bars.minute, bars.hour, bars.day])

@@ -198,6 +198,21 @@ def daily_matrix(
     return matrix
 
 
+def _check_outcome_counts(summary: pl.DataFrame, outcomes: pl.DataFrame) -> None:
+    """The outcome table must describe these trades: each trader's trade count as the SQL counted
+    it (an outcome table of another simulation would give wrong drawdowns and duplicates)."""
+    counts = summary.select("trader_id", "trades").join(
+        outcomes.select("trader_id", pl.col("trades").alias("outcome_trades")), on="trader_id", how="left"
+    ).filter(pl.col("trades") != pl.col("outcome_trades").fill_null(0))
+    if counts.height:
+        row = counts.row(0, named=True)
+        raise MochiError(
+            f"trader outcomes: {counts.height} trader(s) with another trade count than the trades have "
+            f"(e.g. trader_id {row['trader_id']}: {row['outcome_trades'] or 0} in the outcome table, "
+            f"{row['trades']} trades): the outcome table belongs to other trades"
+        )
+
+
 def duplicate_traders(trader_ids: np.ndarray | pl.Series, outcomes: pl.DataFrame) -> pl.DataFrame:
     """trader_id and duplicate_of (lowest trader_id with identical trades; null if none lower).
 
@@ -290,6 +305,7 @@ def aggregate_scenario(
         results = session.run_script([(name, load_sql(name)) for name in SCRIPT], fetch=FETCHED)
 
     summary = results["trader_summary"].sort("trader_id")
+    _check_outcome_counts(summary, outcomes)
     trader_ids = summary["trader_id"].to_numpy()
     matrix = daily_matrix(results["trader_daily"], trader_ids, sessions["session_date"])
     del results["trader_daily"]

@@ -17,7 +17,7 @@ import functools
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,7 +435,7 @@ def _chunk_trades(
 
 
 def _compact(counts: np.ndarray, n_sessions: int, trader_id: np.ndarray, staging: _Columns, out: _Columns,
-             threads: int, also: list[Callable[[], object]] = ()) -> int:
+             threads: int, also: Sequence[Callable[[], object]] = ()) -> int:
     """Pack the staging rows of a chunk (trader t's trades at rows t * n_sessions + 0, 1, ...) into
     rows 0 .. total - 1 of `out`, in trader order and, per trader, in session order, with the
     row's trader_id; return total = counts.sum(). The tasks `also` (kernels that read the staging

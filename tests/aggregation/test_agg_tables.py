@@ -439,3 +439,16 @@ def test_duplicate_detection_needs_the_trade_identity_columns():
     traders, trades = _copied_trades(rng, sessions)
     with pytest.raises(MochiError, match="exit_price.*outcomes"):
         aggregate_scenario(ENGINE, trades=trades.drop("exit_price"), traders=traders, session_dates=sessions)
+
+
+def test_an_outcome_table_of_other_trades_is_refused():
+    rng = np.random.default_rng(9)
+    sessions = [date(2021, 3, 1) + timedelta(days=i) for i in range(10)]
+    traders, trades = _copied_trades(rng, sessions)
+    stale = trader_outcomes(trades.filter(pl.col("trader_id") != 3))  # trader 3's trades missing
+    with pytest.raises(MochiError, match=r"trader outcomes: 1 trader\(s\) with another trade count.*trader_id 3: 0 in"):
+        aggregate_scenario(ENGINE, trades=trades, traders=traders, session_dates=sessions, outcomes=stale)
+    mine = trades.filter(pl.col("trader_id") != 5)
+    with pytest.raises(MochiError, match=r"trader outcomes: 1 row\(s\) belong to traders not in the trader table"):
+        aggregate_scenario(ENGINE, trades=mine, traders=traders.filter(pl.col("trader_id") != 5),
+                           session_dates=sessions, outcomes=trader_outcomes(trades))

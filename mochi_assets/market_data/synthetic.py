@@ -23,13 +23,12 @@ from Friday's close to Sunday's open is the weekend gap.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-import functools
 
 import numba
 import numpy as np

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from mochi_assets.aggregation.tables import TRADE_COLUMNS, aggregate_scenario, lake_trades
+from mochi_assets.aggregation.tables import DAILY_COLUMNS, TRADE_COLUMNS, aggregate_scenario, lake_trades
 from mochi_assets.execution import step_tags
 from mochi_assets.automation.retries import LAKE_RETRY
 from mochi_assets.metadata import code_version, preview, provenance
@@ -94,6 +94,8 @@ def aggregates(
         session_dates=session_calendar(enhanced_bars),
         # the simulation's per-trader outcomes: drawdowns and identical traders without a pass over the trades
         outcomes=trades["trader_outcomes"].collect(),
+        # the DSR's daily series: from the trades in memory or the file (above), else read from the lake here
+        daily=trades["trades"].select(DAILY_COLUMNS) if isinstance(trades_in, LakePartition) else None,
     )
     context.log.info(f"aggregates: the SQL engine ({engine.name}) read the trades {_how_read(trades_in)}")
     stats = tables["scenario_stats"].row(0, named=True)

@@ -39,6 +39,8 @@ from mochi_resources.sql_engine import LakePartition, ParquetFile, SqlEngine, Sq
 
 TRADE_COLUMNS = ("trader_id", "session_date", "entry_ts", "pnl", "pnl_ticks", "r", "mae", "mfe")
 TRADER_COLUMNS = ("trader_id", "stop_atr", "limit_atr")
+# What the daily matrix reads of each trade: the daily series is a trader's r per session date.
+DAILY_COLUMNS = ("trader_id", "session_date", "r")
 # The SQL engine's traders input: TRADER_COLUMNS and each trader's max_drawdown (outcomes).
 SQL_TRADER_COLUMNS = (*TRADER_COLUMNS, "max_drawdown")
 
@@ -61,14 +63,10 @@ TRADES_LAKE_COLUMNS = (
 )
 
 # Materialized in this order; each statement may read the inputs and every earlier result.
-# mae_profile (which gathers every trade's excursion for its exact quantiles) runs before
-# trader_daily (a row per trade, kept until it is fetched) is created: the two working sets do
-# not add up (DuckDB's peak for 12.5 M trades 1.29-1.38 GB -> 1.01-1.05 GB of the process).
 SCRIPT = (
     "trader_year_sums",
     "trader_trade_stats",
     "mae_profile",
-    "trader_daily",
     "trader_daily_stats",
     "trader_summary",
     "trader_by_year",
@@ -78,7 +76,6 @@ SCRIPT = (
 
 # The results read back; the other statements are intermediate steps.
 FETCHED = (
-    "trader_daily",
     "trader_summary",
     "trader_by_year",
     "stops_by_level",
@@ -198,6 +195,20 @@ def daily_matrix(
     return matrix
 
 
+def _daily_rows(trades, daily) -> pl.DataFrame:
+    """The DAILY_COLUMNS of the trades (``aggregate_scenario``'s ``daily``, or its trades)."""
+    if daily is None:
+        daily = pl.scan_parquet(trades.path) if isinstance(trades, ParquetFile) else trades
+    if isinstance(daily, pa.Table):
+        daily = pl.from_arrow(daily)
+    if not isinstance(daily, (pl.DataFrame, pl.LazyFrame)):
+        raise MochiError(f"daily: expected a polars or Arrow table, got {type(daily).__name__}")
+    missing = [c for c in DAILY_COLUMNS if c not in daily.collect_schema().names()]
+    if missing:
+        raise MochiError(f"daily: missing column(s) {', '.join(missing)}")
+    return daily.lazy().select(DAILY_COLUMNS).collect()
+
+
 def _check_outcome_counts(summary: pl.DataFrame, outcomes: pl.DataFrame) -> None:
     """The outcome table must describe these trades: each trader's trade count as the SQL counted
     it (an outcome table of another simulation would give wrong drawdowns and duplicates)."""
@@ -237,6 +248,7 @@ def aggregate_scenario(
     session_dates: list[date] | pl.Series,
     n_blocks: int = 16,
     outcomes: pl.DataFrame | None = None,
+    daily: pl.DataFrame | pl.LazyFrame | pa.Table | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Statistics tables of one scenario from its traders and trades.
 
@@ -245,7 +257,11 @@ def aggregate_scenario(
     or, for DuckDB, a ``ParquetFile`` of the trades (DuckDB reads it itself: nothing of it is held
     in this process). ``outcomes``: the traders' outcome table (trader_id, trades, outcome_hash,
     max_drawdown: the simulation's, or ``outcomes.trader_outcomes(trade rows)``), by default
-    computed from ``trades`` when it is in memory (required otherwise). Returns, by name:
+    computed from ``trades`` when it is in memory (required otherwise). ``daily``: the trades'
+    ``DAILY_COLUMNS`` for the daily matrix of the DSR and PBO (the trades themselves are the
+    daily series' non-zero part: one trade per trader and session date), by default read from
+    ``trades`` in memory or, with polars, from the ``ParquetFile`` (required with lake trades: the
+    engine's client protocol is no way to move a row per trade). Returns, by name:
 
     * ``trader_summary``: one row per trader of ``traders`` (sorted by trader_id), see
       ``sql/trader_summary.sql``; plus ``dsr`` (Deflated Sharpe Ratio against all traders of the
@@ -272,6 +288,8 @@ def aggregate_scenario(
             raise MochiError(f"trades: missing column(s) {', '.join(missing)}")
         if outcomes is None:
             raise MochiError("outcomes: give the traders' outcome table with lake trades")
+        if daily is None:
+            raise MochiError("daily: give the trades' trader_id, session_date and r with lake trades")
         trades_tbl = trades
     elif isinstance(trades, ParquetFile):
         if outcomes is None:
@@ -307,8 +325,7 @@ def aggregate_scenario(
     summary = results["trader_summary"].sort("trader_id")
     _check_outcome_counts(summary, outcomes)
     trader_ids = summary["trader_id"].to_numpy()
-    matrix = daily_matrix(results["trader_daily"], trader_ids, sessions["session_date"])
-    del results["trader_daily"]
+    matrix = daily_matrix(_daily_rows(trades, daily), trader_ids, sessions["session_date"])
 
     tests = stats.sharpe_tests(matrix)
     pbo, blocks_used = stats.probability_of_backtest_overfitting(matrix, n_blocks=n_blocks)

@@ -21,7 +21,7 @@ from dagster_duckdb import DuckDBResource
 from sqlglot import exp
 
 from mochi_assets.aggregation.outcomes import trader_outcomes
-from mochi_assets.aggregation.tables import SCRIPT, TRADER_COLUMNS, aggregate_scenario, lake_trades, load_sql
+from mochi_assets.aggregation.tables import FETCHED, SCRIPT, TRADER_COLUMNS, aggregate_scenario, lake_trades, load_sql
 from mochi_resources.errors import MochiError
 from mochi_resources.sql_engine import DuckDBEngine, SqlEngine
 from mochi_resources.sql_resource import SqlEngineResource
@@ -257,7 +257,7 @@ def test_aggregation_on_trino_sql_equals_duckdb(lake):
     assert isinstance(engine, SqlEngine) and engine.lake_inputs
     got = aggregate_scenario(
         engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
-        outcomes=trader_outcomes(trades),
+        outcomes=trader_outcomes(trades), daily=trades,
     )
     want = aggregate_scenario(DuckDBEngine(), trades=trades, traders=traders, session_dates=sessions, n_blocks=4)
     assert set(got) == set(want)
@@ -265,6 +265,12 @@ def test_aggregation_on_trino_sql_equals_duckdb(lake):
         _assert_same(got[name], want[name], name)
     assert want["trader_summary"]["trades"].sum() == trades.height
     assert conn.closed
+    # the daily series' rows do not come through Trino: without them, one clear error, no SQL sent
+    sent = len(conn.statements)
+    with pytest.raises(MochiError, match="daily: give the trades' trader_id, session_date and r with lake trades"):
+        aggregate_scenario(engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions,
+                           outcomes=trader_outcomes(trades))
+    assert len(conn.statements) == sent
 
 
 def test_a_catalog_without_the_register_procedure_refuses_the_default_mode(lake):
@@ -275,10 +281,10 @@ def test_a_catalog_without_the_register_procedure_refuses_the_default_mode(lake)
     with pytest.raises(Exception, match="register_partition procedure is disabled"):
         aggregate_scenario(TrinoEngine(URL, connect=TrinoOnDuckDB(root, catalog=props)),
                            trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, n_blocks=4,
-                           outcomes=trader_outcomes(trades))
+                           outcomes=trader_outcomes(trades), daily=trades)
     sync = TrinoEngine(URL + ("&" if "?" in URL else "?") + "partitions=sync", connect=TrinoOnDuckDB(root, catalog=props))
     got = aggregate_scenario(sync, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions,
-                             n_blocks=4, outcomes=trader_outcomes(trades))
+                             n_blocks=4, outcomes=trader_outcomes(trades), daily=trades)
     assert got["trader_summary"]["trades"].sum() == trades.height
 
 
@@ -396,7 +402,7 @@ def test_statement_order_and_cleanup(lake):
     conn = TrinoOnDuckDB(root)
     engine = TrinoEngine(URL, connect=conn)
     aggregate_scenario(
-        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades), daily=trades
     )
     kinds = [_kind(s) for s in conn.statements]
     assert _compress(kinds) == [
@@ -405,7 +411,7 @@ def test_statement_order_and_cleanup(lake):
         "query",  # input checks
         "ctas", "fetch", "drop",  # the CTAS chain, the results read back, every scratch table dropped
     ]
-    assert kinds.count("ctas") == 1 + len(SCRIPT) and kinds.count("fetch") == 6
+    assert kinds.count("ctas") == 1 + len(SCRIPT) and kinds.count("fetch") == len(FETCHED)
     created = [s.split()[2] for s in conn.statements if _kind(s) in ("ctas", "create")]
     dropped = [s.split()[-1] for s in conn.statements if _kind(s) == "drop"]
     assert sorted(created) == sorted(dropped) and len(set(created)) == len(created)
@@ -415,7 +421,7 @@ def test_statement_order_and_cleanup(lake):
     # a second run: the partition is known, so it is not registered again; names are new
     conn.statements.clear()
     aggregate_scenario(
-        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
+        engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades), daily=trades
     )
     assert "partition" not in [_kind(s) for s in conn.statements]
     again = [s.split()[2] for s in conn.statements if _kind(s) in ("ctas", "create")]
@@ -428,7 +434,7 @@ def test_sync_mode_and_failures_still_drop_scratch_tables(lake):
     engine = TrinoEngine(URL + "?partitions=sync&scratch_schema=tmp_mochi", connect=conn)
     with pytest.raises(MochiError, match=r"SQL statement 'trader_by_year' failed on Trino \(http://mochi@trino.test:8080"):
         aggregate_scenario(
-            engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades)
+            engine, trades=lake_trades(TICKER, SCENARIO), traders=traders, session_dates=sessions, outcomes=trader_outcomes(trades), daily=trades
         )
     kinds = [_kind(s) for s in conn.statements]
     assert "sync_partition_metadata('mochi', 'trades', 'ADD')" in conn.statements[2]

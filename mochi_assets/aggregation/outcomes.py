@@ -8,7 +8,8 @@ The two figures that need every trade of a trader but not SQL:
   date, entry and exit times and prices, pnl: as their 64-bit patterns) are mixed into a 64-bit
   hash (the splitmix64 finalizer after each field), and the hashes of the trader's trades are
   added modulo 2**64; stored as a signed 64-bit integer. Two different trade sets agree on it
-  (and on the count) with a chance of about 2**-64; 0 for a trader without trades.
+  (and on the count) with a chance of about 2**-64 per pair of traders; 0 for a trader without
+  trades.
 - ``max_drawdown``: the largest fall of the trader's cumulative pnl, trade by trade in entry
   order, from its running peak, which starts at 0 (an opening loss is a drawdown); 0 without
   trades. The running sum adds the trades' pnl as doubles in entry order, as ``np.cumsum`` does
@@ -16,8 +17,8 @@ The two figures that need every trade of a trader but not SQL:
 
 The simulation computes both for each chunk of traders while the chunk's trades are in memory
 (``outcomes_nb`` over the kernel's staging rows, beside the packing), and the trades asset stores
-them as its ``trader_outcomes`` table: the aggregation then reads 2,000 rows instead of a pass over
-millions of trades (on Trino, nothing of the trades reaches this process). ``trader_outcomes``
+them as its ``trader_outcomes`` table: the aggregation then reads a row per trader instead of a
+pass over millions of trades (on Trino, no trade row reaches this process for them). ``trader_outcomes``
 computes the same table from trade rows, for trades that did not come from the simulation.
 """
 

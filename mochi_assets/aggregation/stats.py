@@ -36,17 +36,15 @@ Conventions chosen here (and tested):
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from typing import NamedTuple
 
 import numpy as np
-import numba
 from numba import njit
 from scipy.special import ndtr, ndtri  # the normal CDF and its inverse, as scipy.stats.norm uses them
 
-from mochi_assets.kernel_threads import run_tasks
+from mochi_assets.kernel_threads import run_ranges
 
 EULER_GAMMA = 0.5772156649
 PERIODS_PER_YEAR = 252
@@ -388,11 +386,8 @@ def _overfit_splits(
     """
     n_splits = combos.shape[0]
     hits = np.zeros(n_splits, dtype=np.int64)
-    threads = max(1, min(int(numba.config.NUMBA_NUM_THREADS), n_splits))
-    bounds = np.linspace(0, n_splits, threads + 1).round().astype(np.int64)
-
-    run_tasks([functools.partial(_overfit_range, block_sum, block_sq, block_len, combos, bounds[k], bounds[k + 1],
-                                 hits) for k in range(threads)], threads, "mochi-pbo")
+    run_ranges(n_splits, lambda start, stop: _overfit_range(block_sum, block_sq, block_len, combos, start, stop, hits),
+               "mochi-pbo")
     return int(hits.sum())
 
 

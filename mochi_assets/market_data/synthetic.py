@@ -30,12 +30,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import numba
 import numpy as np
 import polars as pl
 from numba import njit
 
-from mochi_assets.kernel_threads import run_tasks
+from mochi_assets.kernel_threads import run_ranges
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
 from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.market_data.recursions import first_order_filter
@@ -351,9 +350,6 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
         missing_rate=profile.missing_rate, out_open=columns["open"], out_high=columns["high"],
         out_low=columns["low"], out_close=columns["close"], out_volume=columns["volume"], out_keep=keep,
     )
-    parts = max(1, min(int(numba.config.NUMBA_NUM_THREADS), len(days)))
-    bounds = np.linspace(0, len(days), parts + 1).astype(np.int64)
-    run_tasks([functools.partial(kernel, int(bounds[p]), int(bounds[p + 1])) for p in range(parts)], parts,
-              "mochi-synthetic")
+    run_ranges(len(days), kernel, "mochi-synthetic")
     out = pl.DataFrame({"ts": ts, **columns}).filter(pl.Series(keep))
     return out.select(BAR_COLUMNS)

@@ -13,6 +13,7 @@ import polars as pl
 
 from mochi_resources.errors import BarsError, RequestError
 from mochi_assets.market_data.localtime import local_naive_expr
+from mochi_assets.market_data.scans import bars_clean, ts_increasing
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -122,24 +123,9 @@ def _to_float(col: pl.Series, source: str) -> pl.Series:
 
 def _valid_and_increasing(out: pl.DataFrame) -> bool:
     """True when `out` (normalized bars) breaks none of the rules of `validate_bars` and its ts is
-    strictly increasing: every rule in one parallel pass over the columns. NaN counts as a
-    violation (the rules below report it as not a finite number)."""
-    prices, low, high = [pl.col(c) for c in PRICE_COLUMNS], pl.col("low"), pl.col("high")
-    values = [pl.col(c) for c in BAR_COLUMNS[1:]]
-    ok = pl.all_horizontal(
-        *[v.is_finite() for v in values],  # false for NaN and +-inf, null for null
-        *[p > 0 for p in prices],
-        high >= low,
-        pl.col("open").is_between(low, high), pl.col("close").is_between(low, high),
-        pl.col("volume") >= 0,
-    )
-    increasing = pl.col("ts").to_physical().diff() > 0
-    result = out.select(
-        ok.fill_null(False).all().alias("ok"),
-        pl.col("ts").null_count().alias("null_ts"),
-        increasing.slice(1).fill_null(False).all().alias("increasing"),
-    ).row(0, named=True)
-    return bool(result["ok"] and result["null_ts"] == 0 and result["increasing"])
+    strictly increasing: one compiled pass over the columns (`scans`). NaN counts as a violation
+    (the rules below report it as not a finite number)."""
+    return ts_increasing(out.get_column("ts")) and bars_clean(out)
 
 
 def validate_bars(df: pl.DataFrame, source: str) -> pl.DataFrame:

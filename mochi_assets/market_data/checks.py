@@ -14,9 +14,12 @@ import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS
+from mochi_assets.market_data.scans import bars_clean, jumps_below, resolution_clean, ts_increasing
 from mochi_assets.market_data.sessions import SessionCalendar, session_date_expr
 
 _ROW = "row"
+# How long after its opening a coarse bar holds minutes (days: 25 hours, for a clock change).
+_LENGTH_US = {"hour": 3_600_000_000, "day": 25 * 3_600_000_000}
 _PROBLEM = "problem"
 
 
@@ -57,6 +60,8 @@ def ohlc_violations(bars: pl.DataFrame) -> pl.DataFrame:
         _reason((pl.col("close") < pl.col("low")) | (pl.col("close") > pl.col("high")), "close outside [low, high]"),
         _reason(pl.col("volume") < 0, "negative volume"),
     ]
+    if bars.get_column("ts").null_count() == 0 and bars_clean(bars):
+        return _offending(bars.head(0), reasons)  # no row to report: the rules would find none
     return _offending(bars, reasons)
 
 
@@ -65,14 +70,16 @@ def timestamp_violations(bars: pl.DataFrame) -> pl.DataFrame:
     greater than the previous row's ts (in the table's order)."""
     ts = pl.col("ts")
     column = bars.get_column("ts")
+    clean = ts_increasing(column)  # then no reason applies to any row
     # in a sorted column a repeat follows its first occurrence: no hashing needed
-    repeated = (ts == ts.shift(1)) if column.null_count() == 0 and column.is_sorted() else ~ts.is_first_distinct()
+    sorted_ = clean or (column.null_count() == 0 and column.is_sorted())
+    repeated = (ts == ts.shift(1)) if sorted_ else ~ts.is_first_distinct()
     reasons = [
         _reason(ts.is_null(), "null ts"),
         _reason(repeated & ts.is_not_null(), "duplicate ts"),
         _reason(ts <= ts.shift(1), "ts not after the previous row's"),
     ]
-    return _offending(bars, reasons)
+    return _offending(bars.head(0) if clean else bars, reasons)
 
 
 def atr_violations(enhanced: pl.DataFrame, *, warmup_sessions: int | None = None) -> pl.DataFrame:
@@ -140,10 +147,10 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
     no minute at all. Columns: ts, resolution, high, low, minute_high, minute_low, minute_bars,
     problem.
     """
-    length = {"hour": "1h", "day": "25h"}[resolution]
+    length = f"{_LENGTH_US[resolution] // 3_600_000_000}h"
     schema = {"ts": pl.Datetime("us", "UTC"), "resolution": pl.Utf8, "high": pl.Float64, "low": pl.Float64,
               "minute_high": pl.Float64, "minute_low": pl.Float64, "minute_bars": pl.Int64, "problem": pl.Utf8}
-    if minute.is_empty() and coarse.is_empty():
+    if (minute.is_empty() and coarse.is_empty()) or resolution_clean(minute, coarse, _LENGTH_US[resolution]):
         return pl.DataFrame(schema=schema)
     bars = coarse.select("ts", "high", "low").sort("ts").with_columns(pl.col("ts").alias("bar_ts"))
     joined = (
@@ -248,9 +255,16 @@ def suspicious_jumps(bars: pl.DataFrame, factor: float = 3.0) -> pl.DataFrame:
     if bars.height < 2:
         return _offending(bars, [pl.lit(None, pl.Utf8)]).with_columns(
             pl.lit(None, pl.Float64).alias("move"), pl.lit(None, pl.Float64).alias("typical_day"))
+    quiet = jumps_below(bars, factor)
+    if quiet is not None:  # no bar moves that far: the rules on no row give the same (empty) table
+        return _flag_jumps(bars.head(0), quiet, factor)
     data = bars.sort("ts")
     daily = data.group_by(pl.col("ts").dt.date()).agg((pl.col("high").max() / pl.col("low").min()).log().alias("r"))
-    typical = float(daily["r"].median() or 0.0)
+    return _flag_jumps(data, float(daily["r"].median() or 0.0), factor)
+
+
+def _flag_jumps(data: pl.DataFrame, typical: float, factor: float) -> pl.DataFrame:
+    """`suspicious_jumps` of bars sorted by ts whose median daily range is `typical`."""
     prev = pl.col("close").shift(1)
     move = pl.max_horizontal(
         (pl.col("open") / prev).log().abs(),

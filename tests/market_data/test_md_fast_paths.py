@@ -7,6 +7,8 @@
 - `atr_lookahead_violations`: one ATR series read at each sample equals a Wilder ATR over the
   prefix of daily bars before the sample (the same bits), with or without given session dates.
 - `atr_violations`, `suspicious_jumps`, `missing_sessions`: equal to the whole-table versions.
+- The compiled scans (`market_data.scans`) in front of `ohlc_violations`, `timestamp_violations`,
+  `suspicious_jumps` and `resolution_mismatches`: each check equals its rules run on every row.
 """
 
 from __future__ import annotations
@@ -315,3 +317,124 @@ def test_resolution_mismatches_equal_group_by(minute, resolution, every, nan):
     got = resolution_mismatches(data, coarse, resolution)
     assert got.height > 0
     assert got.equals(_resolution_by_group_by(data, coarse, resolution))
+
+
+# --- the compiled scans in front of the asset checks' rules ------------------------------------
+
+
+def _by_the_rules(check, *args, **kwargs):
+    """A check with the scans of `market_data.scans` switched off: its polars rules on every row."""
+    import mochi_assets.market_data.checks as checks_module
+
+    saved = {name: getattr(checks_module, name) for name in
+             ("bars_clean", "ts_increasing", "jumps_below", "resolution_clean")}
+    checks_module.bars_clean = lambda df: False
+    checks_module.ts_increasing = lambda ts: False
+    checks_module.jumps_below = lambda df, factor: None
+    checks_module.resolution_clean = lambda minute, coarse, length: False
+    try:
+        return check(*args, **kwargs)
+    finally:
+        for name, value in saved.items():
+            setattr(checks_module, name, value)
+
+
+def _bars(rows) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"ts": [None if m is None else dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC) + dt.timedelta(minutes=m)
+                for m, *_ in rows],
+         **{c: [r[i + 1] for r in rows] for i, c in enumerate(BAR_COLUMNS[1:])}},
+        schema={"ts": pl.Datetime("us", "UTC"), **{c: pl.Float64 for c in BAR_COLUMNS[1:]}},
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 3000)), _VALUES, _VALUES, _VALUES, _VALUES, _VALUES),
+                  min_size=1, max_size=8),
+    sort=st.booleans(),
+)
+def test_ohlc_and_timestamp_scans_agree_with_the_rules(rows, sort):
+    from mochi_assets.market_data.checks import ohlc_violations, timestamp_violations
+
+    bars = _bars(rows)
+    if sort:
+        bars = bars.sort("ts")
+    for check in (ohlc_violations, timestamp_violations):
+        assert check(bars).equals(_by_the_rules(check, bars))
+    # a concatenation (chunks scanned one by one), as the raw bars' check gets it
+    both = pl.concat([bars, bars.head(1)])
+    assert ohlc_violations(both).equals(_by_the_rules(ohlc_violations, both))
+
+
+def test_ohlc_scan_of_a_concatenation(minute):
+    from mochi_assets.market_data.checks import ohlc_violations
+    from mochi_assets.market_data.scans import bars_clean
+
+    broken = minute.slice(100, 50).with_columns(pl.when(pl.int_range(pl.len()) == 7).then(-1.0)
+                                                 .otherwise(pl.col("volume")).alias("volume"))
+    clean, dirty = pl.concat([minute, minute.head(10)]), pl.concat([minute, broken, minute.head(10)])
+    assert dirty.get_column("ts").n_chunks() == 3  # each chunk scanned in place
+    assert bars_clean(clean) and not bars_clean(dirty)
+    assert ohlc_violations(clean).is_empty()
+    got = ohlc_violations(dirty)
+    assert got["row"].to_list() == [minute.height + 7] and got["problem"].to_list() == ["negative volume"]
+    assert got.equals(_by_the_rules(ohlc_violations, dirty))
+
+
+_PRICE = st.one_of(st.floats(min_value=0.9, max_value=1.1), st.just(1.0), st.just(0.0), st.just(float("nan")))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 3000), _PRICE, _PRICE, _PRICE, _PRICE), min_size=2, max_size=12),
+    factor=st.sampled_from([0.0, 0.05, 0.3, 1.0, 3.0, 50.0]),
+)
+def test_jump_scan_agrees_with_the_rules(rows, factor):
+    bars = _bars([(m, o, max(o, h, lo, c), min(o, h, lo, c), c, 1.0) for m, o, h, lo, c in rows])
+    assert suspicious_jumps(bars, factor=factor).equals(_by_the_rules(suspicious_jumps, bars, factor=factor))
+
+
+def test_jump_scan_on_real_bars_and_at_its_limit(minute):
+    from mochi_assets.market_data.scans import jumps_below
+
+    typical = jumps_below(minute, 3.0)
+    assert typical is not None and typical > 0  # clean real bars: the scan settles them
+    rules = _by_the_rules(suspicious_jumps, minute, factor=3.0)
+    assert rules.is_empty() and suspicious_jumps(minute, factor=3.0).equals(rules)
+    # a limit at the largest move, then just under it: the scan leaves both to the rules
+    largest = float(_by_the_rules(suspicious_jumps, minute, factor=0.0)["move"].max())
+    for factor in (largest / typical, largest / typical * (1 - 1e-12)):
+        assert jumps_below(minute, factor) is None
+        assert suspicious_jumps(minute, factor=factor).equals(_by_the_rules(suspicious_jumps, minute, factor=factor))
+    assert suspicious_jumps(minute, factor=largest / typical * (1 - 1e-6)).height >= 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["high", "low", "drop", "shift", "nan"]),
+                             st.sampled_from([0.999, 1.0 + 1e-10, 1.0 - 1e-10, 1.001])), max_size=3),
+    resolution=st.sampled_from(["hour", "day"]),
+)
+def test_resolution_scan_agrees_with_the_rules(minute, edits, resolution):
+    from mochi_assets.market_data.bars import resample_bars
+    from mochi_assets.market_data.checks import resolution_mismatches
+
+    data = minute.head(8_000)
+    coarse = resample_bars(data, {"hour": "1h", "day": "1d"}[resolution], NY)
+    for row, edit, scale in edits:
+        row = row % coarse.height
+        at = pl.int_range(pl.len()) == row
+        if edit == "drop":
+            coarse = coarse.filter(~at)
+        elif edit == "shift":
+            coarse = coarse.with_columns(pl.when(at).then(pl.col("ts") + pl.duration(minutes=30))
+                                         .otherwise(pl.col("ts")).alias("ts"))
+        elif edit == "nan":
+            data = data.with_columns(pl.when(pl.int_range(pl.len()) == row).then(float("nan"))
+                                     .otherwise(pl.col("low")).alias("low"))
+        else:
+            coarse = coarse.with_columns(pl.when(at).then(pl.col(edit) * scale).otherwise(pl.col(edit)).alias(edit))
+    assert resolution_mismatches(data, coarse, resolution).equals(
+        _by_the_rules(resolution_mismatches, data, coarse, resolution))

@@ -1,0 +1,167 @@
+"""One compiled pass over a bars table that says it is certainly clean, so that the polars rules of
+`validate_bars` and of the asset checks (which build every offending row and its reason) run only on
+a table that may break them.
+
+Each scan answers True ("certainly clean") or False ("look with the rules"): never True where a
+rule would report something. Where a rule is made of comparisons the scan does the same
+comparisons (exact); where it takes logarithms (`suspicious_jumps`) the scan keeps a relative
+margin of 1e-9 on the safe side, so a last-bit difference between two logarithms cannot hide a bar.
+A table with nulls, NaN, or timestamps that are not strictly increasing is never certainly clean
+here: the rules handle it. On 10 years of minute bars (3.8 M rows) a scan takes about 10 ms where the
+rules took 60-200 ms each (README, "Ninth round").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from numba import njit
+
+MICROS_PER_DAY = 86_400_000_000
+# The rules' own tolerance: a minute may trade 1e-9 (relative to the coarse bar's high) beyond it.
+RESOLUTION_TOLERANCE = 1e-9
+_LOG_MARGIN = 1e-9
+
+
+@njit(cache=True, nogil=True)
+def _values_nb(open_, high, low, close, volume):
+    """Every value finite, prices > 0, low <= open, close <= high, volume >= 0."""
+    for i in range(open_.shape[0]):
+        o, h, lo, c, v = open_[i], high[i], low[i], close[i], volume[i]
+        if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v)
+                and o > 0 and h > 0 and lo > 0 and c > 0 and h >= lo and lo <= o <= h and lo <= c <= h
+                and v >= 0):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _increasing_nb(ts):
+    for i in range(1, ts.shape[0]):
+        if ts[i] <= ts[i - 1]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _jumps_nb(ts, open_, high, low, close):
+    """(plain, typical, largest move) of `checks.suspicious_jumps`: plain when every price is finite
+    and positive and ts (µs) strictly increasing; typical is the median over UTC days of
+    log(day's highest high / lowest low); a bar's move is the largest of |log(open / previous
+    close)|, |log(close / previous close)| and log(high / low)."""
+    n = ts.shape[0]
+    days_high = np.empty(n)
+    days_low = np.empty(n)
+    days = 0
+    current = 0
+    largest = 0.0
+    for i in range(n):
+        o, h, lo, c = open_[i], high[i], low[i], close[i]
+        if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c)
+                and o > 0 and h > 0 and lo > 0 and c > 0):
+            return False, 0.0, 0.0
+        if i > 0 and ts[i] <= ts[i - 1]:
+            return False, 0.0, 0.0
+        day = ts[i] // MICROS_PER_DAY
+        if i == 0 or day != current:
+            current = day
+            days_high[days] = h
+            days_low[days] = lo
+            days += 1
+        else:
+            days_high[days - 1] = max(days_high[days - 1], h)
+            days_low[days - 1] = min(days_low[days - 1], lo)
+        move = np.log(h / lo)
+        if i > 0:
+            prev = close[i - 1]
+            move = max(move, abs(np.log(o / prev)), abs(np.log(c / prev)))
+        largest = max(largest, move)
+    typical = np.median(np.log(days_high[:days] / days_low[:days]))
+    return True, typical, largest
+
+
+@njit(cache=True, nogil=True)
+def _resolution_nb(minute_ts, minute_high, minute_low, bar_ts, bar_high, bar_low, length):
+    """True when every minute lies in the latest coarse bar opening at or before it, within
+    `length` µs, every coarse bar holds a minute, and no minute trades above its bar's high or
+    below its low; both tables finite and strictly increasing in ts."""
+    n_bars = bar_ts.shape[0]
+    for k in range(n_bars):
+        if not (np.isfinite(bar_high[k]) and np.isfinite(bar_low[k])) or (k > 0 and bar_ts[k] <= bar_ts[k - 1]):
+            return False
+    held = np.zeros(n_bars, dtype=np.bool_)
+    bar = -1
+    for i in range(minute_ts.shape[0]):
+        t = minute_ts[i]
+        if not (np.isfinite(minute_high[i]) and np.isfinite(minute_low[i])) or (i > 0 and t <= minute_ts[i - 1]):
+            return False
+        while bar + 1 < n_bars and bar_ts[bar + 1] <= t:
+            bar += 1
+        if bar < 0 or t >= bar_ts[bar] + length:
+            return False  # a minute outside every coarse bar
+        # within the rules' tolerance is not certainly clean: the rules decide
+        if minute_high[i] > bar_high[bar] or minute_low[i] < bar_low[bar]:
+            return False
+        held[bar] = True
+    for k in range(n_bars):
+        if not held[k]:
+            return False
+    return True
+
+
+def _micros(ts: pl.Series) -> np.ndarray | None:
+    """A UTC (or naive) Datetime column as int64 microseconds; None for nulls or another type."""
+    if not isinstance(ts.dtype, pl.Datetime) or ts.dtype.time_zone not in (None, "UTC") or ts.null_count():
+        return None
+    return ts.dt.cast_time_unit("us").to_physical().to_numpy()
+
+
+def _floats(df: pl.DataFrame, *names: str) -> list[np.ndarray]:
+    # nulls come out as NaN, which no scan accepts
+    return [df.get_column(name).cast(pl.Float64).to_numpy() for name in names]
+
+
+def _pieces(df: pl.DataFrame) -> list[pl.DataFrame]:
+    """`df` cut where its ts column's chunks end (a concatenation of tables: each piece's columns
+    then reach NumPy without a copy)."""
+    pieces, offset = [], 0
+    for length in df.get_column("ts").chunk_lengths():
+        pieces.append(df.slice(offset, length))
+        offset += length
+    return pieces or [df]
+
+
+def bars_clean(df: pl.DataFrame) -> bool:
+    """True when the values of a table with the bar columns are certainly as `checks.ohlc_violations`
+    and `validate_bars` want them: no null, NaN or infinity, prices > 0, low <= open, close <= high,
+    volume >= 0 (ts is not looked at)."""
+    return all(bool(_values_nb(*_floats(piece, "open", "high", "low", "close", "volume")))
+               for piece in _pieces(df) if piece.height)
+
+
+def ts_increasing(ts: pl.Series) -> bool:
+    """True when a UTC (or naive) Datetime column has no null and strictly increases."""
+    micros = _micros(ts)
+    return micros is not None and bool(_increasing_nb(micros))
+
+
+def jumps_below(df: pl.DataFrame, factor: float) -> float | None:
+    """The median daily range of `checks.suspicious_jumps` when no bar of `df` can move more than
+    `factor` times it (with the margin in the module docstring), else None (the rules decide)."""
+    micros = _micros(df.get_column("ts"))
+    if micros is None or df.height < 2:
+        return None
+    plain, typical, largest = _jumps_nb(micros, *_floats(df, "open", "high", "low", "close"))
+    limit = factor * typical
+    if not plain or typical <= 0 or not largest < limit - abs(limit) * _LOG_MARGIN:
+        return None
+    return float(typical)
+
+
+def resolution_clean(minute: pl.DataFrame, coarse: pl.DataFrame, length_us: int) -> bool:
+    """True when `checks.resolution_mismatches` certainly finds nothing (see `_resolution_nb`)."""
+    minute_ts, bar_ts = _micros(minute.get_column("ts")), _micros(coarse.get_column("ts"))
+    if minute_ts is None or bar_ts is None:
+        return False
+    return bool(_resolution_nb(minute_ts, *_floats(minute, "high", "low"), bar_ts, *_floats(coarse, "high", "low"),
+                               length_us))

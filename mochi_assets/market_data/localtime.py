@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from mochi_resources.errors import RequestError
 
@@ -29,20 +30,56 @@ def _lookup(ts: np.ndarray, timezone: str) -> np.ndarray:
     return local.dt.replace_time_zone(None).to_physical().to_numpy() - ts
 
 
+@njit(cache=True, nogil=True)
+def _hours_nb(ts: np.ndarray) -> np.ndarray:
+    """The distinct UTC hours (floor of ts / MICROS_PER_HOUR) of sorted ts, in order; an empty
+    array when ts is not sorted. (A division only where the hour changes.)"""
+    n = ts.shape[0]
+    hours = np.empty(n, dtype=np.int64)
+    count = 0
+    start = end = 0
+    for i in range(n):
+        t = ts[i]
+        if count and start <= t < end:
+            continue
+        if count and t < start:
+            return hours[:0]
+        hour = t // MICROS_PER_HOUR
+        hours[count] = hour
+        count += 1
+        start, end = hour * MICROS_PER_HOUR, (hour + 1) * MICROS_PER_HOUR
+    return hours[:count].copy()
+
+
+@njit(cache=True, nogil=True)
+def _spread_nb(ts: np.ndarray, hours: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """offsets[k] for each row of sorted ts, k the index of the row's hour in `hours` (`_hours_nb`)."""
+    out = np.empty(ts.shape[0], dtype=np.int64)
+    k = 0
+    end = (hours[0] + 1) * MICROS_PER_HOUR
+    for i in range(ts.shape[0]):
+        while ts[i] >= end:
+            k += 1
+            end = (hours[k] + 1) * MICROS_PER_HOUR
+        out[i] = offsets[k]
+    return out
+
+
 def utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
     """UTC offset (int64 microseconds) of `timezone` at each UTC instant ts (int64 µs, any order)."""
     ts = np.asarray(ts, dtype=np.int64)
     n = ts.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    hour = ts // MICROS_PER_HOUR
-    if n > 1 and bool(np.all(hour[1:] >= hour[:-1])):
-        # sorted (the usual case): runs of one hour, no sort needed
-        starts = np.concatenate(([0], np.flatnonzero(hour[1:] != hour[:-1]) + 1))
-        hours = hour[starts]
-        inverse = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, n)))
-    else:
-        hours, inverse = np.unique(hour, return_inverse=True)
+    hours = _hours_nb(ts)
+    if hours.shape[0]:
+        # sorted (the usual case): two compiled passes, unless an hour holds a transition
+        lo = hours * MICROS_PER_HOUR
+        probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
+        first, last = probes[: hours.shape[0]], probes[hours.shape[0]:]
+        if np.array_equal(first, last):
+            return _spread_nb(ts, hours, first)
+    hours, inverse = np.unique(ts // MICROS_PER_HOUR, return_inverse=True)
     lo = hours * MICROS_PER_HOUR
     probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
     first, last = probes[: hours.shape[0]], probes[hours.shape[0]:]

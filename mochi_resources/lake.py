@@ -64,7 +64,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -127,10 +127,9 @@ FAST_STAGES = ("raw", "prepared")
 FAST_ZSTD_LEVEL = 1
 
 
-def _parquet_bytes(df: pl.DataFrame, level: int | None = None) -> bytes:
-    buf = io.BytesIO()
-    df.write_parquet(buf, compression="zstd", compression_level=level, statistics=True)
-    return buf.getvalue()
+def _parquet_writer(df: pl.DataFrame, level: int | None = None) -> Callable[[BinaryIO], None]:
+    """Writes `df` as zstd Parquet into a binary file (`ObjectStore.put_written`)."""
+    return lambda fh: df.write_parquet(fh, compression="zstd", compression_level=level, statistics=True)
 
 
 class Lake:
@@ -259,7 +258,7 @@ class Lake:
 
     def put_table(self, key: str, df: pl.DataFrame) -> None:
         """Store a table as one zstd Parquet object, atomically."""
-        self.put_bytes(key, _parquet_bytes(df, self._zstd_level(key)))
+        self.store.put_written(self._check_key(key), _parquet_writer(df, self._zstd_level(key)))
 
     def put_json(self, key: str, obj: Any) -> None:
         """Store a JSON document (sorted keys, so equal documents give equal objects)."""
@@ -267,7 +266,7 @@ class Lake:
 
     def _put_value(self, key: str, value: FileValue) -> None:
         if isinstance(value, pl.DataFrame):
-            self.store.put_bytes(key, _parquet_bytes(value, self._zstd_level(key)))
+            self.store.put_written(key, _parquet_writer(value, self._zstd_level(key)))
         elif isinstance(value, bytes):
             self.store.put_bytes(key, value)
         elif isinstance(value, Path):

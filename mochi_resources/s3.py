@@ -31,7 +31,9 @@ import hashlib
 import io
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -257,6 +259,11 @@ class S3Store:
                 self.client.upload_fileobj(io.BytesIO(data), bucket, rest, Config=_TRANSFER)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "write", key) from None
+
+    def put_written(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        buffer = io.BytesIO()
+        write(buffer)
+        self.put_bytes(key, buffer.getvalue())
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """A conditional PUT (`If-None-Match: *`): the server creates the key only if it is absent.

@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -46,6 +47,12 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store bytes under key, atomically."""
+        ...
+
+    def put_written(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        """Store under key, atomically, what `write` writes into the binary file it is given (a
+        Parquet writer: on a folder it goes straight to disk, without a copy of the whole object
+        in memory)."""
         ...
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -126,25 +133,29 @@ class LocalStore:
             raise self._error("write", key, exc) from None
 
     @staticmethod
-    def _staged(dest: Path, data: bytes) -> Path:
-        """``data`` written and synced to a hidden file beside ``dest``, ready to be moved in."""
+    def _staged(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
+        """What ``write`` writes, in a synced hidden file beside ``dest``, ready to be moved in (no
+        file is left when writing fails)."""
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(tmp, "wb") as fh:
-                fh.write(data)
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-        except OSError:
+        except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return tmp
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self.put_written(key, lambda fh: fh.write(data))
+
+    def put_written(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         dest = self._path(key)
         tmp = None
         try:
-            tmp = self._staged(dest, data)
+            tmp = self._staged(dest, write)
             os.replace(tmp, dest)
         except OSError as exc:
             if tmp is not None:
@@ -157,7 +168,7 @@ class LocalStore:
         dest = self._path(key)
         tmp = None
         try:
-            tmp = self._staged(dest, data)
+            tmp = self._staged(dest, lambda fh: fh.write(data))
             try:
                 os.link(tmp, dest)
             except FileExistsError:

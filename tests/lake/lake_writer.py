@@ -53,14 +53,14 @@ def main() -> None:
 
             store.client.meta.events.register("before-call.s3.UploadPart", on_part)
         else:
-            put = store.put_bytes
+            put = store.put_written
 
-            def put_bytes(key: str, data: bytes) -> None:
+            def put_written(key: str, write) -> None:
                 if "/trades/" in key:
                     _midway()
-                put(key, data)
+                put(key, write)
 
-            store.put_bytes = put_bytes
+            store.put_written = put_written
     elif stop_at == "apply":
         promote = store.promote
         done = [0]

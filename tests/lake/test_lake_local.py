@@ -111,19 +111,21 @@ def test_the_same_inputs_give_the_same_bytes(lake):
 
 def test_a_failed_commit_keeps_the_previous_version_and_drops_its_staged_files(lake, monkeypatch):
     write_partition(lake, 1)
-    put = lake.store.put_bytes
+    put = lake.store.put_written
 
-    def failing(key: str, data: bytes) -> None:
-        if "/trades/" in key:
-            raise LakeError("disk full (simulated)")
-        put(key, data)
+    def disk_fills(fh) -> None:
+        fh.write(b"PAR1 half a table")
+        raise OSError(28, "No space left on device (simulated)")
 
-    monkeypatch.setattr(lake.store, "put_bytes", failing)
-    with pytest.raises(LakeError, match="disk full"):
+    def failing(key: str, write) -> None:
+        put(key, disk_fills if "/trades/" in key else write)
+
+    monkeypatch.setattr(lake.store, "put_written", failing)
+    with pytest.raises(LakeError, match="No space left on device"):
         write_partition(lake, 2)
     monkeypatch.undo()
     assert partition_versions(lake)[:2] == ({1}, {1})
-    assert not [f for f in _files(lake.root) if "_mochi" in f]
+    assert not [f for f in _files(lake.root) if "_mochi" in f or f.endswith(".tmp")]
 
 
 @pytest.mark.parametrize("stop_at", ["upload", "apply"])

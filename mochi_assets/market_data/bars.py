@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import polars as pl
+from numba import njit
 
 from mochi_resources.errors import BarsError, RequestError
-from mochi_assets.market_data.localtime import local_naive_expr
+from mochi_assets.market_data.localtime import local_naive_expr, utc_offsets
 from mochi_assets.market_data.scans import bars_clean, ts_increasing
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
@@ -61,15 +63,52 @@ def _ohlcv_aggs() -> list[pl.Expr]:
     ]
 
 
+MICROS_PER_HOUR = 3_600_000_000
+MICROS_PER_DAY = 24 * MICROS_PER_HOUR
+
+
+@njit(cache=True, nogil=True)
+def _ohlcv_runs_nb(ts, shift, period, open_, high, low, close, volume):
+    """The bars of sorted minutes grouped by period number (ts + shift) // period, when those numbers
+    never decrease and every value is finite: (ok, first row of each group, open, high, low, close,
+    volume); volume is the sum of the group's volumes added in time order. ok False otherwise."""
+    n = ts.shape[0]
+    starts = np.empty(n, dtype=np.int64)
+    o, h, lo, c, v = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    groups = 0
+    key = 0
+    for i in range(n):
+        if not (np.isfinite(open_[i]) and np.isfinite(high[i]) and np.isfinite(low[i]) and np.isfinite(close[i])
+                and np.isfinite(volume[i])) or (i > 0 and ts[i] <= ts[i - 1]):
+            return False, starts[:0], o[:0], h[:0], lo[:0], c[:0], v[:0]
+        k = (ts[i] + shift[i]) // period
+        if groups == 0 or k != key:
+            if groups and k < key:
+                return False, starts[:0], o[:0], h[:0], lo[:0], c[:0], v[:0]
+            key = k
+            starts[groups] = i
+            o[groups], h[groups], lo[groups], v[groups] = open_[i], high[i], low[i], volume[i]
+            groups += 1
+        else:
+            g = groups - 1
+            h[g] = max(h[g], high[i])
+            lo[g] = min(lo[g], low[i])
+            v[g] += volume[i]
+        c[groups - 1] = close[i]
+    return True, starts[:groups], o[:groups], h[:groups], lo[:groups], c[:groups], v[:groups]
+
+
 def resample_bars(minute: pl.DataFrame, every: str, timezone: str) -> pl.DataFrame:
     """Aggregate bars into hour ("1h") or day ("1d") bars; returns a bars table sorted by ts.
 
-    open = first, high = max, low = min, close = last, volume = sum, over the
-    input bars of each period; only periods that contain bars appear.
+    open = first, high = max, low = min, close = last, volume = sum (added in time order), over
+    the input bars of each period; only periods that contain bars appear.
     "1h": periods are UTC hours, `ts` is the hour boundary (the bar open time).
     "1d": periods are LOCAL calendar dates in `timezone`; `ts` is the ts of the
     first input bar of that date (a local midnight need not be a trading time,
     e.g. an FX week opens Sunday 17:00 New York).
+    Sorted bars with finite values (what `validate_bars` returns) take one compiled pass; others
+    a polars group-by.
     """
     check_timezone(timezone)
     if every not in ("1h", "1d"):
@@ -77,6 +116,9 @@ def resample_bars(minute: pl.DataFrame, every: str, timezone: str) -> pl.DataFra
     if minute.is_empty():
         return empty_bars()
     data = minute.select(BAR_COLUMNS).sort("ts")
+    fast = _resample_sorted(data, every, timezone)
+    if fast is not None:
+        return fast
     if every == "1h":
         out = (
             data.group_by(pl.col("ts").dt.truncate("1h").alias("period"), maintain_order=True)
@@ -86,6 +128,30 @@ def resample_bars(minute: pl.DataFrame, every: str, timezone: str) -> pl.DataFra
     else:
         out = data.group_by(local_date_expr(timezone).alias("period"), maintain_order=True).agg(_ohlcv_aggs())
     return out.select(BAR_COLUMNS).sort("ts")
+
+
+def _resample_sorted(data: pl.DataFrame, every: str, timezone: str) -> pl.DataFrame | None:
+    """`resample_bars` of bars sorted by a UTC ts, in one compiled pass; None when the bars have a
+    null or non-finite value, a repeated ts, or local dates that go back (then the group-by)."""
+    ts = data.get_column("ts")
+    if ts.dtype != TS_DTYPE or any(data.get_column(c).null_count() for c in BAR_COLUMNS):
+        return None
+    micros = ts.to_physical().to_numpy()
+    if every == "1h":  # UTC hours: no shift (a read-only view of one zero)
+        shift, period = np.broadcast_to(np.zeros(1, dtype=np.int64), micros.shape), MICROS_PER_HOUR
+    else:
+        shift, period = utc_offsets(micros, timezone), MICROS_PER_DAY
+    ok, starts, *values = _ohlcv_runs_nb(micros, shift, period, *(data.get_column(c).to_numpy() for c in BAR_COLUMNS[1:]))
+    if not ok:
+        return None
+    opened = micros[starts]
+    if every == "1h":
+        opened = opened // MICROS_PER_HOUR * MICROS_PER_HOUR
+    return pl.DataFrame(
+        {"ts": pl.Series("ts", opened).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").set_sorted(),
+         **dict(zip(BAR_COLUMNS[1:], values))},
+        schema=BARS_SCHEMA,
+    )
 
 
 def _row_number(mask: pl.Series) -> int:

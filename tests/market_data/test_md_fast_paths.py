@@ -438,3 +438,55 @@ def test_resolution_scan_agrees_with_the_rules(minute, edits, resolution):
             coarse = coarse.with_columns(pl.when(at).then(pl.col(edit) * scale).otherwise(pl.col(edit)).alias(edit))
     assert resolution_mismatches(data, coarse, resolution).equals(
         _by_the_rules(resolution_mismatches, data, coarse, resolution))
+
+
+# --- resample_bars -----------------------------------------------------------------------------
+
+
+def _resample_by_group_by(minute: pl.DataFrame, every: str, timezone: str) -> pl.DataFrame:
+    """resample_bars with its compiled pass switched off: the polars group-by."""
+    import mochi_assets.market_data.bars as bars_module
+
+    original = bars_module._resample_sorted
+    bars_module._resample_sorted = lambda data, every, timezone: None
+    try:
+        return bars_module.resample_bars(minute, every, timezone)
+    finally:
+        bars_module._resample_sorted = original
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(
+    every=st.sampled_from(["1h", "1d"]),
+    timezone=st.sampled_from([NY, "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]),
+    drop=st.integers(1, 40),
+    fractional=st.booleans(),
+)
+def test_resample_compiled_pass_equals_group_by(minute, every, timezone, drop, fractional):
+    from mochi_assets.market_data.bars import _resample_sorted, resample_bars
+
+    data = minute.filter(pl.int_range(pl.len()) % drop != 0)  # gaps, and the March clock change
+    if fractional:
+        data = data.with_columns(pl.col("volume") / 3.0)
+    assert _resample_sorted(data, every, timezone) is not None  # the compiled pass is what is tested
+    got, expected = resample_bars(data, every, timezone), _resample_by_group_by(data, every, timezone)
+    assert got.drop("volume").equals(expected.drop("volume"))
+    if fractional:  # summed in time order here, in polars' own order there: equal to rounding
+        np.testing.assert_allclose(got["volume"].to_numpy(), expected["volume"].to_numpy(), rtol=1e-12)
+    else:
+        assert got["volume"].equals(expected["volume"])
+
+
+def test_resample_falls_back_on_unsorted_or_broken_bars(minute):
+    from mochi_assets.market_data.bars import _resample_sorted, resample_bars
+
+    data = minute.head(3_000)
+    nan = data.with_columns(pl.when(pl.int_range(pl.len()) == 10).then(float("nan")).otherwise(pl.col("high"))
+                            .alias("high"))
+    repeated = pl.concat([data.head(5), data.slice(4)])
+    for broken in (nan, repeated):
+        assert _resample_sorted(broken.sort("ts"), "1h", NY) is None
+        assert resample_bars(broken, "1h", NY).equals(_resample_by_group_by(broken, "1h", NY))
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=5)
+    assert resample_bars(shuffled, "1d", NY).equals(_resample_by_group_by(data, "1d", NY))

@@ -12,6 +12,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from mochi_assets.market_data.bars import check_timezone
 from mochi_assets.market_data.recursions import first_order_filter
@@ -136,5 +137,34 @@ def enhance_bars(minute: pl.DataFrame, *, short: int, long: int, alpha: float, t
         bars = bars.filter(pl.col("session_date") >= start)
     if end is not None:
         bars = bars.filter(pl.col("session_date") <= end)
+    names = ENHANCED_EXTRA_COLUMNS[1:]
+    ok, spread = _by_session_nb(
+        bars.get_column("session_date").to_physical().to_numpy(),
+        indicators.get_column("session_date").to_physical().to_numpy(),
+        np.column_stack([indicators.get_column(c).to_numpy() for c in names]),  # nulls as NaN
+    )
+    if ok:  # bars in session order (the usual case): one compiled pass; NaN was null (no ATR is NaN)
+        return bars.with_columns(pl.Series(c, spread[j], nan_to_null=True) for j, c in enumerate(names))
     row = indicators.get_column("session_date").search_sorted(bars.get_column("session_date"), side="left")
-    return bars.with_columns(indicators.get_column(c).gather(row) for c in ENHANCED_EXTRA_COLUMNS[1:])
+    return bars.with_columns(indicators.get_column(c).gather(row) for c in names)
+
+
+@njit(cache=True, nogil=True)
+def _by_session_nb(bar_days: np.ndarray, days: np.ndarray, values: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Row k of `values` (one row per session day of the sorted, distinct `days`) for each bar of
+    session day `bar_days`, column by column: (True, columns x bars) when bar_days never decrease
+    and each is one of `days`; (False, anything) otherwise."""
+    n, m = bar_days.shape[0], values.shape[1]
+    out = np.empty((m, n))
+    k = 0
+    for i in range(n):
+        d = bar_days[i]
+        if i > 0 and d < bar_days[i - 1]:
+            return False, out
+        while k < days.shape[0] and days[k] < d:
+            k += 1
+        if k == days.shape[0] or days[k] != d:
+            return False, out
+        for j in range(m):
+            out[j, i] = values[k, j]
+    return True, out

@@ -490,3 +490,24 @@ def test_resample_falls_back_on_unsorted_or_broken_bars(minute):
         assert resample_bars(broken, "1h", NY).equals(_resample_by_group_by(broken, "1h", NY))
     shuffled = data.sample(fraction=1.0, shuffle=True, seed=5)
     assert resample_bars(shuffled, "1d", NY).equals(_resample_by_group_by(data, "1d", NY))
+
+
+def test_session_spread_pass_and_its_refusals(minute):
+    from mochi_assets.market_data import indicators
+
+    days = np.array([10, 11, 13], dtype=np.int32)
+    values = np.array([[1.0, np.nan], [2.0, 20.0], [3.0, 30.0]])
+    ok, out = indicators._by_session_nb(np.array([10, 10, 11, 13, 13], dtype=np.int32), days, values)
+    assert ok and out[0].tolist() == [1.0, 1.0, 2.0, 3.0, 3.0] and np.isnan(out[1][:2]).all()
+    assert not indicators._by_session_nb(np.array([11, 10], dtype=np.int32), days, values)[0]  # goes back
+    assert not indicators._by_session_nb(np.array([10, 12], dtype=np.int32), days, values)[0]  # unknown day
+    # the enhanced bars with nulls in warm-up equal the sorted lookup's
+    original = indicators._by_session_nb
+    expected = None
+    try:
+        indicators._by_session_nb = lambda *args: (False, None)
+        expected = enhance_bars(minute, session=FOREX, short=3, long=8, alpha=0.25)
+    finally:
+        indicators._by_session_nb = original
+    got = enhance_bars(minute, session=FOREX, short=3, long=8, alpha=0.25)
+    assert got["atr"].null_count() > 0 and got.equals(expected)

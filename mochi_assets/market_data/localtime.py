@@ -52,8 +52,9 @@ def _hours_nb(ts: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _spread_nb(ts: np.ndarray, hours: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """offsets[k] for each row of sorted ts, k the index of the row's hour in `hours` (`_hours_nb`)."""
+def _spread_nb(ts: np.ndarray, hours: np.ndarray, offsets: np.ndarray, add: bool) -> np.ndarray:
+    """offsets[k] for each row of sorted ts, k the index of the row's hour in `hours` (`_hours_nb`);
+    with `add`, ts plus it (the local time)."""
     out = np.empty(ts.shape[0], dtype=np.int64)
     k = 0
     end = (hours[0] + 1) * MICROS_PER_HOUR
@@ -61,12 +62,11 @@ def _spread_nb(ts: np.ndarray, hours: np.ndarray, offsets: np.ndarray) -> np.nda
         while ts[i] >= end:
             k += 1
             end = (hours[k] + 1) * MICROS_PER_HOUR
-        out[i] = offsets[k]
+        out[i] = ts[i] + offsets[k] if add else offsets[k]
     return out
 
 
-def utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
-    """UTC offset (int64 microseconds) of `timezone` at each UTC instant ts (int64 µs, any order)."""
+def _offsets(ts: np.ndarray, timezone: str, add: bool) -> np.ndarray:
     ts = np.asarray(ts, dtype=np.int64)
     n = ts.shape[0]
     if n == 0:
@@ -78,7 +78,7 @@ def utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
         probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
         first, last = probes[: hours.shape[0]], probes[hours.shape[0]:]
         if np.array_equal(first, last):
-            return _spread_nb(ts, hours, first)
+            return _spread_nb(ts, hours, first, add)
     hours, inverse = np.unique(ts // MICROS_PER_HOUR, return_inverse=True)
     lo = hours * MICROS_PER_HOUR
     probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
@@ -88,7 +88,18 @@ def utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
     if changed.any():
         rows = np.flatnonzero(changed[inverse])
         offsets[rows] = _lookup(ts[rows], timezone)
-    return offsets
+    return ts + offsets if add else offsets
+
+
+def utc_offsets(ts: np.ndarray, timezone: str) -> np.ndarray:
+    """UTC offset (int64 microseconds) of `timezone` at each UTC instant ts (int64 µs, any order)."""
+    return _offsets(ts, timezone, add=False)
+
+
+def local_micros(ts: np.ndarray, timezone: str) -> np.ndarray:
+    """Local wall-clock time (int64 µs since the local epoch) in `timezone` of each UTC instant ts
+    (int64 µs, any order): ``ts + utc_offsets(ts, timezone)`` in one pass when ts is sorted."""
+    return _offsets(ts, timezone, add=True)
 
 
 def local_naive(ts: pl.Series, timezone: str) -> pl.Series:
@@ -103,7 +114,7 @@ def local_naive(ts: pl.Series, timezone: str) -> pl.Series:
     physical = ts.dt.cast_time_unit("us").to_physical()
     nulls = physical.is_null()
     values = physical.fill_null(0).to_numpy()
-    local = values + utc_offsets(values, timezone)
+    local = local_micros(values, timezone)
     out = pl.Series(name, local, dtype=pl.Int64).cast(_NAIVE_US)
     if nulls.any():
         out = pl.select(pl.when(nulls).then(None).otherwise(out)).to_series().alias(name)

@@ -35,7 +35,7 @@ import polars as pl
 from numba import njit
 
 from mochi_assets.market_data.bars import check_timezone
-from mochi_assets.market_data.localtime import utc_offsets
+from mochi_assets.market_data.localtime import local_micros
 from mochi_resources.errors import RequestError
 
 MINUTES_PER_DAY = 24 * 60
@@ -218,13 +218,13 @@ def session_dates(ts: pl.Series, calendar: SessionCalendar) -> pl.Series:
     A bar at local time m (after the local midnight of date L) belongs to session L when
     open <= m < close, else to session L+1 when open <= m - 1 day < close (a session opening the
     evening before); its date must be one of the calendar's weekdays. One vectorized pass in
-    exact integer microseconds, local times from `localtime.utc_offsets`.
+    exact integer microseconds, local times from `localtime.local_micros`.
     """
     name = ts.name
     physical = ts.dt.cast_time_unit("us").to_physical() if ts.dtype != pl.Null else pl.Series(name, [None] * ts.len(), pl.Int64)
     valid = np.ascontiguousarray(physical.is_not_null().to_numpy())
     utc = physical.fill_null(0).to_numpy()
-    local = np.ascontiguousarray(utc + utc_offsets(utc, calendar.timezone), dtype=np.int64)
+    local = np.ascontiguousarray(local_micros(utc, calendar.timezone), dtype=np.int64)
     weekdays = np.zeros(7, dtype=np.bool_)
     weekdays[list(calendar.days)] = True
     session, ok = _session_days(local, valid, calendar.open_min * MICROS_PER_MINUTE,

@@ -36,7 +36,7 @@ from numba import njit
 
 from mochi_assets.kernel_threads import run_ranges
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
-from mochi_assets.market_data.localtime import utc_offsets
+from mochi_assets.market_data.localtime import local_micros
 from mochi_assets.market_data.recursions import first_order_filter
 from mochi_resources.errors import ProviderError, RequestError
 
@@ -326,7 +326,7 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
 
     utc_us = utc_minute * 60_000_000
     ts = pl.Series("ts", utc_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    local_minute = ((utc_us + utc_offsets(utc_us, profile.timezone)) // 60_000_000) % (24 * 60)
+    local_minute = (local_micros(utc_us, profile.timezone) // 60_000_000) % (24 * 60)
     weight = _FULL_DAY_WEIGHTS[local_minute]
 
     vol_today = day_vol[day_idx]

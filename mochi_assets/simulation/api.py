@@ -33,7 +33,7 @@ from mochi_assets.aggregation.outcomes import OUTCOMES_SCHEMA, compute_outcomes
 from mochi_assets.contracts import TRADER_PARAMETERS
 from mochi_assets.kernel_threads import run_tasks
 from mochi_assets.market_data.sessions import SessionCalendar, parse_session
-from mochi_assets.market_data.localtime import utc_offsets
+from mochi_assets.market_data.localtime import local_micros
 from mochi_assets.simulation import nb
 from mochi_assets.simulation.enums import (
     EXIT_REASONS,
@@ -250,7 +250,7 @@ def _parse_entry_time(text: str) -> int:
 def _session_clock(ts: np.ndarray, session_day: np.ndarray, timezone: str) -> np.ndarray:
     """Local wall-clock time of each bar, microseconds after the local midnight of its session date
     (negative on the evening before a session that opens then)."""
-    local = ts + utc_offsets(ts, timezone)
+    local = local_micros(ts, timezone)
     return np.ascontiguousarray(local - session_day.astype(np.int64) * MICROS_PER_DAY, dtype=np.int64)
 
 

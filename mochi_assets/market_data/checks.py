@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS
-from mochi_assets.market_data.scans import bars_clean, jumps_below, resolution_clean, ts_increasing
+from mochi_assets.market_data.scans import atr_clean, bars_clean, jumps_below, resolution_clean, ts_increasing
 from mochi_assets.market_data.sessions import SessionCalendar, session_date_expr
 
 _ROW = "row"
@@ -91,6 +91,8 @@ def atr_violations(enhanced: pl.DataFrame, *, warmup_sessions: int | None = None
     defined during warm-up is reported too, a sign of misaligned indicators),
     otherwise the sessions before the first one with a defined atr.
     """
+    if atr_clean(enhanced, warmup_sessions):  # the rules on no row give the same (empty) table
+        enhanced = enhanced.head(0)
     sessions = (
         enhanced.group_by("session_date")
         .agg(

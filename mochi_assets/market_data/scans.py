@@ -165,3 +165,45 @@ def resolution_clean(minute: pl.DataFrame, coarse: pl.DataFrame, length_us: int)
         return False
     return bool(_resolution_nb(minute_ts, *_floats(minute, "high", "low"), bar_ts, *_floats(coarse, "high", "low"),
                                length_us))
+
+
+@njit(cache=True, nogil=True)
+def _atr_nb(days, defined, atr, warmup):
+    """True when `checks.atr_violations` certainly finds nothing: session days never decrease; in
+    each session every row has the same atr (or every row none); from session `warmup` on (-1: the
+    first session with an atr) every atr is finite and positive; before it, when given, none is
+    defined."""
+    n = days.shape[0]
+    sessions = 0
+    first_defined = -1
+    for i in range(n):
+        if i == 0 or days[i] != days[i - 1]:
+            if i > 0 and days[i] < days[i - 1]:
+                return False
+            sessions += 1
+            if defined[i] and first_defined < 0:
+                first_defined = sessions - 1
+        elif defined[i] != defined[i - 1] or (defined[i] and atr[i] != atr[i - 1]):
+            return False  # the atr varies within the session (or is NaN: never equal to itself)
+    start = first_defined if warmup < 0 else warmup
+    if start < 0:
+        start = sessions
+    session = -1
+    for i in range(n):
+        if i == 0 or days[i] != days[i - 1]:
+            session += 1
+        if session >= start:
+            if not defined[i] or not (np.isfinite(atr[i]) and atr[i] > 0):
+                return False
+        elif warmup >= 0 and defined[i]:
+            return False
+    return True
+
+
+def atr_clean(enhanced: pl.DataFrame, warmup_sessions: int | None) -> bool:
+    """True when `checks.atr_violations(enhanced, warmup_sessions=...)` certainly finds nothing."""
+    days, atr = enhanced.get_column("session_date"), enhanced.get_column("atr")
+    if days.null_count() or days.dtype != pl.Date or (warmup_sessions is not None and warmup_sessions < 0):
+        return False
+    return bool(_atr_nb(days.to_physical().to_numpy(), atr.is_not_null().to_numpy(),
+                        atr.cast(pl.Float64).fill_null(0.0).to_numpy(), -1 if warmup_sessions is None else warmup_sessions))

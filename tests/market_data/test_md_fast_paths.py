@@ -511,3 +511,18 @@ def test_session_spread_pass_and_its_refusals(minute):
         indicators._by_session_nb = original
     got = enhance_bars(minute, session=FOREX, short=3, long=8, alpha=0.25)
     assert got["atr"].null_count() > 0 and got.equals(expected)
+
+
+def test_atr_scan_settles_clean_enhanced_bars_and_refuses_broken_ones(minute):
+    from mochi_assets.market_data.scans import atr_clean
+
+    enhanced = enhance_bars(minute.head(12_000), session=FOREX, short=2, long=4, alpha=0.5)
+    warmup = enhanced.filter(pl.col("atr").is_null())["session_date"].n_unique()
+    assert atr_clean(enhanced, None) and atr_clean(enhanced, warmup)
+    assert not atr_clean(enhanced, warmup + 1)  # an atr defined during the stated warm-up
+    assert not atr_clean(enhanced, warmup - 1)  # a null atr after it
+    varies = enhanced.with_columns(pl.when(pl.int_range(pl.len()) == enhanced.height - 1).then(pl.col("atr") * 2)
+                                   .otherwise(pl.col("atr")).alias("atr"))
+    assert not atr_clean(varies, None) and not atr_violations(varies).is_empty()
+    assert atr_violations(enhanced, warmup_sessions=warmup).equals(
+        _atr_violations_whole_table(enhanced, warmup_sessions=warmup))

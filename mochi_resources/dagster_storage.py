@@ -6,7 +6,8 @@ a multi-partitioned asset looks its partition keys up many times (each input and
 that both dimension keys exist), so on the README backtest those set-ups were about a fifth of the
 whole command. This subclass keeps one engine per database file and remembers that a
 table exists once SQLite said so (tables are never dropped), creates a database under a file lock
-(two processes creating the same run's database could stamp its schema twice), and trusts for ten seconds that a
+(two processes creating the same run's database could stamp its schema twice), claims and frees
+pool slots under another (two processes claiming at once could both get a pool's one slot), and trusts for ten seconds that a
 dynamic partition it saw exists (deleted in another process meanwhile, a key would still pass
 Dagster's existence check for those seconds; deleted through this storage, it is forgotten). Reads, writes, transactions, the
 files and their layout are Dagster's, unchanged: a home written by either class reads with the
@@ -72,6 +73,8 @@ ENGINES_KEPT = 64  # run shards a long-lived webserver keeps engines for (least 
 RUN_TEMPLATE = ".mochi-run-template-{version}.sqlite"  # in the event log folder: an empty run database
 INITDB_LOCK = ".mochi-initdb.lock"  # in the event log folder: held while a database is created
 INITDB_LOCK_TIMEOUT_S = 120
+POOL_LOCK = ".mochi-pool.lock"  # in the event log folder: held while a pool slot is claimed or freed
+POOL_LOCK_TIMEOUT_S = 120
 CLAIM_POLL_MIN_S = 0.2  # a blocked pool claim asks again after a tenth of its wait so far, within these
 CLAIM_POLL_MAX_S = 5.0
 
@@ -139,6 +142,8 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         self._tables_seen: set[str] = set()
         self._partitions_seen: dict[tuple[str, str], float] = {}
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
+        # one lock object: re-entrant in a thread, exclusive between threads and processes
+        self._pool_file_lock = FileLock(os.path.join(self._base_dir, POOL_LOCK), timeout=POOL_LOCK_TIMEOUT_S)
 
     @classmethod
     def config_type(cls):
@@ -228,12 +233,38 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         finally:
             engine.dispose()
 
+    def _pool_lock(self) -> FileLock:
+        """Serializes the pools' bookkeeping across processes and threads. Dagster's SQL claim reads
+        (is a slot unassigned? which slot is free?) and writes (assign this step, take that slot) in
+        separate statements, which pysqlite does not put in one transaction: two processes
+        claiming at the same moment could both be given a pool's only slot (two simulations at
+        once, seen in a CI run of tests/automation/test_pool.py). A claim holds the lock for a
+        few ms; a blocked step asks again at `claim_poll_interval`."""
+        return self._pool_file_lock
+
     def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str,
                                priority: int | None = None) -> ConcurrencyClaimStatus:
-        status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        with self._pool_lock():
+            status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
         if status.is_claimed:
             return status
         return status.with_sleep_interval(claim_poll_interval(status.enqueued_timestamp))
+
+    def initialize_concurrency_limit_to_default(self, concurrency_key: str) -> bool:
+        with self._pool_lock():
+            return super().initialize_concurrency_limit_to_default(concurrency_key)
+
+    def set_concurrency_slots(self, concurrency_key: str, num: int) -> None:
+        with self._pool_lock():
+            super().set_concurrency_slots(concurrency_key, num)
+
+    def free_concurrency_slots_for_run(self, run_id: str) -> None:
+        with self._pool_lock():
+            super().free_concurrency_slots_for_run(run_id)
+
+    def free_concurrency_slot_for_step(self, run_id: str, step_key: str) -> None:
+        with self._pool_lock():
+            super().free_concurrency_slot_for_step(run_id, step_key)
 
     def has_table(self, table_name: str) -> bool:
         if table_name in self._tables_seen:

@@ -234,3 +234,54 @@ def test_the_run_storage_serves_many_threads_at_once(home):
             statuses = list(pool.map(hold_a_connection, range(16)))
         assert statuses == [dg.DagsterRunStatus.SUCCESS] * 16 and held == [1] * 16
         assert storage._engine().pool.checkedin() == 1  # the others were closed again
+
+
+def test_claims_racing_from_several_processes_get_one_slot(home):
+    """Dagster's SQLite claim reads and writes in separate transactions: processes claiming at the
+    same instant could all be given a pool's only slot (two simulations at once, seen in CI). Here
+    six processes claim together, three times over, the first time on a pool that has no limit yet
+    (each process gives it the instance's default, 1, as an executor does); exactly one gets the
+    slot each time."""
+    import os
+    import subprocess
+    import sys
+
+    with dg.DagsterInstance.get() as instance:  # the databases created once, as `mochi` does
+        instance.event_log_storage.get_concurrency_info("pool")
+        instance.get_runs(limit=1)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for round_ in range(3):
+        at = time.time() + 4.0  # after every process has started and opened the storage
+        procs = [subprocess.Popen([sys.executable, str(REPO / "tests/foundation/pool_claimer.py"), f"r{round_}-{i}",
+                                   str(at)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(6)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        results = [o[0].strip().splitlines()[-1] if o[0].strip() else o[1][-500:] for o in outs]
+        assert sorted(results) == ["blocked"] * 5 + ["claimed"], results
+        with dg.DagsterInstance.get() as instance:
+            storage = instance.event_log_storage
+            for i in range(6):
+                storage.free_concurrency_slots_for_run(f"r{round_}-{i}")
+            assert storage.get_concurrency_info("pool").active_slot_count == 0
+
+
+def test_a_claim_waits_while_another_process_holds_the_pool_lock(home):
+    """Claims are serialized across processes by a file lock in the event log folder: held
+    elsewhere (here by another lock object, as another process would hold it), a claim waits."""
+    from filelock import FileLock
+
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("pool", 1)
+        other = FileLock(str(Path(storage._base_dir) / storage_module.POOL_LOCK))
+        result = []
+        with other:
+            claimer = threading.Thread(target=lambda: result.append(
+                storage.claim_concurrency_slot("pool", "run-1", "trades").is_claimed))
+            claimer.start()
+            claimer.join(0.5)
+            assert claimer.is_alive() and not result  # waiting for the lock
+        claimer.join(30)
+        assert result == [True]
+        storage.free_concurrency_slots_for_run("run-1")
+        assert storage.get_concurrency_info("pool").active_slot_count == 0

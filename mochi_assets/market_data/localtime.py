@@ -32,8 +32,8 @@ def _lookup(ts: np.ndarray, timezone: str) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _hours_nb(ts: np.ndarray) -> np.ndarray:
-    """The distinct UTC hours (floor of ts / MICROS_PER_HOUR) of sorted ts, in order; an empty
-    array when ts is not sorted. (A division only where the hour changes.)"""
+    """The distinct UTC hours (floor of ts / MICROS_PER_HOUR) of ts whose hours never decrease, in
+    order; an empty array otherwise. (A division only where the hour changes.)"""
     n = ts.shape[0]
     hours = np.empty(n, dtype=np.int64)
     count = 0
@@ -53,7 +53,7 @@ def _hours_nb(ts: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _spread_nb(ts: np.ndarray, hours: np.ndarray, offsets: np.ndarray, add: bool) -> np.ndarray:
-    """offsets[k] for each row of sorted ts, k the index of the row's hour in `hours` (`_hours_nb`);
+    """offsets[k] for each row of ts, k the index of the row's hour in `hours` (`_hours_nb`);
     with `add`, ts plus it (the local time)."""
     out = np.empty(ts.shape[0], dtype=np.int64)
     k = 0

@@ -1,14 +1,15 @@
-"""One compiled pass over a bars table that says it is certainly clean, so that the polars rules of
-`validate_bars` and of the asset checks (which build every offending row and its reason) run only on
-a table that may break them.
+"""One compiled pass over a bars table (or the enhanced bars' ATR) that says it is certainly clean,
+so that the polars rules of `validate_bars` and of the asset checks (which build every offending row
+and its reason) run only on a table that may break them.
 
 Each scan answers True ("certainly clean") or False ("look with the rules"): never True where a
 rule would report something. Where a rule is made of comparisons the scan does the same
 comparisons (exact); where it takes logarithms (`suspicious_jumps`) the scan keeps a relative
 margin of 1e-9 on the safe side, so a last-bit difference between two logarithms cannot hide a bar.
 A table with nulls, NaN, or timestamps that are not strictly increasing is never certainly clean
-here: the rules handle it. On 10 years of minute bars (3.8 M rows) a scan takes about 10 ms where the
-rules took 60-200 ms each (README, "Ninth round").
+here: the rules handle it. On 10 years of minute bars (3.8 M rows), each check with its scan against
+its rules alone: ohlc 0.03 s against 0.06 s, resolutions 0.03 against 0.14, jumps 0.08 against 0.20,
+the ATR rules 0.04 against 0.10, validate_bars 0.04 against 0.08 (README, "Ninth round").
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import polars as pl
 from numba import njit
 
 MICROS_PER_DAY = 86_400_000_000
-# The rules' own tolerance: a minute may trade 1e-9 (relative to the coarse bar's high) beyond it.
-RESOLUTION_TOLERANCE = 1e-9
 _LOG_MARGIN = 1e-9
 
 

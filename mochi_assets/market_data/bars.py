@@ -69,9 +69,10 @@ MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 @njit(cache=True, nogil=True)
 def _ohlcv_runs_nb(ts, shift, period, open_, high, low, close, volume):
-    """The bars of sorted minutes grouped by period number (ts + shift) // period, when those numbers
-    never decrease and every value is finite: (ok, first row of each group, open, high, low, close,
-    volume); volume is the sum of the group's volumes added in time order. ok False otherwise."""
+    """The bars of sorted minutes grouped by period number (ts + shift) // period (`shift` one value
+    per minute, or one for all), when those numbers never decrease and every value is finite: (ok,
+    first row of each group, open, high, low, close, volume); volume is the sum of the group's
+    volumes added in time order. ok False otherwise."""
     n = ts.shape[0]
     starts = np.empty(n, dtype=np.int64)
     o, h, lo, c, v = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -81,7 +82,7 @@ def _ohlcv_runs_nb(ts, shift, period, open_, high, low, close, volume):
         if not (np.isfinite(open_[i]) and np.isfinite(high[i]) and np.isfinite(low[i]) and np.isfinite(close[i])
                 and np.isfinite(volume[i])) or (i > 0 and ts[i] <= ts[i - 1]):
             return False, starts[:0], o[:0], h[:0], lo[:0], c[:0], v[:0]
-        k = (ts[i] + shift[i]) // period
+        k = (ts[i] + (shift[i] if shift.shape[0] == n else shift[0])) // period
         if groups == 0 or k != key:
             if groups and k < key:
                 return False, starts[:0], o[:0], h[:0], lo[:0], c[:0], v[:0]
@@ -137,8 +138,8 @@ def _resample_sorted(data: pl.DataFrame, every: str, timezone: str) -> pl.DataFr
     if ts.dtype != TS_DTYPE or any(data.get_column(c).null_count() for c in BAR_COLUMNS):
         return None
     micros = ts.to_physical().to_numpy()
-    if every == "1h":  # UTC hours: no shift (a read-only view of one zero)
-        shift, period = np.broadcast_to(np.zeros(1, dtype=np.int64), micros.shape), MICROS_PER_HOUR
+    if every == "1h":  # UTC hours: no shift
+        shift, period = np.zeros(1, dtype=np.int64), MICROS_PER_HOUR
     else:
         shift, period = utc_offsets(micros, timezone), MICROS_PER_DAY
     ok, starts, *values = _ohlcv_runs_nb(micros, shift, period, *(data.get_column(c).to_numpy() for c in BAR_COLUMNS[1:]))

@@ -44,10 +44,9 @@ def _increasing_nb(ts):
 
 @njit(cache=True, nogil=True)
 def _jumps_nb(ts, open_, high, low, close):
-    """(plain, typical, largest move) of `checks.suspicious_jumps`: plain when every price is finite
-    and positive and ts (µs) strictly increasing; typical is the median over UTC days of
-    log(day's highest high / lowest low); a bar's move is the largest of |log(open / previous
-    close)|, |log(close / previous close)| and log(high / low)."""
+    """(plain, each UTC day's highest high, its lowest low, largest move) of `checks.suspicious_jumps`:
+    plain when every price is finite and positive and ts (µs) strictly increasing; a bar's move is
+    the largest of |log(open / previous close)|, |log(close / previous close)| and log(high / low)."""
     n = ts.shape[0]
     days_high = np.empty(n)
     days_low = np.empty(n)
@@ -58,9 +57,9 @@ def _jumps_nb(ts, open_, high, low, close):
         o, h, lo, c = open_[i], high[i], low[i], close[i]
         if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c)
                 and o > 0 and h > 0 and lo > 0 and c > 0):
-            return False, 0.0, 0.0
+            return False, days_high[:0], days_low[:0], 0.0
         if i > 0 and ts[i] <= ts[i - 1]:
-            return False, 0.0, 0.0
+            return False, days_high[:0], days_low[:0], 0.0
         day = ts[i] // MICROS_PER_DAY
         if i == 0 or day != current:
             current = day
@@ -75,8 +74,7 @@ def _jumps_nb(ts, open_, high, low, close):
             prev = close[i - 1]
             move = max(move, abs(np.log(o / prev)), abs(np.log(c / prev)))
         largest = max(largest, move)
-    typical = np.median(np.log(days_high[:days] / days_low[:days]))
-    return True, typical, largest
+    return True, days_high[:days], days_low[:days], largest
 
 
 @njit(cache=True, nogil=True)
@@ -150,11 +148,15 @@ def jumps_below(df: pl.DataFrame, factor: float) -> float | None:
     micros = _micros(df.get_column("ts"))
     if micros is None or df.height < 2:
         return None
-    plain, typical, largest = _jumps_nb(micros, *_floats(df, "open", "high", "low", "close"))
-    limit = factor * typical
-    if not plain or typical <= 0 or not largest < limit - abs(limit) * _LOG_MARGIN:
+    plain, days_high, days_low, largest = _jumps_nb(micros, *_floats(df, "open", "high", "low", "close"))
+    if not plain:
         return None
-    return float(typical)
+    # the median daily range outside the kernel: numba's median compiles for seconds on a fresh install
+    typical = float(np.median(np.log(days_high / days_low)))
+    limit = factor * typical
+    if typical <= 0 or not largest < limit - abs(limit) * _LOG_MARGIN:
+        return None
+    return typical
 
 
 def resolution_clean(minute: pl.DataFrame, coarse: pl.DataFrame, length_us: int) -> bool:

@@ -82,13 +82,18 @@ def code_version(*stages: str, libraries: tuple[str, ...] = ("polars", "numpy"))
     return digest.hexdigest()[:16]
 
 
+# Physical types whose values frames_version hashes as NumPy buffers.
+_BUFFER_DTYPES = frozenset({pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                            pl.Float32, pl.Float64, pl.Boolean})
+
+
 def frames_version(*frames: pl.DataFrame) -> str:
     """Content hash of tables (schema and every value, in order): equal tables, equal version.
 
     XXH3-128 of each column's values as they lie in memory (numbers, dates and times as their
-    64-bit or narrower physical values; a column with nulls adds its null mask, and its nulls hash
-    as zeros) and of the schema and heights; columns of other types (text) through polars' own
-    row hash. 10 years of minute bars (3.8 M rows x 6 columns) hash in about 0.03 s, against
+    physical values of up to 64 bits; a column with nulls adds its null mask, and its nulls hash
+    as zeros) and of the schema and heights; columns of other types (text, decimals, lists)
+    through polars' own value hash. 10 years of minute bars (3.8 M rows x 6 columns) hash in about 0.03 s, against
     0.1 s for polars' row hash of every column (which polars does not promise to keep between
     its versions). Chunking does not matter: equal values, equal version.
     """
@@ -98,7 +103,7 @@ def frames_version(*frames: pl.DataFrame) -> str:
         digest.update(df.height.to_bytes(8, "little"))
         for series in df.get_columns():
             physical = series.to_physical()
-            if physical.dtype.is_numeric() or physical.dtype == pl.Boolean:
+            if physical.dtype in _BUFFER_DTYPES:
                 if physical.null_count():
                     digest.update(physical.is_null().to_numpy().tobytes())
                     physical = physical.fill_null(0)

@@ -59,5 +59,14 @@ def test_types_tables_and_row_boundaries_count():
     # the same rows cut into two tables elsewhere
     assert frames_version(bars.head(10), bars.slice(10)) != frames_version(bars.head(11), bars.slice(11))
     assert frames_version(bars.head(0)) != frames_version(bars.head(0).drop("note"))
+    # types hashed by polars rather than as buffers: decimals (128-bit), lists, text
+    import decimal
+
+    other = pl.DataFrame({"d": pl.Series([decimal.Decimal("1.50"), None], dtype=pl.Decimal(10, 2)),
+                          "l": [[1], [2, 3]], "s": ["x", None]})
+    assert frames_version(other) == frames_version(other.clone())
+    for changed in (other.with_columns(pl.lit("y").alias("s")), other.with_columns(pl.lit([4]).alias("l")),
+                    other.with_columns(pl.lit(decimal.Decimal("2.00")).cast(pl.Decimal(10, 2)).alias("d"))):
+        assert frames_version(changed) != frames_version(other)
     zeros = pl.DataFrame({"x": [0.0, 0.0]})
     assert frames_version(zeros) != frames_version(pl.DataFrame({"x": [0.0, None]}))

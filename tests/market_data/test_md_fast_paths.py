@@ -8,7 +8,10 @@
   prefix of daily bars before the sample (the same bits), with or without given session dates.
 - `atr_violations`, `suspicious_jumps`, `missing_sessions`: equal to the whole-table versions.
 - The compiled scans (`market_data.scans`) in front of `ohlc_violations`, `timestamp_violations`,
-  `suspicious_jumps` and `resolution_mismatches`: each check equals its rules run on every row.
+  `suspicious_jumps` and `resolution_mismatches`: each check equals its rules run on every row;
+  the ATR scan's refusals, and `atr_violations` with it equals the whole-table version above.
+- `resample_bars`' compiled pass equals the polars group-by; `enhance_bars`' session spread equals
+  the sorted lookup.
 """
 
 from __future__ import annotations

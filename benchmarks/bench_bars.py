@@ -10,7 +10,7 @@ several) as the median over the repeats, with the minimum in brackets. `--mode s
 `backtest_request`, `raw_bars` and `enhanced_bars` in a temporary MOCHI_HOME with a Dagster test
 instance and prints each step's wall seconds from the event log (checks, hashing, metadata and
 the lake writes included) and its CPU seconds (all threads of the process between the step's start
-and end events, sampled every 10 ms), and the same for the whole materialize call. Nothing here is a
+and end events, sampled every 20 ms), and the same for the whole materialize call. Nothing here is a
 test: it only prints. Other work on the machine shows in wall time more than in CPU time.
 """
 
@@ -135,38 +135,9 @@ def run_parts(years: int, ticker: str, repeat: int) -> None:
     del md_assets
 
 
-class CpuSampler:
-    """(epoch seconds, CPU seconds of this process) every 10 ms from a thread, so that the CPU of a
-    step can be read between its start and end events (the steps run in this process)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), time.process_time()))
-            self._stop.wait(0.01)
-
-    def __enter__(self) -> "CpuSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def between(self, start: float, end: float) -> float:
-        before = [c for t, c in self.samples if t <= start]
-        after = [c for t, c in self.samples if t >= end]
-        return (after[0] if after else self.samples[-1][1]) - (before[-1] if before else self.samples[0][1])
-
-
 def run_steps(years: int, ticker: str, repeat: int) -> None:
     import dagster as dg
+    from bench_pipeline import TreeRss  # this folder: the pipeline benchmark's sampler of /proc
 
     from mochi_assets.definitions import all_assets, build_resources
     from tests.automation.requests import materialize_request
@@ -180,7 +151,8 @@ def run_steps(years: int, ticker: str, repeat: int) -> None:
             resources = build_resources()
             materialize_request(instance, request, resources)
             w0, c0 = time.perf_counter(), time.process_time()
-            with CpuSampler() as cpu:
+            # this process alone (the steps run in it): /proc read every 20 ms, its tree walked once
+            with TreeRss(os.getpid(), interval=0.02, rescan=3600.0) as cpu:
                 result = dg.materialize(all_assets, selection=["raw_bars", "enhanced_bars"],
                                         partition_key=request.ticker_key, instance=instance, resources=resources)
             rows["materialize (both steps)"].append((time.perf_counter() - w0, time.process_time() - c0))
@@ -195,9 +167,9 @@ def run_steps(years: int, ticker: str, repeat: int) -> None:
                     starts[event.step_key] = stamp
                 elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
                     rows[f"step {event.step_key}"].append(
-                        (stamp - starts[event.step_key], cpu.between(starts[event.step_key], stamp)))
+                        (stamp - starts[event.step_key], cpu.cpu_between(starts[event.step_key], stamp)))
     print(f"{ticker}, {years} years, dg.materialize; median (min) of {repeat}; a step's CPU is this process's "
-          "between its start and end (sampled every 10 ms)")
+          "between its start and end (sampled every 20 ms)")
     clock = Clock()
     clock.times = rows
     clock.report()

@@ -142,8 +142,13 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         self._tables_seen: set[str] = set()
         self._partitions_seen: dict[tuple[str, str], float] = {}
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
-        # one lock object: re-entrant in a thread, exclusive between threads and processes
-        self._pool_file_lock = FileLock(os.path.join(self._base_dir, POOL_LOCK), timeout=POOL_LOCK_TIMEOUT_S)
+        # Serializes the pools' bookkeeping (claims, frees, limits) across processes and threads. Dagster's
+        # SQL claim reads (is a slot unassigned? which slot is free?) and writes (assign this step, take
+        # that slot) in separate statements, which pysqlite does not put in one transaction: two
+        # processes claiming at the same moment could both be given a pool's only slot (two simulations
+        # at once, seen in a CI run of tests/automation/test_pool.py). A claim holds it for a few ms.
+        # One lock object: re-entrant in a thread, exclusive between threads and processes.
+        self._pool_lock = FileLock(os.path.join(self._base_dir, POOL_LOCK), timeout=POOL_LOCK_TIMEOUT_S)
 
     @classmethod
     def config_type(cls):
@@ -233,37 +238,28 @@ class MochiSqliteEventLogStorage(SqliteEventLogStorage):
         finally:
             engine.dispose()
 
-    def _pool_lock(self) -> FileLock:
-        """Serializes the pools' bookkeeping across processes and threads. Dagster's SQL claim reads
-        (is a slot unassigned? which slot is free?) and writes (assign this step, take that slot) in
-        separate statements, which pysqlite does not put in one transaction: two processes
-        claiming at the same moment could both be given a pool's only slot (two simulations at
-        once, seen in a CI run of tests/automation/test_pool.py). A claim holds the lock for a
-        few ms; a blocked step asks again at `claim_poll_interval`."""
-        return self._pool_file_lock
-
     def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str,
                                priority: int | None = None) -> ConcurrencyClaimStatus:
-        with self._pool_lock():
+        with self._pool_lock:
             status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
         if status.is_claimed:
             return status
         return status.with_sleep_interval(claim_poll_interval(status.enqueued_timestamp))
 
     def initialize_concurrency_limit_to_default(self, concurrency_key: str) -> bool:
-        with self._pool_lock():
+        with self._pool_lock:
             return super().initialize_concurrency_limit_to_default(concurrency_key)
 
     def set_concurrency_slots(self, concurrency_key: str, num: int) -> None:
-        with self._pool_lock():
+        with self._pool_lock:
             super().set_concurrency_slots(concurrency_key, num)
 
     def free_concurrency_slots_for_run(self, run_id: str) -> None:
-        with self._pool_lock():
+        with self._pool_lock:
             super().free_concurrency_slots_for_run(run_id)
 
     def free_concurrency_slot_for_step(self, run_id: str, step_key: str) -> None:
-        with self._pool_lock():
+        with self._pool_lock:
             super().free_concurrency_slot_for_step(run_id, step_key)
 
     def has_table(self, table_name: str) -> bool:

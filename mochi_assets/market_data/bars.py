@@ -14,7 +14,7 @@ import polars as pl
 from numba import njit
 
 from mochi_resources.errors import BarsError, RequestError
-from mochi_assets.market_data.localtime import local_naive_expr, utc_offsets
+from mochi_assets.market_data.localtime import MICROS_PER_DAY, MICROS_PER_HOUR, local_naive_expr, utc_offsets
 from mochi_assets.market_data.scans import bars_clean, ts_increasing
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
@@ -61,10 +61,6 @@ def _ohlcv_aggs() -> list[pl.Expr]:
         pl.col("close").last(),
         pl.col("volume").sum(),
     ]
-
-
-MICROS_PER_HOUR = 3_600_000_000
-MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 
 @njit(cache=True, nogil=True)

@@ -14,12 +14,13 @@ import numpy as np
 import polars as pl
 
 from mochi_assets.market_data.bars import BAR_COLUMNS, PRICE_COLUMNS
+from mochi_assets.market_data.localtime import MICROS_PER_HOUR
 from mochi_assets.market_data.scans import atr_clean, bars_clean, jumps_below, resolution_clean, ts_increasing
 from mochi_assets.market_data.sessions import SessionCalendar, session_date_expr
 
 _ROW = "row"
 # How long after its opening a coarse bar holds minutes (days: 25 hours, for a clock change).
-_LENGTH_US = {"hour": 3_600_000_000, "day": 25 * 3_600_000_000}
+_LENGTH_US = {"hour": MICROS_PER_HOUR, "day": 25 * MICROS_PER_HOUR}
 _PROBLEM = "problem"
 
 
@@ -149,7 +150,7 @@ def resolution_mismatches(minute: pl.DataFrame, coarse: pl.DataFrame, resolution
     no minute at all. Columns: ts, resolution, high, low, minute_high, minute_low, minute_bars,
     problem.
     """
-    length = f"{_LENGTH_US[resolution] // 3_600_000_000}h"
+    length = f"{_LENGTH_US[resolution] // MICROS_PER_HOUR}h"
     schema = {"ts": pl.Datetime("us", "UTC"), "resolution": pl.Utf8, "high": pl.Float64, "low": pl.Float64,
               "minute_high": pl.Float64, "minute_low": pl.Float64, "minute_bars": pl.Int64, "problem": pl.Utf8}
     if (minute.is_empty() and coarse.is_empty()) or resolution_clean(minute, coarse, _LENGTH_US[resolution]):

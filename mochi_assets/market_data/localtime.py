@@ -17,6 +17,7 @@ from numba import njit
 from mochi_resources.errors import RequestError
 
 MICROS_PER_HOUR = 3_600_000_000
+MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 _NAIVE_US = pl.Datetime("us")
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-MICROS_PER_DAY = 86_400_000_000
+from mochi_assets.market_data.localtime import MICROS_PER_DAY
+
 _LOG_MARGIN = 1e-9
 
 

@@ -138,9 +138,9 @@ class TreeRss:
         return 0.0
 
     def _run(self) -> None:
-        pids, found_at = [], 0.0
+        pids, found_at = [], None  # not 0.0: the monotonic clock may start near zero at boot
         while not self._stop.is_set():
-            if time.monotonic() - found_at >= self.rescan:
+            if found_at is None or time.monotonic() - found_at >= self.rescan:
                 pids, found_at = self._tree(), time.monotonic()
             total = sum(self._rss_mb(p) for p in pids)
             now = time.time()

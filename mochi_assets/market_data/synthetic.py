@@ -36,7 +36,7 @@ from numba import njit
 
 from mochi_assets.kernel_threads import run_ranges
 from mochi_assets.market_data.bars import BAR_COLUMNS, empty_bars
-from mochi_assets.market_data.localtime import local_micros
+from mochi_assets.market_data.localtime import utc_offsets
 from mochi_assets.market_data.recursions import first_order_filter
 from mochi_resources.errors import ProviderError, RequestError
 
@@ -223,29 +223,66 @@ def _on_grid_nb(log_price: float, tick: float, tick_units: float, scale: float) 
     return max(np.rint(np.exp(log_price) / tick), 1.0) * tick_units / scale
 
 
-@njit(cache=True, nogil=True)
-def _minutes_nb(d0, d1, first, seg_len, vol_today, x_start, x_end, jump_at, jump_size, weight, z, high_z, low_z,
-                volume_z, miss, w2_root, w_mean, tick, tick_units, scale, volume_base, daily_vol, missing_rate,
-                out_open, out_high, out_low, out_close, out_volume, out_keep):
-    """The minutes of session dates d0 .. d1 - 1 (rows first[j] .. first[j] + seg_len[j] - 1 of the
-    per-minute arrays): prices, volume and whether the minute has a bar.
+# Session dates per chunk of random draws: the draws of a chunk (five numbers per minute) sit in
+# scratch arrays reused from chunk to chunk (about 9 MB) instead of 150 MB for ten years.
+_CHUNK_DAYS = 128
 
-    Per date, from its anchor x_start to the next one x_end: minute volatility sigma = the day's
-    volatility x the minute's intraday weight / w2_root; steps sigma * z (plus the day's jump at
-    its minute, jump_size 0 without one); the walk (running sum of the steps) pinned into a
-    Brownian bridge in variance time (running sum of sigma^2): close = x_start + walk + frac *
-    (x_end - x_start - walk at the day's last minute), frac = variance time / the day's total.
-    Running sums restart each date, so a minute depends on its own date only."""
+
+@njit(cache=True, nogil=True)
+def _local_minute_nb(k, local_start, switch_at, shift):
+    """Local minute of day of a session date's k-th minute (see `_day_clocks`)."""
+    m = local_start + k
+    if k >= switch_at:
+        m += shift
+    return m % 1440
+
+
+@njit(cache=True, nogil=True)
+def _kept_nb(miss, relative, missing_rate):
+    # quiet minutes are more often missing, as on real feeds that only print when something trades
+    return miss >= missing_rate * min(max(1.0 / relative, 0.5), 2.0)
+
+
+@njit(cache=True, nogil=True)
+def _kept_counts_nb(d0, d1, first, base, seg_len, local_start, switch_at, shift, weights, w_mean, miss,
+                    missing_rate, out_counts):
+    """How many minutes of each session date d0 .. d1 - 1 have a bar (`_minutes_nb`'s rule)."""
     for j in range(d0, d1):
-        a = first[j]
-        b = a + seg_len[j]
+        a = first[j] - base
+        kept = 0
+        for k in range(seg_len[j]):
+            relative = weights[_local_minute_nb(k, local_start[j], switch_at[j], shift[j])] / w_mean
+            if _kept_nb(miss[a + k], relative, missing_rate):
+                kept += 1
+        out_counts[j] = kept
+
+
+@njit(cache=True, nogil=True)
+def _minutes_nb(d0, d1, first, base, seg_len, seg_start, local_start, switch_at, shift, out_first, vol_today,
+                x_start, x_end, jump_at, jump_size, weights, z, high_z, low_z, volume_z, miss, w2_root, w_mean,
+                tick, tick_units, scale, volume_base, daily_vol, missing_rate,
+                out_ts, out_open, out_high, out_low, out_close, out_volume):
+    """The bars of session dates d0 .. d1 - 1, written from row out_first[j] of the out_ arrays on.
+
+    A date's minutes are k = 0 .. seg_len[j] - 1 (UTC minute seg_start[j] + k; its draws at row
+    first[j] - base + k of the chunk's arrays). Per date, from its anchor x_start to the next one
+    x_end: minute volatility sigma = the day's volatility x the minute's intraday weight / w2_root;
+    steps sigma * z (plus the day's jump at its minute jump_at, a k; jump_size 0 without one); the
+    walk (running sum of the steps) pinned into a Brownian bridge in variance time (running sum of
+    sigma^2): close = x_start + walk + frac * (x_end - x_start - walk at the day's last minute), frac
+    = variance time / the day's total. Running sums restart each date, so a minute depends on its
+    own date only. Minutes without a bar (`_kept_nb`) are stepped through but not written."""
+    for j in range(d0, d1):
+        a = first[j] - base
+        n = seg_len[j]
         v = vol_today[j]
+        ls, sw, sh = local_start[j], switch_at[j], shift[j]
         walk_total = 0.0
         var_total = 0.0
-        for i in range(a, b):
-            sigma = v * weight[i] / w2_root
-            step = sigma * z[i]
-            if i == jump_at[j]:
+        for k in range(n):
+            sigma = v * weights[_local_minute_nb(k, ls, sw, sh)] / w2_root
+            step = sigma * z[a + k]
+            if k == jump_at[j]:
                 step += jump_size[j]
             walk_total += step
             var_total += sigma * sigma
@@ -254,27 +291,59 @@ def _minutes_nb(d0, d1, first, seg_len, vol_today, x_start, x_end, jump_at, jump
         walk = 0.0
         var = 0.0
         prev = xs
-        for i in range(a, b):
-            sigma = v * weight[i] / w2_root
+        row = out_first[j]
+        for k in range(n):
+            i = a + k
+            weight = weights[_local_minute_nb(k, ls, sw, sh)]
+            sigma = v * weight / w2_root
             step = sigma * z[i]
-            jump = jump_size[j] if i == jump_at[j] else 0.0
+            jump = jump_size[j] if k == jump_at[j] else 0.0
             step += jump
             walk += step
             var += sigma * sigma
             close = xs + walk + var / var_total * pull
             open_ = prev + jump
+            prev = close
+            relative = weight / w_mean
+            if not _kept_nb(miss[i], relative, missing_rate):
+                continue
             half = 0.5 * sigma
-            out_open[i] = _on_grid_nb(open_, tick, tick_units, scale)
-            out_high[i] = _on_grid_nb(max(open_, close) + half * abs(high_z[i]), tick, tick_units, scale)
-            out_low[i] = _on_grid_nb(min(open_, close) - half * abs(low_z[i]), tick, tick_units, scale)
-            out_close[i] = _on_grid_nb(close, tick, tick_units, scale)
-            relative = weight[i] / w_mean
-            out_volume[i] = max(
+            out_ts[row] = (seg_start[j] + k) * 60_000_000
+            out_open[row] = _on_grid_nb(open_, tick, tick_units, scale)
+            out_high[row] = _on_grid_nb(max(open_, close) + half * abs(high_z[i]), tick, tick_units, scale)
+            out_low[row] = _on_grid_nb(min(open_, close) - half * abs(low_z[i]), tick, tick_units, scale)
+            out_close[row] = _on_grid_nb(close, tick, tick_units, scale)
+            out_volume[row] = max(
                 np.ceil(volume_base * (v / daily_vol) * relative * np.exp(0.4 * volume_z[i] - 0.08)), 1.0
             )
-            # quiet minutes are more often missing, as on real feeds that only print when something trades
-            out_keep[i] = miss[i] >= missing_rate * min(max(1.0 / relative, 0.5), 2.0)
-            prev = close
+            row += 1
+
+
+def _day_clocks(seg_start: np.ndarray, seg_len: np.ndarray, timezone: str) -> tuple[np.ndarray, ...]:
+    """Per session date, its minutes' local minute of day as (local_start, switch_at, shift): the
+    k-th minute (UTC minute seg_start + k) is at local minute (local_start + k, plus shift once k >=
+    switch_at) mod 1440, which equals floor(local time / 1 min) mod 1440 of `local_micros`.
+
+    The UTC offset is looked up at each date's first and last minute; a date whose two differ holds
+    a transition, and its minutes are looked up one by one (one change of offset per date, as in
+    every zone of the tz database; more raises)."""
+    minute_us = np.int64(60_000_000)
+    first_us = seg_start * minute_us
+    last_us = (seg_start + seg_len - 1) * minute_us
+    n = seg_start.shape[0]
+    offsets = utc_offsets(np.concatenate((first_us, last_us)), timezone) // minute_us  # floor: whole minutes
+    off_first, off_last = offsets[:n], offsets[n:]
+    local_start = (seg_start + off_first) % 1440
+    switch_at = seg_len.copy()  # never, unless the offset changes within the date
+    shift = np.zeros(n, dtype=np.int64)
+    for j in np.flatnonzero(off_first != off_last):
+        day_offsets = utc_offsets((seg_start[j] + np.arange(seg_len[j])) * minute_us, timezone) // minute_us
+        changes = np.flatnonzero(np.diff(day_offsets))
+        if changes.shape[0] != 1:
+            raise RuntimeError(f"{timezone}: {changes.shape[0]} changes of UTC offset within one session date")
+        switch_at[j] = changes[0] + 1
+        shift[j] = day_offsets[-1] - day_offsets[0]
+    return local_start, switch_at, shift
 
 
 def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
@@ -303,53 +372,64 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     if not days:
         return empty_bars()
     day_idx = np.array(days)
-    seg_len_arr = np.array(seg_len)
+    seg_start_arr = np.array(seg_start, dtype=np.int64)
+    seg_len_arr = np.array(seg_len, dtype=np.int64)
+    n_days = len(days)
 
     log_anchor, day_vol = _anchor_path(profile, int(day_idx[-1]) + 2)
-
+    first = np.concatenate(([0], np.cumsum(seg_len_arr)[:-1])).astype(np.int64)
     total = int(seg_len_arr.sum())
-    first = np.concatenate(([0], np.cumsum(seg_len_arr)[:-1]))
-
-    # Per-(ticker, date) random numbers, drawn straight into place: the only per-day Python work.
-    z, high_z, low_z, volume_z, miss = (np.empty(total) for _ in range(5))
-    jumps = np.empty((len(days), 4))
-    for j, (d, a, n) in enumerate(zip(days, first, seg_len)):
-        rng = _rng(profile.seed, _STREAM_MINUTES, d)
-        for target in (z, high_z, low_z, volume_z):
-            rng.standard_normal(out=target[a : a + n])
-        rng.random(out=miss[a : a + n])
-        rng.random(out=jumps[j])
-
-    day_of = np.repeat(np.arange(len(days)), seg_len_arr)
-    k = np.arange(total) - first[day_of]
-    utc_minute = np.repeat(np.array(seg_start, dtype=np.int64), seg_len_arr) + k
-
-    utc_us = utc_minute * 60_000_000
-    ts = pl.Series("ts", utc_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    local_minute = (local_micros(utc_us, profile.timezone) // 60_000_000) % (24 * 60)
-    weight = _FULL_DAY_WEIGHTS[local_minute]
-
+    local_start, switch_at, shift = _day_clocks(seg_start_arr, seg_len_arr, profile.timezone)
     vol_today = day_vol[day_idx]
-    jump_size = np.where(jumps[:, 3] < 0.5, -1.0, 1.0) * (0.3 + 0.9 * jumps[:, 2]) * vol_today
-    jump_size[jumps[:, 0] >= profile.jump_rate] = 0.0  # most dates have no jump
-    jump_at = first + np.minimum((jumps[:, 1] * seg_len_arr).astype(np.int64), seg_len_arr - 1)
+    x_start, x_end = log_anchor[day_idx], log_anchor[day_idx + 1]
 
     tick = profile.tick_size
     # tick = tick_units / scale exactly (scale a power of ten): dividing the integer
     # ticks*tick_units by scale gives the double nearest the decimal price, e.g. 1.10005.
     scale = 10.0 ** _tick_decimals(tick)
     tick_units = float(round(tick * scale))
+    w2_root = float(np.sqrt(_W2_REF))
 
-    columns = {name: np.empty(total) for name in ("open", "high", "low", "close", "volume")}
-    keep = np.empty(total, dtype=np.bool_)
-    kernel = functools.partial(
-        _minutes_nb, first=first, seg_len=seg_len_arr, vol_today=vol_today, x_start=log_anchor[day_idx],
-        x_end=log_anchor[day_idx + 1], jump_at=jump_at, jump_size=jump_size, weight=weight, z=z, high_z=high_z,
-        low_z=low_z, volume_z=volume_z, miss=miss, w2_root=float(np.sqrt(_W2_REF)), w_mean=_W_MEAN, tick=tick,
-        tick_units=tick_units, scale=scale, volume_base=profile.volume_base, daily_vol=profile.daily_vol,
-        missing_rate=profile.missing_rate, out_open=columns["open"], out_high=columns["high"],
-        out_low=columns["low"], out_close=columns["close"], out_volume=columns["volume"], out_keep=keep,
-    )
-    run_ranges(len(days), kernel, "mochi-synthetic")
-    out = pl.DataFrame({"ts": ts, **columns}).filter(pl.Series(keep))
-    return out.select(BAR_COLUMNS)
+    # Every minute could have a bar: rows past the last bar are never written (nor touched).
+    out_ts = np.empty(total, dtype=np.int64)
+    out = {name: np.empty(total) for name in ("open", "high", "low", "close", "volume")}
+    chunk_rows = int(max(seg_len_arr[c : c + _CHUNK_DAYS].sum() for c in range(0, n_days, _CHUNK_DAYS)))
+    z, high_z, low_z, volume_z, miss = (np.empty(chunk_rows) for _ in range(5))
+    jumps = np.empty((n_days, 4))
+    counts = np.empty(n_days, dtype=np.int64)
+    jump_at = np.empty(n_days, dtype=np.int64)
+    jump_size = np.empty(n_days)
+    written = 0
+    for c0 in range(0, n_days, _CHUNK_DAYS):
+        c1 = min(c0 + _CHUNK_DAYS, n_days)
+        base = int(first[c0])
+        # Per-(ticker, date) random numbers, drawn straight into place: the only per-day Python work.
+        for j in range(c0, c1):
+            a, n = int(first[j]) - base, int(seg_len_arr[j])
+            rng = _rng(profile.seed, _STREAM_MINUTES, days[j])
+            for target in (z, high_z, low_z, volume_z):
+                rng.standard_normal(out=target[a : a + n])
+            rng.random(out=miss[a : a + n])
+            rng.random(out=jumps[j])
+        part = jumps[c0:c1]
+        size = np.where(part[:, 3] < 0.5, -1.0, 1.0) * (0.3 + 0.9 * part[:, 2]) * vol_today[c0:c1]
+        size[part[:, 0] >= profile.jump_rate] = 0.0  # most dates have no jump
+        jump_size[c0:c1] = size
+        jump_at[c0:c1] = np.minimum((part[:, 1] * seg_len_arr[c0:c1]).astype(np.int64), seg_len_arr[c0:c1] - 1)
+        _kept_counts_nb(c0, c1, first, base, seg_len_arr, local_start, switch_at, shift, _FULL_DAY_WEIGHTS,
+                        _W_MEAN, miss, profile.missing_rate, counts)
+        out_first = np.zeros(n_days, dtype=np.int64)
+        out_first[c0:c1] = written + np.concatenate(([0], np.cumsum(counts[c0 : c1 - 1])))
+        kernel = functools.partial(
+            _minutes_nb, first=first, base=base, seg_len=seg_len_arr, seg_start=seg_start_arr,
+            local_start=local_start, switch_at=switch_at, shift=shift, out_first=out_first, vol_today=vol_today,
+            x_start=x_start, x_end=x_end, jump_at=jump_at, jump_size=jump_size, weights=_FULL_DAY_WEIGHTS, z=z,
+            high_z=high_z, low_z=low_z, volume_z=volume_z, miss=miss, w2_root=w2_root, w_mean=_W_MEAN, tick=tick,
+            tick_units=tick_units, scale=scale, volume_base=profile.volume_base, daily_vol=profile.daily_vol,
+            missing_rate=profile.missing_rate, out_ts=out_ts, out_open=out["open"], out_high=out["high"],
+            out_low=out["low"], out_close=out["close"], out_volume=out["volume"],
+        )
+        run_ranges(c1 - c0, lambda d0, d1: kernel(c0 + d0, c0 + d1), "mochi-synthetic")
+        written += int(counts[c0:c1].sum())
+    ts = pl.Series("ts", out_ts[:written]).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return pl.DataFrame({"ts": ts, **{name: values[:written] for name, values in out.items()}}).select(BAR_COLUMNS)

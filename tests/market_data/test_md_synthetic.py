@@ -1,11 +1,13 @@
 """Synthetic minute bars: determinism, range independence, session calendar and realism."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mochi_assets.market_data.bars import resample_bars, validate_bars
 from mochi_assets.market_data.checks import ohlc_violations, timestamp_violations
@@ -182,3 +184,49 @@ def test_the_same_bars_whatever_the_thread_count(gold_quarter, monkeypatch):
         monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
         again = synthetic_minute_bars("SYN:GOLD", date(2024, 1, 1), date(2024, 3, 31))
         assert again.equals(gold_quarter), threads
+
+
+def test_the_same_bars_whatever_the_chunk_of_dates(gold_quarter, monkeypatch):
+    """The random draws are made chunk of dates by chunk into reused arrays: any chunk size
+    (here dates cut at odd places, with a session date that holds a DST change) gives the same bits."""
+    from mochi_assets.market_data import synthetic
+
+    for chunk in (1, 5, 64):
+        monkeypatch.setattr(synthetic, "_CHUNK_DAYS", chunk)
+        again = synthetic_minute_bars("SYN:GOLD", date(2024, 1, 1), date(2024, 3, 31))
+        assert again.equals(gold_quarter), chunk
+
+
+@given(
+    start=st.dates(min_value=date(1970, 1, 5), max_value=date(2099, 12, 1)),
+    length=st.integers(min_value=1, max_value=40),
+    zone=st.sampled_from([NY, "Europe/London", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns", "UTC"]),
+)
+@example(start=date(2024, 3, 8), length=5, zone=NY)  # spring forward on Sunday 2024-03-10
+@example(start=date(2024, 11, 1), length=5, zone=NY)  # fall back on Sunday 2024-11-03
+@example(start=date(2024, 10, 4), length=4, zone="Australia/Lord_Howe")  # half an hour forward
+@settings(max_examples=60, deadline=None)
+def test_day_clocks_give_the_local_minute_of_local_micros(start, length, zone):
+    """The generator's local minute of day per minute (from each date's first minute and at most one
+    change of offset) equals floor(local time / 1 min) mod 1440 of `local_micros`, in zones with
+    whole-hour, 45-minute and 30-minute offsets and DST shifts of an hour or half an hour."""
+    from mochi_assets.market_data.localtime import local_micros
+    from mochi_assets.market_data.synthetic import _day_clocks, _segment
+
+    tz = ZoneInfo(zone)
+
+    def whole_day(day):  # local midnight to local midnight: the synthetic calendar's Sundays start at
+        # 17:00, after the 02:00 changes of most zones, so its own segments rarely hold a change
+        edges = [datetime.combine(day + timedelta(days=d), time(0), tzinfo=tz).timestamp() // 60 for d in (0, 1)]
+        return int(edges[0]), int(edges[1])
+
+    segments = [whole_day(start + timedelta(days=d)) for d in range(length)]
+    segments += [s for s in (_segment(start + timedelta(days=d), tz) for d in range(length)) if s is not None]
+    seg_start = np.array([s[0] for s in segments], dtype=np.int64)
+    seg_len = np.array([s[1] - s[0] for s in segments], dtype=np.int64)
+    local_start, switch_at, shift = _day_clocks(seg_start, seg_len, zone)
+    for j in range(len(segments)):
+        k = np.arange(seg_len[j])
+        expected = (local_micros((seg_start[j] + k) * 60_000_000, zone) // 60_000_000) % 1440
+        got = (local_start[j] + k + np.where(k >= switch_at[j], shift[j], 0)) % 1440
+        np.testing.assert_array_equal(got, expected)

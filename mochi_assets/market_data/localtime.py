@@ -103,6 +103,47 @@ def local_micros(ts: np.ndarray, timezone: str) -> np.ndarray:
     return _offsets(ts, timezone, add=True)
 
 
+# Every UTC offset in the tz database lies within this many hours of zero (the widest are +14:00 and
+# -12:00; local mean times before 1900 stay within +-16): a wall time's instants lie this close to it.
+_OFFSET_REACH_H = 26
+
+
+def utc_from_local(local: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """(utc, settled) for wall times `local` (int64 µs since the local epoch) in `timezone`:
+    where the zone's offset is the same through the 26 hours either side of the wall time (read as
+    a UTC instant), the wall time is exactly one instant, ``utc = local - offset``, and settled is
+    True. Near a change of offset (a skipped or repeated hour, within a day of it) settled is False
+    and utc is 0: the caller decides those rows (which instant of a repeated hour, or none).
+
+    The offset is looked up at the first and last instant of every UTC hour within 27 hours of a
+    wall time, as `utc_offsets` does (exact unless a zone changed its offset twice within one hour)."""
+    local = np.asarray(local, dtype=np.int64)
+    n = local.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    hours = np.unique(local // MICROS_PER_HOUR)
+    reach = _OFFSET_REACH_H + 1
+    # the hours within `reach` of a wall time's hour: merged runs of consecutive hours
+    start, stop = hours - reach, hours + reach + 1
+    new_run = np.concatenate(([True], start[1:] > stop[:-1]))
+    run_start = start[new_run]
+    run_stop = np.maximum.reduceat(stop, np.flatnonzero(new_run))
+    lengths = run_stop - run_start
+    probe = np.repeat(run_start - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+    lo = probe * MICROS_PER_HOUR
+    offsets = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
+    first, last = offsets[: probe.shape[0]], offsets[probe.shape[0]:]
+    # a change within hour k, or between hour k - 1 and hour k when they are consecutive
+    change = first != last
+    change[1:] |= (probe[1:] == probe[:-1] + 1) & (first[1:] != last[:-1])
+    changes_before = np.concatenate(([0], np.cumsum(change)))
+    at = np.searchsorted(probe, local // MICROS_PER_HOUR)  # every wall time's hour is a probe
+    window = changes_before[at + _OFFSET_REACH_H + 1] - changes_before[at - _OFFSET_REACH_H]
+    settled = window == 0
+    utc = np.where(settled, local - first[at], 0)
+    return utc, settled
+
+
 def local_naive(ts: pl.Series, timezone: str) -> pl.Series:
     """The local wall-clock time (naive Datetime µs) in `timezone` of a UTC Datetime series.
 

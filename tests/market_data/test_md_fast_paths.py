@@ -529,3 +529,111 @@ def test_atr_scan_settles_clean_enhanced_bars_and_refuses_broken_ones(minute):
     assert not atr_clean(varies, None) and not atr_violations(varies).is_empty()
     assert atr_violations(enhanced, warmup_sessions=warmup).equals(
         _atr_violations_whole_table(enhanced, warmup_sessions=warmup))
+
+
+@st.composite
+def _timestamp_texts(draw):
+    """A column of timestamp texts in one layout (sometimes with one row in another, or broken)."""
+    instant = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 12, 31))
+    sep = draw(st.sampled_from(["T", " "]))
+    seconds = draw(st.sampled_from(["none", "whole", "fraction"]))
+    digits = draw(st.integers(1, 7))
+    zone = draw(st.sampled_from(["", "Z", "z", "+00:00", "-05:00", "+0530", "+01", " +00:00"]))
+    date_only = draw(st.booleans()) and zone == ""
+
+    def spell(value: dt.datetime) -> str:
+        if date_only:
+            return value.strftime("%Y-%m-%d")
+        text = value.strftime(f"%Y-%m-%d{sep}%H:%M")
+        if seconds != "none":
+            text += value.strftime(":%S")
+        if seconds == "fraction":
+            text += "." + value.strftime("%f")[:digits].ljust(digits, "0")
+        return text + zone
+
+    texts = [spell(v) for v in draw(st.lists(instant, min_size=1, max_size=6))]
+    odd = draw(st.sampled_from([None, "2024-02-30T00:00:00Z", "2024-01-02T09:30:60+00:00", "2024-01-02T09",
+                                "2024-01-02T09:30:00", "2024-01-02T09:30:00Z", "", "not a time"]))
+    if odd is not None:
+        texts.insert(draw(st.integers(0, len(texts))), odd)
+    return texts
+
+
+@given(texts=_timestamp_texts(), file_timezone=st.sampled_from(["UTC", NY, "Asia/Kathmandu"]))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_iso_cast_reads_what_the_formats_read(texts, file_timezone):
+    """Arrow's ISO-8601 cast (taken when every row has one of its layouts) gives the same instants as
+    polars' formats tried one by one, and a column it does not take gets the formats' result or error."""
+    from mochi_assets.market_data import imports
+
+    raw = pl.Series("ts", texts, dtype=pl.String)
+
+    def parse():
+        try:
+            return imports._parse_text_ts(raw, file_timezone, "f.csv")
+        except BarsError as exc:
+            return str(exc)
+
+    fast = parse()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(imports, "_fast_iso", lambda text: None)
+        slow = parse()
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        assert isinstance(fast, pl.Series) and fast.dtype == slow.dtype and fast.equals(slow), (fast, slow)
+
+
+def test_iso_cast_is_taken_for_a_file_of_one_layout():
+    """The usual export layouts go through the cast (one call), not the formats."""
+    from mochi_assets.market_data import imports
+
+    for texts, dtype in (
+        (["2024-01-02T09:30:00.000000+0000", "2024-01-02T09:31:00.000000+0000"], pl.Datetime("us", "UTC")),
+        (["2024-01-02 09:30:00Z", "2024-01-02 09:31:00.5Z"], pl.Datetime("us", "UTC")),
+        (["2024-01-02 09:30:00", "2024-01-02 09:31"], pl.Datetime("us")),
+        (["2024-01-02", "2024-01-03"], pl.Datetime("us")),
+    ):
+        fast = imports._fast_iso(pl.Series(texts))
+        assert fast is not None and fast.dtype == dtype, texts
+    for texts in (["2024-01-02T09:30:00Z", "2024-01-02T09:31:00"], ["2024-01-02T09:30:00z"], ["2024-01-02T09"],
+                  ["2024-02-30T00:00:00Z"], ["2024-01-02T09:30:00.1234567Z"], ["2024-01-02T09:30:00Z", None]):
+        assert imports._fast_iso(pl.Series(texts, dtype=pl.String)) is None, texts
+
+
+@given(
+    minutes=st.lists(st.integers(-3 * 24 * 60, 3 * 24 * 60), min_size=1, max_size=40),
+    far=st.lists(st.integers(0, 2 * 365 * 24 * 60), max_size=20),
+    zone=st.sampled_from([NY, "Europe/London", "Australia/Lord_Howe", "Asia/Kathmandu"]),
+    sort=st.booleans(),
+    null_at=st.one_of(st.none(), st.integers(0, 60)),
+)
+@settings(max_examples=200, deadline=None)
+def test_localize_equals_one_lookup_per_row(minutes, far, zone, sort, null_at):
+    """Local wall times -> UTC: the settled pass plus per-row lookups near changes gives what per-row
+    lookups everywhere give (first of a repeated wall time earlier, second later; the same error, same
+    row, for a skipped one)."""
+    from mochi_assets.market_data import imports
+
+    change = dt.datetime(2024, 11, 3, 1, 30) if zone == NY else dt.datetime(2024, 10, 27, 1, 30)
+    base = dt.datetime(2023, 1, 1)
+    values = [change + dt.timedelta(minutes=m) for m in minutes] + [base + dt.timedelta(minutes=m) for m in far]
+    if sort:
+        values.sort()
+    if null_at is not None:
+        values.insert(min(null_at, len(values)), None)
+    naive = pl.Series("ts", values, dtype=pl.Datetime("us"))
+    raw = naive.dt.strftime("%Y-%m-%d %H:%M")
+
+    def localize(function, *extra):
+        try:
+            return function(naive, zone, raw, "f.csv", *extra)
+        except BarsError as exc:
+            return str(exc)
+
+    fast = localize(imports._localize)
+    slow = localize(imports._localize_near, pl.Series(range(len(values))))
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        assert isinstance(fast, pl.Series) and fast.equals(slow, check_names=False), (fast, slow)

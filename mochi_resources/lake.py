@@ -554,10 +554,12 @@ class TableVersion:
 
     def local_path(self) -> str | None:
         """A path by which a reader in this process that opens files by name (DuckDB) reads this
-        very version: `/proc/self/fd/N` of the open handle, on a folder lake under Linux (a
-        commit renames another file over the key's name; the handle keeps this one). None on S3
-        or without /proc (the caller reads the frame instead). Opens the version if not yet open."""
-        if not isinstance(self._lake.store, LocalStore) or not PINNED_FD_DIR.is_dir():
+        very version: `/proc/self/fd/N` of the open handle, under Linux. On a folder lake the handle
+        is the file (a commit renames another file over the key's name; the handle keeps this one);
+        on S3 it is the temporary file a large object's GET was written to (`S3Store.open`). None for
+        a small S3 object (held in memory), or without /proc (the caller reads the frame instead).
+        Opens the version if not yet open."""
+        if not PINNED_FD_DIR.is_dir():
             return None
         try:
             fd = self.handle().fileno()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ from mochi_resources.stores import KeyMissing, StoredObject
 MB = 1024 * 1024
 # Files above this size are uploaded in parts (in parallel); below it, one PUT.
 MULTIPART_THRESHOLD = 16 * MB
+SPOOL_IN_MEMORY = 8 * MB  # an object read (`open`) above this size goes to a temporary file on local disk
 _TRANSFER = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=8 * MB, max_concurrency=4)
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -290,9 +292,32 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "read", key) from None
 
-    def open(self, key: str) -> io.BytesIO:
-        """The body of one GET (one version of the object), in memory."""
-        return io.BytesIO(self.get_bytes(key))
+    def open(self, key: str) -> BinaryIO:
+        """The body of one GET (one version of the object): in memory up to SPOOL_IN_MEMORY bytes,
+        above that in a temporary file on local disk (deleted when closed). A file has a descriptor,
+        so readers that open files by name (DuckDB, polars' streaming scan) read it as they read a
+        folder lake's file (`TableVersion.local_path`) instead of the whole object and its
+        decompressed columns being held in memory."""
+        bucket, rest = _split(key)
+        handle: BinaryIO | None = None
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=rest)
+            if response.get("ContentLength", 0) <= SPOOL_IN_MEMORY:
+                return io.BytesIO(response["Body"].read())
+            handle = tempfile.TemporaryFile(prefix="mochi-s3-")
+            for chunk in response["Body"].iter_chunks(chunk_size=MB):
+                handle.write(chunk)
+            handle.flush()  # readers given the file descriptor read the file, not this object's buffer
+            handle.seek(0)
+            return handle
+        except (ClientError, BotoCoreError) as exc:
+            if handle is not None:
+                handle.close()
+            raise self._fail(exc, "read", key) from None
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            raise
 
     def exists(self, key: str) -> bool:
         bucket, rest = _split(key)

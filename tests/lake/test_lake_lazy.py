@@ -8,6 +8,7 @@ SeaweedFS fixture; there the one table is fetched whole, in one GET, when collec
 
 from __future__ import annotations
 
+import io
 import os
 from collections import Counter
 
@@ -65,13 +66,17 @@ class StoreSpy:
                 spy.opened[key] += 1
                 if isinstance(result, bytes):
                     spy.fetched_bytes[key] += len(result)
+                elif cls is S3Store:  # one GET's body, in memory or in a temporary file
+                    in_memory = isinstance(result, io.BytesIO)
+                    spy.fetched_bytes[key] += len(result.getbuffer()) if in_memory else os.fstat(result.fileno()).st_size
                 return result
 
             monkeypatch.setattr(cls, name, counted)
 
         wrap(LocalStore, "open")
         wrap(LocalStore, "get_bytes")
-        wrap(S3Store, "get_bytes")  # S3Store.open is one get_bytes
+        wrap(S3Store, "get_bytes")
+        wrap(S3Store, "open")  # one GET, into memory or a temporary file
 
     def tables(self) -> dict[str, int]:
         """How often each table of the asset was opened or fetched."""
@@ -191,11 +196,26 @@ def test_duckdb_reads_the_pinned_version_of_a_local_table_itself(local_env):
     assert engine.query("SELECT SUM(v) AS s FROM t", {"t": ParquetFile(fresh.local_parquet("bars_day"), ("v",))}).rows() == [(30,)]
 
 
-def test_an_s3_table_has_no_local_parquet(s3_env):
+def test_a_small_s3_table_is_read_in_memory_and_a_large_one_from_a_temporary_file(s3_env, monkeypatch):
+    """S3Store.open keeps a small object's body in memory (no local path: DuckDB gets the frame)
+    and writes a large one to a temporary file, which DuckDB and polars' streaming scan read by
+    path as on a folder lake; the file is unlinked, so it goes with the handle."""
+    import mochi_resources.s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "SPOOL_IN_MEMORY", 64 * 1024)
     lake = Lake(MochiSettings.from_env())
-    folder = lake.folder_key("raw", "bars_day", TICKER)
-    lake.replace_folder(folder, {"data.parquet": pl.DataFrame({"v": [1, 2, 3]})})
+    small, large = pl.DataFrame({"v": [1, 2, 3]}), _bars(ROWS, 4)
+    lake.replace_folder(lake.folder_key("raw", "bars_day", TICKER), {"data.parquet": small})
+    lake.replace_folder(lake.folder_key("raw", "bars_minute", TICKER), {"data.parquet": large})
     tables = LakeIOManager(lake=LakeResource())._load_one(
-        lake, lake_metadata("raw", tables=["bars_day"]), "raw_bars", TICKER, None)
-    assert tables.local_parquet("bars_day") is None  # DuckDB gets the frame, collected
+        lake, lake_metadata("raw", tables=["bars_day", "bars_minute"]), "raw_bars", TICKER, None)
+    assert tables.local_parquet("bars_day") is None
     assert tables["bars_day"].select(pl.col("v").sum()).collect().item() == 6
+    path = tables.local_parquet("bars_minute")
+    assert path is not None and path.startswith("/proc/self/fd/")
+    assert os.readlink(path).endswith("(deleted)")  # unlinked: freed with the handle
+    expected = large["close"].sum()
+    got = DuckDBEngine().query("SELECT SUM(close) AS s FROM t", {"t": ParquetFile(path, ("close",))}).item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    streamed = tables.scan("bars_minute").select(pl.col("close").sum()).collect(engine="streaming").item()
+    assert streamed == pytest.approx(expected, rel=1e-12)

@@ -14,30 +14,29 @@ import dagster as dg
 
 from mochi_assets.environment import unknown_executor  # the CLI checks MOCHI_EXECUTOR before any import
 
-# Peak RSS (MB) while each kind of step ran in the 10-year x 4 scenarios x 5,000-trader benchmark
-# (`benchmarks/bench_pipeline.py --case four` with MOCHI_PARALLEL_RUNS=1, 2026-11-28; README,
-# "Benchmarks"): the high-water mark of the whole `mochi` process while the step ran, so an upper
-# bound for a pod that runs the step alone (a pod does not carry earlier steps' memory).
+# Peak RSS (MB) of each kind of step run alone in a fresh process, as its pod runs it: the largest
+# over the steps of that kind and the four scenarios of the 10-year x 4 scenarios x 5,000-trader
+# case on an S3 lake (`benchmarks/bench_pods.py --case four --s3 --all-scenarios`, 2026-11-29;
+# README, "Benchmarks"). That case is the largest a request may ask for (MOCHI_MAX_TRADER_YEARS:
+# 5,000 traders x 10 years), and the same steps on a local lake peaked lower.
 MEASURED_PEAK_MB = {
-    "small": 975,  # backtest_request, leaderboard (the largest), live and filings steps
-    "bars": 1639,  # raw_bars 1,360, enhanced_bars 1,639, scenarios 1,408 (10 years of minute bars)
-    "simulation": 1890,  # trades: chunked, does not grow with the grid
-    # aggregates 2,956, walk_forward 2,224, robustness 2,005. On a local lake DuckDB now reads the
-    # trades file itself (aggregates about 1.9 GB in the whole command); a cluster's lake is S3,
-    # where the aggregation still holds the trades in memory, so the pods keep this size.
-    "aggregation": 2956,
-    "reporting": 2386,  # stops_graph 2,386, best_traders 1,182, trade_lens 1,088
+    "small": 346,  # leaderboard of four scenarios (backtest_request, live and filings steps: documents, not measured here)
+    "bars": 1157,  # enhanced_bars (raw_bars 714, scenarios 746)
+    "simulation": 1282,  # trades: chunked, does not grow with the grid
+    "aggregation": 1283,  # walk_forward (aggregates 1,102, robustness 1,090)
+    "reporting": 1128,  # stops_graph (best_traders_graph 456, trade_lens 438, trade_extracts 371)
 }
 HEADROOM = 1.25  # memory limit at least this times the measured peak
 
-# Kubernetes requests and limits per kind of step, from MEASURED_PEAK_MB with HEADROOM; CPU: the
-# simulation and the aggregation use two threads, the rest mostly one.
+# Kubernetes requests and limits per kind of step: the request about the measured peak, the limit
+# at least HEADROOM times it (a test checks). CPU: the simulation and the aggregation use two
+# threads, the rest mostly one.
 _SIZES = {
-    "small": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
-    "bars": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}},
-    "simulation": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
-    "aggregation": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-    "reporting": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}},
+    "small": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    "bars": {"requests": {"cpu": "500m", "memory": "1280Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+    "simulation": {"requests": {"cpu": "2", "memory": "1536Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    "aggregation": {"requests": {"cpu": "1", "memory": "1536Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    "reporting": {"requests": {"cpu": "500m", "memory": "1280Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
 }
 
 

@@ -314,6 +314,13 @@ class S3Store:
             if handle is not None:
                 handle.close()
             raise self._fail(exc, "read", key) from None
+        except OSError as exc:  # no writable temporary folder, or a full disk
+            if handle is not None:
+                handle.close()
+            raise LakeError(
+                f"{self.uri(key)}: cannot write it to a temporary file ({exc}); "
+                "set TMPDIR to a writable folder with room for it"
+            ) from None
         except BaseException:
             if handle is not None:
                 handle.close()

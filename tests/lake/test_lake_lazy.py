@@ -219,3 +219,37 @@ def test_a_small_s3_table_is_read_in_memory_and_a_large_one_from_a_temporary_fil
     assert got == pytest.approx(expected, rel=1e-12)
     streamed = tables.scan("bars_minute").select(pl.col("close").sum()).collect(engine="streaming").item()
     assert streamed == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_s3_object_without_room_for_its_temporary_file_fails_naming_it(s3_env, monkeypatch):
+    """A full disk (or no writable temporary folder) while a large object is read: one LakeError
+    naming the object and TMPDIR, and no temporary file left open."""
+    import errno
+    import tempfile as tempfile_module
+
+    import mochi_resources.s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "SPOOL_IN_MEMORY", 64 * 1024)
+    lake = Lake(MochiSettings.from_env())
+    key = lake.key("raw", "bars_minute", TICKER)
+    lake.put_table(key, _bars(ROWS, 5))
+    opened = []
+    real_temporary_file = tempfile_module.TemporaryFile
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            self.inner = real_temporary_file()
+            opened.append(self)
+            self.closed = False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.closed = True
+            self.inner.close()
+
+    monkeypatch.setattr(s3_module.tempfile, "TemporaryFile", FullDisk)
+    with pytest.raises(LakeError, match=r"s3://.*bars_minute.*No space left on device.*TMPDIR"):
+        lake.store.open(key)
+    assert opened and all(handle.closed for handle in opened)

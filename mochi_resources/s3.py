@@ -34,7 +34,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -304,27 +304,32 @@ class S3Store:
             response = self.client.get_object(Bucket=bucket, Key=rest)
             if response.get("ContentLength", 0) <= SPOOL_IN_MEMORY:
                 return io.BytesIO(response["Body"].read())
-            handle = tempfile.TemporaryFile(prefix="mochi-s3-")
+            handle = self._temporary(key, tempfile.TemporaryFile, prefix="mochi-s3-")
             for chunk in response["Body"].iter_chunks(chunk_size=MB):
-                handle.write(chunk)
-            handle.flush()  # readers given the file descriptor read the file, not this object's buffer
+                self._temporary(key, handle.write, chunk)
+            # readers given the file descriptor read the file, not this object's buffer
+            self._temporary(key, handle.flush)
             handle.seek(0)
             return handle
         except (ClientError, BotoCoreError) as exc:
             if handle is not None:
                 handle.close()
             raise self._fail(exc, "read", key) from None
-        except OSError as exc:  # no writable temporary folder, or a full disk
-            if handle is not None:
-                handle.close()
-            raise LakeError(
-                f"{self.uri(key)}: cannot write it to a temporary file ({exc}); "
-                "set TMPDIR to a writable folder with room for it"
-            ) from None
         except BaseException:
             if handle is not None:
                 handle.close()
             raise
+
+    def _temporary(self, key: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A local temporary file operation of `open`: no writable folder or a full disk is one
+        LakeError naming the object and what to set."""
+        try:
+            return operation(*args, **kwargs)
+        except OSError as exc:
+            raise LakeError(
+                f"{self.uri(key)}: cannot write it to a temporary file ({exc}); "
+                "set TMPDIR to a writable folder with room for it"
+            ) from None
 
     def exists(self, key: str) -> bool:
         bucket, rest = _split(key)

@@ -253,19 +253,24 @@ class S3Store:
         Path(local).unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        bucket, rest = _split(key)
-        try:
-            if len(data) < MULTIPART_THRESHOLD:
-                self.client.put_object(Bucket=bucket, Key=rest, Body=data)
-            else:
-                self.client.upload_fileobj(io.BytesIO(data), bucket, rest, Config=_TRANSFER)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, "write", key) from None
+        self._upload(key, io.BytesIO(data), len(data))
 
     def put_written(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         buffer = io.BytesIO()
         write(buffer)
-        self.put_bytes(key, buffer.getvalue())
+        self._upload(key, buffer, buffer.tell())  # the buffer itself: no copy of the object
+
+    def _upload(self, key: str, body: BinaryIO, size: int) -> None:
+        """One PUT of `body` (from its start) below MULTIPART_THRESHOLD bytes, parts above."""
+        bucket, rest = _split(key)
+        body.seek(0)
+        try:
+            if size < MULTIPART_THRESHOLD:
+                self.client.put_object(Bucket=bucket, Key=rest, Body=body)
+            else:
+                self.client.upload_fileobj(body, bucket, rest, Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "write", key) from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """A conditional PUT (`If-None-Match: *`): the server creates the key only if it is absent.

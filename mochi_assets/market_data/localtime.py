@@ -31,6 +31,13 @@ def _lookup(ts: np.ndarray, timezone: str) -> np.ndarray:
     return local.dt.replace_time_zone(None).to_physical().to_numpy() - ts
 
 
+def _hour_probes(hours: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """The UTC offset at the first and at the last microsecond of each UTC hour in `hours`."""
+    lo = hours * MICROS_PER_HOUR
+    probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
+    return probes[: hours.shape[0]], probes[hours.shape[0]:]
+
+
 @njit(cache=True, nogil=True)
 def _hours_nb(ts: np.ndarray) -> np.ndarray:
     """The distinct UTC hours (floor of ts / MICROS_PER_HOUR) of ts whose hours never decrease, in
@@ -75,15 +82,11 @@ def _offsets(ts: np.ndarray, timezone: str, add: bool) -> np.ndarray:
     hours = _hours_nb(ts)
     if hours.shape[0]:
         # sorted (the usual case): two compiled passes, unless an hour holds a transition
-        lo = hours * MICROS_PER_HOUR
-        probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
-        first, last = probes[: hours.shape[0]], probes[hours.shape[0]:]
+        first, last = _hour_probes(hours, timezone)
         if np.array_equal(first, last):
             return _spread_nb(ts, hours, first, add)
     hours, inverse = np.unique(ts // MICROS_PER_HOUR, return_inverse=True)
-    lo = hours * MICROS_PER_HOUR
-    probes = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
-    first, last = probes[: hours.shape[0]], probes[hours.shape[0]:]
+    first, last = _hour_probes(hours, timezone)
     offsets = first[inverse]
     changed = first != last
     if changed.any():
@@ -130,9 +133,7 @@ def utc_from_local(local: np.ndarray, timezone: str) -> tuple[np.ndarray, np.nda
     run_stop = np.maximum.reduceat(stop, np.flatnonzero(new_run))
     lengths = run_stop - run_start
     probe = np.repeat(run_start - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
-    lo = probe * MICROS_PER_HOUR
-    offsets = _lookup(np.concatenate((lo, lo + MICROS_PER_HOUR - 1)), timezone)
-    first, last = offsets[: probe.shape[0]], offsets[probe.shape[0]:]
+    first, last = _hour_probes(probe, timezone)
     # a change within hour k, or between hour k - 1 and hour k when they are consecutive
     change = first != last
     change[1:] |= (probe[1:] == probe[:-1] + 1) & (first[1:] != last[:-1])

@@ -399,6 +399,7 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
     counts = np.empty(n_days, dtype=np.int64)
     jump_at = np.empty(n_days, dtype=np.int64)
     jump_size = np.empty(n_days)
+    out_first = np.zeros(n_days, dtype=np.int64)  # each date's first output row (set chunk by chunk)
     written = 0
     for c0 in range(0, n_days, _CHUNK_DAYS):
         c1 = min(c0 + _CHUNK_DAYS, n_days)
@@ -418,7 +419,6 @@ def synthetic_minute_bars(ticker: str, start: date, end: date) -> pl.DataFrame:
         jump_at[c0:c1] = np.minimum((part[:, 1] * seg_len_arr[c0:c1]).astype(np.int64), seg_len_arr[c0:c1] - 1)
         _kept_counts_nb(c0, c1, first, base, seg_len_arr, local_start, switch_at, shift, _FULL_DAY_WEIGHTS,
                         _W_MEAN, miss, profile.missing_rate, counts)
-        out_first = np.zeros(n_days, dtype=np.int64)
         out_first[c0:c1] = written + np.concatenate(([0], np.cumsum(counts[c0 : c1 - 1])))
         kernel = functools.partial(
             _minutes_nb, first=first, base=base, seg_len=seg_len_arr, seg_start=seg_start_arr,
